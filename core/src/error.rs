@@ -1,0 +1,281 @@
+//! Errors with stable codes.
+//!
+//! Every failure the gate reports maps to exactly one stable code string of the
+//! design contract (`invalid_request`, `unknown_operation`, …). Hosts branch on
+//! [`Error::code`]; the `Display` text is for people and may change.
+
+use std::fmt;
+
+/// The result type of every fallible startgate call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One problem found while loading a registry, with the path where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryProblem {
+    /// Where the problem is, e.g. `operations."inventory.sync".requires[1]`.
+    pub path: String,
+    /// What is wrong there.
+    pub message: String,
+}
+
+impl fmt::Display for RegistryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem of a rejected registry, in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryProblems(pub Vec<RegistryProblem>);
+
+impl fmt::Display for RegistryProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The stable error codes of the contract, one per [`Error`] variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The request is malformed (a field is missing, too long or of the wrong type).
+    InvalidRequest,
+    /// The operation type is not in the registry.
+    UnknownOperation,
+    /// The registry document is invalid.
+    RegistryInvalid,
+    /// No run has the given id.
+    RunNotFound,
+    /// The run is not in a state that allows the requested transition.
+    InvalidTransition,
+    /// The database cannot be reached or refused the connection.
+    StoreUnavailable,
+    /// The database did not answer within the configured bound.
+    StoreTimeout,
+    /// Applying the schema migrations failed.
+    MigrationFailed,
+    /// A bug or an unexpected state inside startgate.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the contract.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::UnknownOperation,
+        ErrorCode::RegistryInvalid,
+        ErrorCode::RunNotFound,
+        ErrorCode::InvalidTransition,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::StoreTimeout,
+        ErrorCode::MigrationFailed,
+        ErrorCode::Internal,
+    ];
+
+    /// The stable code string, identical on every surface.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::UnknownOperation => "unknown_operation",
+            ErrorCode::RegistryInvalid => "registry_invalid",
+            ErrorCode::RunNotFound => "run_not_found",
+            ErrorCode::InvalidTransition => "invalid_transition",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::StoreTimeout => "store_timeout",
+            ErrorCode::MigrationFailed => "migration_failed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A startgate failure. Each variant maps one-to-one to an [`ErrorCode`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; `field` names the offending field (JSON path).
+    #[error("invalid request: {field}: {message}")]
+    InvalidRequest {
+        /// The offending field, e.g. `actor.id` or `params`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The operation type is not registered.
+    #[error("unknown operation \"{operation}\": it is not in the registry")]
+    UnknownOperation {
+        /// The operation name the caller asked for.
+        operation: String,
+    },
+    /// The registry document was rejected; every problem is listed.
+    #[error("registry invalid: {0}")]
+    RegistryInvalid(RegistryProblems),
+    /// No run has this id.
+    #[error("run {run_id} not found")]
+    RunNotFound {
+        /// The id that was looked up.
+        run_id: i64,
+    },
+    /// The run cannot make the requested transition (it ended, was reaped or
+    /// cancelled, or the fencing token is not the current one).
+    #[error("invalid transition for run {run_id}: {message}")]
+    InvalidTransition {
+        /// The run concerned.
+        run_id: i64,
+        /// Why the transition was refused.
+        message: String,
+    },
+    /// The database is unreachable, closed or refused the work.
+    #[error("store unavailable: {message}")]
+    StoreUnavailable {
+        /// What failed, in words.
+        message: String,
+        /// The driver error, when there is one.
+        #[source]
+        source: Option<sqlx::Error>,
+    },
+    /// The database did not answer within the configured bound.
+    #[error("store timeout: {message}")]
+    StoreTimeout {
+        /// Which bound was hit.
+        message: String,
+        /// The driver error, when there is one.
+        #[source]
+        source: Option<sqlx::Error>,
+    },
+    /// Applying migrations failed.
+    #[error("migration failed: {message}")]
+    MigrationFailed {
+        /// What failed.
+        message: String,
+        /// The migrator's error.
+        #[source]
+        source: Option<sqlx::migrate::MigrateError>,
+    },
+    /// An unexpected state; please report it.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            Error::UnknownOperation { .. } => ErrorCode::UnknownOperation,
+            Error::RegistryInvalid(_) => ErrorCode::RegistryInvalid,
+            Error::RunNotFound { .. } => ErrorCode::RunNotFound,
+            Error::InvalidTransition { .. } => ErrorCode::InvalidTransition,
+            Error::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
+            Error::StoreTimeout { .. } => ErrorCode::StoreTimeout,
+            Error::MigrationFailed { .. } => ErrorCode::MigrationFailed,
+            Error::Internal { .. } => ErrorCode::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Error::Internal {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn transition(run_id: i64, message: impl Into<String>) -> Self {
+        Error::InvalidTransition {
+            run_id,
+            message: message.into(),
+        }
+    }
+
+    /// Parses a JSON document into `T`, turning any mismatch into
+    /// `invalid_request` naming the field (e.g. `actor.capabilities[2]`).
+    pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." { "(document)".to_string() } else { path };
+            Error::invalid(field, err.into_inner().to_string())
+        })
+    }
+}
+
+/// Maps a driver error to the contract's codes. Timeouts and lock waits become
+/// `store_timeout`; anything about reaching the server becomes `store_unavailable`.
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        let timeout = |message: &str, err| Error::StoreTimeout {
+            message: message.to_string(),
+            source: Some(err),
+        };
+        let unavailable = |message: String, err| Error::StoreUnavailable {
+            message,
+            source: Some(err),
+        };
+        match err {
+            E::PoolTimedOut => timeout("no database connection became free in time", err),
+            E::PoolClosed => unavailable("the gate is closed".into(), err),
+            E::Io(_) | E::Tls(_) | E::Protocol(_) | E::WorkerCrashed => {
+                unavailable(format!("cannot talk to the database ({err})"), err)
+            }
+            E::Database(ref db) => {
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                let message = db.message().to_string();
+                match code.as_str() {
+                    // SQLite: BUSY, LOCKED (and their extended codes) after busy_timeout.
+                    "5" | "6" | "261" | "517" | "773" | "262" => {
+                        timeout("the database stayed locked past busy_timeout", err)
+                    }
+                    // PostgreSQL: statement timeout / lock timeout.
+                    "57014" | "55P03" => timeout("the statement hit its timeout", err),
+                    c if c.starts_with("08") || c.starts_with("57P") || c == "53300" => {
+                        unavailable(format!("the database refused the work ({message})"), err)
+                    }
+                    // 42P01 / SQLite "no such table": the schema is not there.
+                    _ if code == "42P01" || message.contains("no such table") => unavailable(
+                        format!("the schema is missing ({message}); run migrate first"),
+                        err,
+                    ),
+                    _ => Error::Internal {
+                        message: format!("unexpected database error: {err}"),
+                    },
+                }
+            }
+            E::Configuration(_) => unavailable(format!("bad database configuration ({err})"), err),
+            other => Error::Internal {
+                message: format!("unexpected database error: {other}"),
+            },
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Error::MigrationFailed {
+            message: err.to_string(),
+            source: Some(err),
+        }
+    }
+}

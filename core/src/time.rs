@@ -1,0 +1,329 @@
+//! Timestamps, durations and the gate's clock.
+//!
+//! Timestamps are microseconds since the Unix epoch in UTC, stored as integers
+//! in both databases (one schema shape, exact comparisons) and shown as RFC 3339.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// An instant in UTC with microsecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The instant `micros` microseconds after 1970-01-01T00:00:00Z.
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// This instant moved forward by `duration` (saturating).
+    pub fn add(self, duration: Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(micros))
+    }
+
+    /// Parses an RFC 3339 timestamp such as `2026-03-01T12:00:00Z` or
+    /// `2026-03-01T14:00:00.5+02:00`.
+    pub fn parse_rfc3339(text: &str) -> Result<Self, String> {
+        parse_rfc3339(text).ok_or_else(|| {
+            format!("\"{text}\" is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)")
+        })
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC; the fraction is shown only when it is not zero.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.div_euclid(MICROS_PER_SECOND);
+        let micros = self.0.rem_euclid(MICROS_PER_SECOND);
+        let days = seconds.div_euclid(SECONDS_PER_DAY);
+        let secs_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            secs_of_day / 3600,
+            secs_of_day / 60 % 60,
+            secs_of_day % 60
+        )?;
+        if micros != 0 {
+            write!(f, ".{micros:06}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+// Howard Hinnant's days-from-civil algorithms (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        if part.iter().all(u8::is_ascii_digit) {
+            std::str::from_utf8(part).ok()?.parse().ok()
+        } else {
+            None
+        }
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let year = digits(0..4)?;
+    let month = u32::try_from(digits(5..7)?).ok()?;
+    let day = u32::try_from(digits(8..10)?).ok()?;
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let month_days = [31, 28 + u32::from(is_leap(year)), 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month) || day == 0 || day > month_days[month as usize - 1] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut pos = 19;
+    let mut micros = 0i64;
+    if b.get(pos) == Some(&b'.') {
+        pos += 1;
+        let start = pos;
+        while pos < b.len() && b[pos].is_ascii_digit() {
+            if pos - start < 6 {
+                micros = micros * 10 + i64::from(b[pos] - b'0');
+            }
+            pos += 1;
+        }
+        let taken = pos - start;
+        if taken == 0 {
+            return None;
+        }
+        for _ in taken..6 {
+            micros *= 10;
+        }
+    }
+    let offset_seconds = match b.get(pos)? {
+        b'Z' | b'z' if pos + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if pos + 6 == b.len() && b[pos + 3] == b':' => {
+            let (h, m) = (digits(pos + 1..pos + 3)?, digits(pos + 4..pos + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let offset = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -offset
+            } else {
+                offset
+            }
+        }
+        _ => return None,
+    };
+    // A leap second (:60) is folded into the next second.
+    let seconds = days_from_civil(year, month, day) * SECONDS_PER_DAY + hour * 3600 + minute * 60
+        + second
+        - offset_seconds;
+    Some(Timestamp(seconds * MICROS_PER_SECOND + micros))
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+/// Parses a registry duration: whole seconds as an integer, or a string of
+/// number+unit parts such as `"250ms"`, `"90s"`, `"10m"`, `"1h30m"`, `"1d"`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("\"{text}\" is not a duration (use e.g. \"90s\", \"10m\", \"1h30m\", \"250ms\")");
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits_end == 0 {
+            return Err(bad());
+        }
+        let number: u64 = rest[..digits_end].parse().map_err(|_| bad())?;
+        rest = &rest[digits_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let part = match &rest[..unit_end] {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(part);
+        rest = &rest[unit_end..];
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way the registry accepts it back (`"10m"`, `"1h30m"`).
+pub(crate) fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis % 1000 != 0 {
+        return format!("{millis}ms");
+    }
+    let mut secs = duration.as_secs();
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+/// Where the gate reads "now" from.
+///
+/// Production uses [`Clock::System`]. [`Clock::Manual`] is a clock that only moves
+/// when told to; the conformance vectors and the demo use it to show stale
+/// takeover without waiting out a lease.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// The operating system's wall clock. Hosts sharing one database must keep
+    /// their clocks synchronised (NTP): leases are judged by the caller's clock.
+    #[default]
+    System,
+    /// A clock that stands still until [`Clock::advance`] moves it.
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A manual clock standing at `start`.
+    pub fn manual(start: Timestamp) -> Self {
+        Clock::Manual(Arc::new(AtomicI64::new(start.as_micros())))
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::System => {
+                let micros = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+                    .unwrap_or(0);
+                Timestamp(micros)
+            }
+            Clock::Manual(micros) => Timestamp(micros.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// Moves a manual clock forward; returns `false` for the system clock,
+    /// which cannot be moved.
+    pub fn advance(&self, by: Duration) -> bool {
+        match self {
+            Clock::System => false,
+            Clock::Manual(micros) => {
+                let step = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+                micros.fetch_add(step, Ordering::SeqCst);
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_normalises_offsets() {
+        let t = Timestamp::parse_rfc3339("2026-03-01T14:00:00.5+02:00").unwrap();
+        assert_eq!(t.to_string(), "2026-03-01T12:00:00.500000Z");
+        let z = Timestamp::parse_rfc3339("1970-01-01T00:00:00Z").unwrap();
+        assert_eq!(z.as_micros(), 0);
+        let leap = Timestamp::parse_rfc3339("2024-02-29T23:59:59Z").unwrap();
+        assert_eq!(leap.to_string(), "2024-02-29T23:59:59Z");
+        let old = Timestamp::from_micros(-1);
+        assert_eq!(old.to_string(), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn rfc3339_rejects_malformed_text() {
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01",
+            "2026-01-01T00:00:00",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00+0200",
+            "２026-01-01T00:00:00Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn durations_parse_and_format() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("10 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced() {
+        let clock = Clock::manual(Timestamp::from_micros(10));
+        assert_eq!(clock.now().as_micros(), 10);
+        assert!(clock.advance(Duration::from_micros(5)));
+        assert_eq!(clock.now().as_micros(), 15);
+        assert!(!Clock::System.advance(Duration::from_secs(1)));
+    }
+}
