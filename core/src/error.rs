@@ -215,7 +215,11 @@ impl Error {
         let de = &mut serde_json::Deserializer::from_str(json);
         serde_path_to_error::deserialize(de).map_err(|err| {
             let path = err.path().to_string();
-            let field = if path == "." { "(document)".to_string() } else { path };
+            let field = if path == "." {
+                "(document)".to_string()
+            } else {
+                path
+            };
             Error::invalid(field, err.into_inner().to_string())
         })
     }
@@ -241,20 +245,32 @@ impl From<sqlx::Error> for Error {
                 unavailable(format!("cannot talk to the database ({err})"), err)
             }
             E::Database(ref db) => {
-                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
                 let message = db.message().to_string();
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // SQLite reports extended codes; the primary code is the low byte.
+                    let primary = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) & 0xff;
+                    return match primary {
+                        5 | 6 => timeout("the database stayed locked past busy_timeout", err),
+                        3 | 8 | 10 | 11 | 13 | 14 | 26 => {
+                            unavailable(format!("cannot use the database file ({message})"), err)
+                        }
+                        _ if message.contains("no such table") => unavailable(
+                            format!("the schema is missing ({message}); run migrate first"),
+                            err,
+                        ),
+                        _ => Error::Internal {
+                            message: format!("unexpected database error: {err}"),
+                        },
+                    };
+                }
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
                 match code.as_str() {
-                    // SQLite: BUSY, LOCKED (and their extended codes) after busy_timeout.
-                    "5" | "6" | "261" | "517" | "773" | "262" => {
-                        timeout("the database stayed locked past busy_timeout", err)
-                    }
                     // PostgreSQL: statement timeout / lock timeout.
                     "57014" | "55P03" => timeout("the statement hit its timeout", err),
                     c if c.starts_with("08") || c.starts_with("57P") || c == "53300" => {
                         unavailable(format!("the database refused the work ({message})"), err)
                     }
-                    // 42P01 / SQLite "no such table": the schema is not there.
-                    _ if code == "42P01" || message.contains("no such table") => unavailable(
+                    "42P01" => unavailable(
                         format!("the schema is missing ({message}); run migrate first"),
                         err,
                     ),

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    Completion, CompletionResult, Initiator, Outcome, Presentation, ProviderConnection,
-    ReapResult, Run, RunFilter, SequenceRequest, StartAttempt, StartRequest, StartResult,
-    MAX_CHECK_REQUESTS,
+    Completion, CompletionResult, Initiator, Outcome, Presentation, ProviderConnection, ReapResult,
+    Run, RunFilter, SequenceRequest, StartAttempt, StartRequest, StartResult, MAX_CHECK_REQUESTS,
 };
 use crate::presenter;
 use crate::registry::{OperationType, Registry};
@@ -138,7 +137,12 @@ impl Gate {
             return Ok(denied(&request.operation, &request.tenant_id, status));
         }
         let admission = store!(self, s => s.admit(&plan, &self.inner.clock).await)?;
-        Ok(self.result(&request.operation, &request.tenant_id, admission, Vec::new()))
+        Ok(self.result(
+            &request.operation,
+            &request.tenant_id,
+            admission,
+            Vec::new(),
+        ))
     }
 
     /// The decision `start` would make for each request, writing nothing. An
@@ -154,7 +158,10 @@ impl Gate {
         let mut plans = Vec::new();
         let mut slots = Vec::new();
         for (i, request) in requests.iter().enumerate() {
-            let op = match request.validate().and_then(|()| self.operation(&request.operation)) {
+            let op = match request
+                .validate()
+                .and_then(|()| self.operation(&request.operation))
+            {
                 Ok(op) => op,
                 Err(err) => {
                     answers.push(Some(Err(err)));
@@ -162,7 +169,11 @@ impl Gate {
                 }
             };
             if let Some(status) = authorize(&request.actor, std::slice::from_ref(&op)) {
-                answers.push(Some(Ok(denied(&request.operation, &request.tenant_id, status))));
+                answers.push(Some(Ok(denied(
+                    &request.operation,
+                    &request.tenant_id,
+                    status,
+                ))));
                 continue;
             }
             plans.push(plan_of(request, op, Source::Start));
@@ -172,7 +183,12 @@ impl Gate {
         let decided = store!(self, s => s.check(&plans, &self.inner.clock).await)?;
         for (slot, admission) in slots.into_iter().zip(decided) {
             let request = &requests[slot];
-            answers[slot] = Some(Ok(self.result(&request.operation, &request.tenant_id, admission, Vec::new())));
+            answers[slot] = Some(Ok(self.result(
+                &request.operation,
+                &request.tenant_id,
+                admission,
+                Vec::new(),
+            )));
         }
         answers
             .into_iter()
@@ -192,8 +208,15 @@ impl Gate {
                 .registry
                 .sequence(name)
                 .map(|s| s.operations.clone())
-                .ok_or_else(|| Error::invalid("sequence", format!("no sequence \"{name}\" in the registry")))?,
-            (None, None) => return Err(Error::internal("sequence request validated without steps")),
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "sequence",
+                        format!("no sequence \"{name}\" in the registry"),
+                    )
+                })?,
+            (None, None) => {
+                return Err(Error::internal("sequence request validated without steps"))
+            }
         };
         let ops = names
             .iter()
@@ -249,15 +272,7 @@ impl Gate {
             .summary
             .as_ref()
             .map(|s| serde_json::Value::Object(s.clone()).to_string());
-        let ended = store!(self, s => s.complete(
-            &self.inner.registry,
-            completion.run_id,
-            completion.fencing_token,
-            completion.outcome,
-            completion.reason_code.as_deref(),
-            summary,
-            &self.inner.clock,
-        ).await)?;
+        let ended = store!(self, s => s.complete(&self.inner.registry, completion, summary, &self.inner.clock).await)?;
         Ok(self.ended(ended))
     }
 
@@ -274,7 +289,8 @@ impl Gate {
     /// Ends every stale run as `failed` with `run_lease_expired` and admits the
     /// pending runs of the scopes this frees (for a cron).
     pub async fn reap_stale(&self) -> Result<ReapResult> {
-        let (reaped, next) = store!(self, s => s.reap(&self.inner.registry, &self.inner.clock).await)?;
+        let (reaped, next) =
+            store!(self, s => s.reap(&self.inner.registry, &self.inner.clock).await)?;
         let next = next
             .into_iter()
             .map(|a| {
@@ -304,19 +320,30 @@ impl Gate {
     }
 
     /// The latest start attempts, newest first, optionally for one tenant.
-    pub async fn list_attempts(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<StartAttempt>> {
+    pub async fn list_attempts(
+        &self,
+        tenant_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StartAttempt>> {
         store!(self, s => s.list_attempts(tenant_id, limit.min(10_000)).await)
     }
 
     /// Records (or replaces) a connection's readiness facts. Making one the
     /// default clears the tenant's previous default in the same transaction.
-    pub async fn upsert_connection(&self, connection: &ProviderConnection) -> Result<ProviderConnection> {
+    pub async fn upsert_connection(
+        &self,
+        connection: &ProviderConnection,
+    ) -> Result<ProviderConnection> {
         connection.validate()?;
         store!(self, s => s.upsert_connection(connection, &self.inner.clock).await)
     }
 
     /// One connection of a tenant.
-    pub async fn get_connection(&self, tenant_id: &str, id: &str) -> Result<Option<ProviderConnection>> {
+    pub async fn get_connection(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<ProviderConnection>> {
         store!(self, s => s.get_connection(tenant_id, id).await)
     }
 
@@ -349,7 +376,13 @@ impl Gate {
             })
     }
 
-    fn result(&self, operation: &str, tenant_id: &str, a: Admission, pending: Vec<Run>) -> StartResult {
+    fn result(
+        &self,
+        operation: &str,
+        tenant_id: &str,
+        a: Admission,
+        pending: Vec<Run>,
+    ) -> StartResult {
         let reasons = presenter::render_reasons(
             &self.inner.registry,
             &a.reasons,
@@ -415,7 +448,7 @@ fn authorize(actor: &crate::model::Actor, ops: &[&OperationType]) -> Option<u16>
     }
     let lacks = ops
         .iter()
-        .any(|op| !actor.capabilities.iter().any(|c| *c == op.capability));
+        .any(|op| !actor.capabilities.contains(&op.capability));
     lacks.then_some(403)
 }
 

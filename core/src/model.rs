@@ -64,6 +64,8 @@ string_enum! {
     }
 }
 
+// The enum comes from `string_enum!`, which cannot carry `#[default]`.
+#[allow(clippy::derivable_impls)]
 impl Default for Initiator {
     fn default() -> Self {
         Initiator::User
@@ -116,7 +118,10 @@ impl RunStatus {
 
     /// The run has ended and will not change again.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Pending | RunStatus::Queued | RunStatus::Running)
+        !matches!(
+            self,
+            RunStatus::Pending | RunStatus::Queued | RunStatus::Running
+        )
     }
 }
 
@@ -482,7 +487,10 @@ pub(crate) fn validate_id(field: &str, value: &str) -> Result<()> {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     if value.trim() != value {
-        return Err(Error::invalid(field, "must not start or end with whitespace"));
+        return Err(Error::invalid(
+            field,
+            "must not start or end with whitespace",
+        ));
     }
     Ok(())
 }
@@ -502,13 +510,15 @@ pub(crate) fn validate_name(field: &str, value: &str) -> Result<()> {
 pub(crate) fn is_name(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= MAX_ID_BYTES
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && value.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 pub(crate) fn validate_document(field: &str, doc: &Map<String, Value>) -> Result<()> {
-    let size = serde_json::to_vec(doc).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(doc)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_DOCUMENT_BYTES {
         return Err(Error::invalid(
             field,

@@ -52,7 +52,9 @@ fn failing_reason(
             Credential::Expired => Some(PROVIDER_CREDENTIAL_EXPIRED),
             Credential::Invalid => Some(PROVIDER_CREDENTIAL_INVALID),
         },
-        Check::Health => (conn.health == Health::Unhealthy).then_some(PROVIDER_CONNECTION_UNHEALTHY),
+        Check::Health => {
+            (conn.health == Health::Unhealthy).then_some(PROVIDER_CONNECTION_UNHEALTHY)
+        }
     }
 }
 
@@ -70,7 +72,12 @@ mod tests {
         conn.consent = Consent::Revoked;
         conn.health = Health::Unhealthy;
         conn.enabled = false;
-        let all = op(&[Check::Health, Check::Consent, Check::ConnectionEnabled, Check::TenantActive]);
+        let all = op(&[
+            Check::Health,
+            Check::Consent,
+            Check::ConnectionEnabled,
+            Check::TenantActive,
+        ]);
         let reasons = preflight(&all, false, Some(&conn), Timestamp::from_micros(0));
         assert_eq!(
             reasons,

@@ -59,7 +59,9 @@ impl<'a> Context<'a> {
     /// Resolves the URL templates in a fixed order (tenant, connection, run) so
     /// each may build on the ones before it.
     fn with_urls(mut self, registry: &Registry, run_id: Option<i64>) -> Self {
-        self.urls.tenant = self.tenant_id.and_then(|_| self.url(registry, UrlKey::Tenant));
+        self.urls.tenant = self
+            .tenant_id
+            .and_then(|_| self.url(registry, UrlKey::Tenant));
         self.urls.connection = self
             .connection_id
             .and_then(|_| self.url(registry, UrlKey::Connection));
@@ -76,7 +78,9 @@ impl<'a> Context<'a> {
     }
 
     fn text(&self, template: Option<&Template>) -> String {
-        template.map(|t| t.render(&|v| self.value(v))).unwrap_or_default()
+        template
+            .map(|t| t.render(&|v| self.value(v)))
+            .unwrap_or_default()
     }
 }
 
@@ -141,7 +145,10 @@ fn render_reason(registry: &Registry, ctx: &Context<'_>, code: &str) -> Reason {
 }
 
 fn quoted(key: &str) -> String {
-    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         key.to_string()
     } else {
         format!("{key:?}")

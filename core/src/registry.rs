@@ -360,13 +360,19 @@ impl RegistryBuilder {
         for seq in self.sequences {
             let path = format!("sequences.{}", key_path(&seq.name));
             if !is_name(&seq.name) {
-                problems.push(problem(&path, "a sequence name may contain only a-z, 0-9, '.', '_' and '-'"));
+                problems.push(problem(
+                    &path,
+                    "a sequence name may contain only a-z, 0-9, '.', '_' and '-'",
+                ));
             }
             if seq.label.trim().is_empty() {
                 problems.push(problem(&format!("{path}.label"), "must not be empty"));
             }
             if seq.operations.is_empty() {
-                problems.push(problem(&format!("{path}.operations"), "needs at least one operation"));
+                problems.push(problem(
+                    &format!("{path}.operations"),
+                    "needs at least one operation",
+                ));
             }
             for (i, op) in seq.operations.iter().enumerate() {
                 if !operations.contains_key(op) {
@@ -413,13 +419,21 @@ impl RegistryBuilder {
             let base = format!("reasons.{}", key_path(code));
             compile(format!("{base}.message"), &text.message, &mut problems);
             for (i, (label, url)) in text.next_steps.iter().enumerate() {
-                compile(format!("{base}.next_steps[{i}].label"), label, &mut problems);
+                compile(
+                    format!("{base}.next_steps[{i}].label"),
+                    label,
+                    &mut problems,
+                );
                 compile(format!("{base}.next_steps[{i}].url"), url, &mut problems);
             }
         }
         for (key, text) in &texts {
             let base = format!("texts.{}", key.name());
-            compile(format!("{base}.status_label"), &text.status_label, &mut problems);
+            compile(
+                format!("{base}.status_label"),
+                &text.status_label,
+                &mut problems,
+            );
             compile(format!("{base}.title"), &text.title, &mut problems);
             compile(format!("{base}.body"), &text.body, &mut problems);
         }
@@ -430,7 +444,10 @@ impl RegistryBuilder {
             // A URL template may not refer to its own URL (it would never resolve).
             let own = format!("{}_url", key.name());
             if url.contains(&format!("{{{own}}}")) {
-                problems.push(problem(&format!("urls.{}", key.name()), &format!("may not use {{{own}}}")));
+                problems.push(problem(
+                    &format!("urls.{}", key.name()),
+                    &format!("may not use {{{own}}}"),
+                ));
             }
         }
 
@@ -451,7 +468,10 @@ impl RegistryBuilder {
 
 fn check_operation(path: &str, op: &OperationType, problems: &mut Vec<RegistryProblem>) {
     if !is_name(&op.name) {
-        problems.push(problem(path, "an operation name may contain only a-z, 0-9, '.', '_' and '-'"));
+        problems.push(problem(
+            path,
+            "an operation name may contain only a-z, 0-9, '.', '_' and '-'",
+        ));
     }
     if op.label.trim().is_empty() {
         problems.push(problem(&format!("{path}.label"), "must not be empty"));
@@ -469,10 +489,16 @@ fn check_operation(path: &str, op: &OperationType, problems: &mut Vec<RegistryPr
         }
     }
     if op.dispatch_timeout.is_zero() {
-        problems.push(problem(&format!("{path}.dispatch_timeout"), "must be longer than zero"));
+        problems.push(problem(
+            &format!("{path}.dispatch_timeout"),
+            "must be longer than zero",
+        ));
     }
     if op.lease.is_zero() {
-        problems.push(problem(&format!("{path}.lease"), "must be longer than zero"));
+        problems.push(problem(
+            &format!("{path}.lease"),
+            "must be longer than zero",
+        ));
     }
 }
 
@@ -485,7 +511,11 @@ fn problem(path: &str, message: &str) -> RegistryProblem {
 
 /// A TOML key as it appears in a path: bare when it can be, quoted otherwise.
 fn key_path(key: &str) -> String {
-    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         key.to_string()
     } else {
         format!("{key:?}")
@@ -638,7 +668,9 @@ impl Registry {
 
     /// The display label of an operation, or its name when it is not registered.
     pub fn label_of<'a>(&'a self, operation: &'a str) -> &'a str {
-        self.operations.get(operation).map_or(operation, |op| op.label.as_str())
+        self.operations
+            .get(operation)
+            .map_or(operation, |op| op.label.as_str())
     }
 
     pub(crate) fn template(&self, path: &str) -> Option<&Template> {
@@ -661,7 +693,12 @@ impl Registry {
             ));
         }
         for seq in self.sequences.values() {
-            out.push_str(&format!("{:<28} {:<28} sequence: {}\n", seq.name, seq.label, seq.operations.join(" → ")));
+            out.push_str(&format!(
+                "{:<28} {:<28} sequence: {}\n",
+                seq.name,
+                seq.label,
+                seq.operations.join(" → ")
+            ));
         }
         out
     }
@@ -677,13 +714,27 @@ struct TomlReader {
 impl TomlReader {
     fn read(mut self, root: &Table) -> Result<Registry> {
         let mut builder = Registry::builder();
-        self.only_keys("", root, &["operations", "sequences", "reasons", "texts", "urls", "defaults"]);
+        self.only_keys(
+            "",
+            root,
+            &[
+                "operations",
+                "sequences",
+                "reasons",
+                "texts",
+                "urls",
+                "defaults",
+            ],
+        );
 
         let mut dispatch_default = DEFAULT_DISPATCH_TIMEOUT;
         let mut lease_default = DEFAULT_LEASE;
         if let Some(defaults) = self.table("defaults", root.get("defaults")) {
             self.only_keys("defaults", defaults, &["dispatch_timeout", "lease"]);
-            if let Some(d) = self.duration("defaults.dispatch_timeout", defaults.get("dispatch_timeout")) {
+            if let Some(d) = self.duration(
+                "defaults.dispatch_timeout",
+                defaults.get("dispatch_timeout"),
+            ) {
                 dispatch_default = d;
             }
             if let Some(d) = self.duration("defaults.lease", defaults.get("lease")) {
@@ -694,8 +745,20 @@ impl TomlReader {
         if let Some(ops) = self.table("operations", root.get("operations")) {
             for (name, value) in ops {
                 let path = format!("operations.{}", key_path(name));
-                let Some(op) = self.table(&path, Some(value)) else { continue };
-                self.only_keys(&path, op, &["label", "capability", "requires", "dispatch_timeout", "lease"]);
+                let Some(op) = self.table(&path, Some(value)) else {
+                    continue;
+                };
+                self.only_keys(
+                    &path,
+                    op,
+                    &[
+                        "label",
+                        "capability",
+                        "requires",
+                        "dispatch_timeout",
+                        "lease",
+                    ],
+                );
                 let label = self.required_string(&path, op, "label");
                 let capability = self.required_string(&path, op, "capability");
                 let mut requires = Vec::new();
@@ -713,14 +776,22 @@ impl TomlReader {
                                     ),
                                 ),
                             },
-                            None => self.problem(&item_path, format!("expected a check name, found {}", kind(item))),
+                            None => self.problem(
+                                &item_path,
+                                format!("expected a check name, found {}", kind(item)),
+                            ),
                         }
                     }
                 }
                 let dispatch_timeout = self
-                    .duration(&format!("{path}.dispatch_timeout"), op.get("dispatch_timeout"))
+                    .duration(
+                        &format!("{path}.dispatch_timeout"),
+                        op.get("dispatch_timeout"),
+                    )
                     .unwrap_or(dispatch_default);
-                let lease = self.duration(&format!("{path}.lease"), op.get("lease")).unwrap_or(lease_default);
+                let lease = self
+                    .duration(&format!("{path}.lease"), op.get("lease"))
+                    .unwrap_or(lease_default);
                 builder = builder.operation(OperationType {
                     name: name.clone(),
                     label: label.unwrap_or_else(|| name.clone()),
@@ -735,7 +806,9 @@ impl TomlReader {
         if let Some(seqs) = self.table("sequences", root.get("sequences")) {
             for (name, value) in seqs {
                 let path = format!("sequences.{}", key_path(name));
-                let Some(seq) = self.table(&path, Some(value)) else { continue };
+                let Some(seq) = self.table(&path, Some(value)) else {
+                    continue;
+                };
                 self.only_keys(&path, seq, &["label", "operations"]);
                 let label = self.required_string(&path, seq, "label");
                 let mut operations = Vec::new();
@@ -751,7 +824,10 @@ impl TomlReader {
                             }
                         }
                     }
-                    None => self.problem(&format!("{path}.operations"), "missing (the operations to run, in order)".into()),
+                    None => self.problem(
+                        &format!("{path}.operations"),
+                        "missing (the operations to run, in order)".into(),
+                    ),
                 }
                 builder = builder.sequence(Sequence {
                     name: name.clone(),
@@ -764,23 +840,35 @@ impl TomlReader {
         if let Some(reasons) = self.table("reasons", root.get("reasons")) {
             for (code, value) in reasons {
                 let path = format!("reasons.{}", key_path(code));
-                let Some(entry) = self.table(&path, Some(value)) else { continue };
+                let Some(entry) = self.table(&path, Some(value)) else {
+                    continue;
+                };
                 self.only_keys(&path, entry, &["message", "next_steps"]);
                 let default = reason::default_texts().remove(code.as_str());
-                let message = match (self.string(&format!("{path}.message"), entry.get("message")), &default) {
+                let message = match (
+                    self.string(&format!("{path}.message"), entry.get("message")),
+                    &default,
+                ) {
                     (Some(m), _) => m,
                     (None, Some(d)) => d.message.clone(),
                     (None, None) => {
-                        self.problem(&format!("{path}.message"), "missing (a custom reason needs a message)".into());
+                        self.problem(
+                            &format!("{path}.message"),
+                            "missing (a custom reason needs a message)".into(),
+                        );
                         String::new()
                     }
                 };
                 let mut next_steps = default.map(|d| d.next_steps).unwrap_or_default();
-                if let Some(list) = self.array(&format!("{path}.next_steps"), entry.get("next_steps")) {
+                if let Some(list) =
+                    self.array(&format!("{path}.next_steps"), entry.get("next_steps"))
+                {
                     next_steps.clear();
                     for (i, item) in list.iter().enumerate() {
                         let item_path = format!("{path}.next_steps[{i}]");
-                        let Some(step) = self.table(&item_path, Some(item)) else { continue };
+                        let Some(step) = self.table(&item_path, Some(item)) else {
+                            continue;
+                        };
                         self.only_keys(&item_path, step, &["label", "url"]);
                         let label = self.required_string(&item_path, step, "label");
                         let url = self.required_string(&item_path, step, "url");
@@ -789,7 +877,13 @@ impl TomlReader {
                         }
                     }
                 }
-                builder = builder.reason(code.clone(), ReasonText { message, next_steps });
+                builder = builder.reason(
+                    code.clone(),
+                    ReasonText {
+                        message,
+                        next_steps,
+                    },
+                );
             }
         }
 
@@ -805,13 +899,25 @@ impl TomlReader {
                 }
                 let Some(key) = keys.iter().copied().find(|k| k.name() == *name) else {
                     let known: Vec<String> = keys.iter().map(|k| k.name()).collect();
-                    self.problem(&path, format!("unknown text \"{name}\" (known: view_run_label, {})", known.join(", ")));
+                    self.problem(
+                        &path,
+                        format!(
+                            "unknown text \"{name}\" (known: view_run_label, {})",
+                            known.join(", ")
+                        ),
+                    );
                     continue;
                 };
-                let Some(entry) = self.table(&path, Some(value)) else { continue };
+                let Some(entry) = self.table(&path, Some(value)) else {
+                    continue;
+                };
                 self.only_keys(&path, entry, &["status_label", "title", "body"]);
-                let mut text = default_texts().remove(&key).unwrap_or_else(|| self::text("", "", ""));
-                if let Some(s) = self.string(&format!("{path}.status_label"), entry.get("status_label")) {
+                let mut text = default_texts()
+                    .remove(&key)
+                    .unwrap_or_else(|| self::text("", "", ""));
+                if let Some(s) =
+                    self.string(&format!("{path}.status_label"), entry.get("status_label"))
+                {
                     text.status_label = s;
                 }
                 if let Some(s) = self.string(&format!("{path}.title"), entry.get("title")) {
@@ -833,7 +939,10 @@ impl TomlReader {
                             builder = builder.url(key, url);
                         }
                     }
-                    None => self.problem(&path, format!("unknown URL template \"{name}\" (known: run, tenant, connection)")),
+                    None => self.problem(
+                        &path,
+                        format!("unknown URL template \"{name}\" (known: run, tenant, connection)"),
+                    ),
                 }
             }
         }
@@ -852,8 +961,15 @@ impl TomlReader {
     fn only_keys(&mut self, path: &str, table: &Table, allowed: &[&str]) {
         for key in table.keys() {
             if !allowed.contains(&key.as_str()) {
-                let at = if path.is_empty() { key_path(key) } else { format!("{path}.{}", key_path(key)) };
-                self.problem(&at, format!("unknown key (expected one of: {})", allowed.join(", ")));
+                let at = if path.is_empty() {
+                    key_path(key)
+                } else {
+                    format!("{path}.{}", key_path(key))
+                };
+                self.problem(
+                    &at,
+                    format!("unknown key (expected one of: {})", allowed.join(", ")),
+                );
             }
         }
     }
@@ -916,7 +1032,13 @@ impl TomlReader {
                 }
             },
             other => {
-                self.problem(path, format!("expected a duration such as \"10m\" or seconds, found {}", kind(other)));
+                self.problem(
+                    path,
+                    format!(
+                        "expected a duration such as \"10m\" or seconds, found {}",
+                        kind(other)
+                    ),
+                );
                 None
             }
         }
@@ -981,7 +1103,10 @@ mod tests {
             "texts.accepted.title: unknown placeholder {nobody}",
         ];
         for want in expected {
-            assert!(found.iter().any(|p| p.starts_with(want)), "missing {want:?} in {found:#?}");
+            assert!(
+                found.iter().any(|p| p.starts_with(want)),
+                "missing {want:?} in {found:#?}"
+            );
         }
         assert_eq!(found.len(), expected.len(), "{found:#?}");
     }
@@ -1018,10 +1143,16 @@ mod tests {
             a.effective_checks(),
             vec![Check::Connection, Check::Consent, Check::TenantActive]
         );
-        assert_eq!(registry.operation("b").unwrap().lease, Duration::from_secs(30));
+        assert_eq!(
+            registry.operation("b").unwrap().lease,
+            Duration::from_secs(30)
+        );
         let consent = registry.reason("provider_consent_missing").unwrap();
         assert_eq!(consent.message, "Ask the admin.");
-        assert_eq!(consent.next_steps[0].0, "Grant admin consent", "default next step kept");
+        assert_eq!(
+            consent.next_steps[0].0, "Grant admin consent",
+            "default next step kept"
+        );
     }
 
     #[test]
@@ -1032,8 +1163,17 @@ mod tests {
             .build()
             .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("operations.a.capability: must not be empty"), "{text}");
-        assert!(text.contains("operations.a.dispatch_timeout: must be longer than zero"), "{text}");
-        assert!(text.contains(r#"sequences.s.operations[0]: unknown operation "missing""#), "{text}");
+        assert!(
+            text.contains("operations.a.capability: must not be empty"),
+            "{text}"
+        );
+        assert!(
+            text.contains("operations.a.dispatch_timeout: must be longer than zero"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"sequences.s.operations[0]: unknown operation "missing""#),
+            "{text}"
+        );
     }
 }

@@ -100,7 +100,11 @@ impl Template {
                         chars.next();
                     }
                 }
-                '}' => return Err(format!("unmatched '}}' at byte {at} (write '}}}}' for a brace)")),
+                '}' => {
+                    return Err(format!(
+                        "unmatched '}}' at byte {at} (write '}}}}' for a brace)"
+                    ))
+                }
                 c => literal.push(c),
             }
         }
@@ -179,7 +183,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_and_unbalanced() {
-        assert!(Template::parse("{nope}").unwrap_err().contains("unknown placeholder {nope}"));
+        assert!(Template::parse("{nope}")
+            .unwrap_err()
+            .contains("unknown placeholder {nope}"));
         assert!(Template::parse("{label").is_err());
         assert!(Template::parse("label}").is_err());
     }

@@ -28,18 +28,22 @@ impl Timestamp {
         self.0
     }
 
-    /// This instant moved forward by `duration` (saturating).
-    pub fn add(self, duration: Duration) -> Self {
-        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
-        Timestamp(self.0.saturating_add(micros))
-    }
-
     /// Parses an RFC 3339 timestamp such as `2026-03-01T12:00:00Z` or
     /// `2026-03-01T14:00:00.5+02:00`.
     pub fn parse_rfc3339(text: &str) -> Result<Self, String> {
         parse_rfc3339(text).ok_or_else(|| {
             format!("\"{text}\" is not an RFC 3339 timestamp (e.g. 2026-03-01T12:00:00Z)")
         })
+    }
+}
+
+/// Moves an instant forward (saturating at the end of time).
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    fn add(self, duration: Duration) -> Timestamp {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(micros))
     }
 }
 
@@ -123,7 +127,20 @@ fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     let month = u32::try_from(digits(5..7)?).ok()?;
     let day = u32::try_from(digits(8..10)?).ok()?;
     let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    let month_days = [31, 28 + u32::from(is_leap(year)), 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        28 + u32::from(is_leap(year)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&month) || day == 0 || day > month_days[month as usize - 1] {
         return None;
     }
@@ -166,9 +183,9 @@ fn parse_rfc3339(text: &str) -> Option<Timestamp> {
         _ => return None,
     };
     // A leap second (:60) is folded into the next second.
-    let seconds = days_from_civil(year, month, day) * SECONDS_PER_DAY + hour * 3600 + minute * 60
-        + second
-        - offset_seconds;
+    let seconds =
+        days_from_civil(year, month, day) * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
+            - offset_seconds;
     Some(Timestamp(seconds * MICROS_PER_SECOND + micros))
 }
 
@@ -179,20 +196,26 @@ fn is_leap(year: i64) -> bool {
 /// Parses a registry duration: whole seconds as an integer, or a string of
 /// number+unit parts such as `"250ms"`, `"90s"`, `"10m"`, `"1h30m"`, `"1d"`.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("\"{text}\" is not a duration (use e.g. \"90s\", \"10m\", \"1h30m\", \"250ms\")");
+    let bad = || {
+        format!("\"{text}\" is not a duration (use e.g. \"90s\", \"10m\", \"1h30m\", \"250ms\")")
+    };
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits_end == 0 {
             return Err(bad());
         }
         let number: u64 = rest[..digits_end].parse().map_err(|_| bad())?;
         rest = &rest[digits_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let part = match &rest[..unit_end] {
             "ms" => Duration::from_millis(number),
             "s" => Duration::from_secs(number),
@@ -210,7 +233,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way the registry accepts it back (`"10m"`, `"1h30m"`).
 pub(crate) fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         return format!("{millis}ms");
     }
     let mut secs = duration.as_secs();

@@ -92,7 +92,11 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    pub(crate) fn blocked(run: Option<Run>, reasons: Vec<String>, connection_id: Option<String>) -> Self {
+    pub(crate) fn blocked(
+        run: Option<Run>,
+        reasons: Vec<String>,
+        connection_id: Option<String>,
+    ) -> Self {
         Admission {
             outcome: Outcome::Blocked,
             run,
@@ -334,7 +338,10 @@ impl<'a> AttemptValues<'a> {
             source: plan.source,
             operation: &plan.op.name,
             tenant_id: plan.tenant_id,
-            connection_id: admission.connection_id.as_deref().or(plan.requested_connection),
+            connection_id: admission
+                .connection_id
+                .as_deref()
+                .or(plan.requested_connection),
             subject: plan.subject,
             actor_id: plan.actor_id,
             initiator: plan.initiator,

@@ -8,22 +8,20 @@
 
 use std::str::FromStr;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::error::{Error, Result};
 use crate::gate::GateOptions;
 use crate::model::{
-    CompletionOutcome, Outcome, ProviderConnection, Run, RunFilter, RunStatus, StartAttempt,
+    Completion, Outcome, ProviderConnection, Run, RunFilter, RunStatus, StartAttempt,
 };
 use crate::preflight::preflight;
 use crate::reason;
 use crate::registry::Registry;
 use crate::store::{
-    attempt_columns, connection_columns, judge_holder, reasons_json, run_columns,
-    Admission, AttemptRow, AttemptValues, ConnectionRow, Plan, RunRow, Source, Verdict,
+    attempt_columns, connection_columns, judge_holder, reasons_json, run_columns, Admission,
+    AttemptRow, AttemptValues, ConnectionRow, Plan, RunRow, Source, Verdict,
 };
 use crate::time::{Clock, Timestamp};
 
@@ -61,18 +59,29 @@ impl SqliteStore {
             .foreign_keys(true);
         // An in-memory database exists once per connection: keep exactly one.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let max = if in_memory { 1 } else { options.max_connections.max(1) };
-        let pool = SqlitePoolOptions::new()
+        let max = if in_memory {
+            1
+        } else {
+            options.max_connections.max(1)
+        };
+        let mut pool = SqlitePoolOptions::new()
             .max_connections(max)
-            .min_connections(0)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await?;
+            .acquire_timeout(options.acquire_timeout);
+        if in_memory {
+            // Closing the only connection would drop the database with it.
+            pool = pool
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool.connect_with(connect).await?;
         Ok(SqliteStore { pool })
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -95,7 +104,12 @@ impl SqliteStore {
         Ok(admission)
     }
 
-    pub(crate) async fn record_denied(&self, plan: &Plan<'_>, status: u16, clock: &Clock) -> Result<()> {
+    pub(crate) async fn record_denied(
+        &self,
+        plan: &Plan<'_>,
+        status: u16,
+        clock: &Clock,
+    ) -> Result<()> {
         let mut tx = self.write().await?;
         let now = clock.now();
         let admission = Admission {
@@ -138,7 +152,9 @@ impl SqliteStore {
         insert_attempt(&mut tx, &AttemptValues::for_plan(first, &admission), now).await?;
         let mut pending = Vec::new();
         if admission.outcome == Outcome::Accepted {
-            if let (Some(run), Some(connection)) = (&mut admission.run, admission.connection_id.clone()) {
+            if let (Some(run), Some(connection)) =
+                (&mut admission.run, admission.connection_id.clone())
+            {
                 sqlx::query("UPDATE operation_runs SET sequence_id = id, sequence_position = 0 WHERE id = $1")
                     .bind(run.id)
                     .execute(&mut *tx)
@@ -147,7 +163,8 @@ impl SqliteStore {
                 run.sequence_position = Some(0);
                 for (i, plan) in rest.iter().enumerate() {
                     let position = i64::try_from(i + 1).unwrap_or(i64::MAX);
-                    let row = insert_pending(&mut tx, plan, &connection, run.id, position, now).await?;
+                    let row =
+                        insert_pending(&mut tx, plan, &connection, run.id, position, now).await?;
                     pending.push(row.into_run(false)?);
                 }
             }
@@ -165,7 +182,8 @@ impl SqliteStore {
             "status_changed_at = CASE WHEN status = 'running' THEN status_changed_at ELSE $3 END, ",
             "stale_at = $3 + lease_us ",
             "WHERE id = $1 AND fencing_token = $2 AND status IN ('queued', 'running') ",
-            "RETURNING ", run_columns!()
+            "RETURNING ",
+            run_columns!()
         ))
         .bind(run_id)
         .bind(token)
@@ -186,7 +204,8 @@ impl SqliteStore {
         let row: Option<RunRow> = sqlx::query_as(concat!(
             "UPDATE operation_runs SET stale_at = $3 + lease_us ",
             "WHERE id = $1 AND fencing_token = $2 AND status = 'running' ",
-            "RETURNING ", run_columns!()
+            "RETURNING ",
+            run_columns!()
         ))
         .bind(run_id)
         .bind(token)
@@ -204,13 +223,16 @@ impl SqliteStore {
     pub(crate) async fn complete(
         &self,
         registry: &Registry,
-        run_id: i64,
-        token: i64,
-        outcome: CompletionOutcome,
-        reason_code: Option<&str>,
+        completion: &Completion,
         summary: Option<String>,
         clock: &Clock,
     ) -> Result<Ended> {
+        let (run_id, token, outcome) = (
+            completion.run_id,
+            completion.fencing_token,
+            completion.outcome,
+        );
+        let reason_code = completion.reason_code.as_deref();
         let mut tx = self.write().await?;
         let now = clock.now();
         // Succeeding needs a worker that started; failing or cancelling may
@@ -220,7 +242,8 @@ impl SqliteStore {
             "finished_at = $6, status_changed_at = $6, stale_at = NULL ",
             "WHERE id = $1 AND fencing_token = $2 ",
             "AND (status = 'running' OR (status = 'queued' AND $3 IN ('failed', 'cancelled'))) ",
-            "RETURNING ", run_columns!()
+            "RETURNING ",
+            run_columns!()
         ))
         .bind(run_id)
         .bind(token)
@@ -237,7 +260,11 @@ impl SqliteStore {
         let run = row.into_run(true)?;
         let (next, next_blocked) = advance_scope(&mut tx, registry, &run, now).await?;
         tx.commit().await?;
-        Ok(Ended { run, next, next_blocked })
+        Ok(Ended {
+            run,
+            next,
+            next_blocked,
+        })
     }
 
     pub(crate) async fn cancel(
@@ -253,7 +280,8 @@ impl SqliteStore {
             "UPDATE operation_runs SET status = 'cancelled', reason_code = $2, ",
             "finished_at = $3, status_changed_at = $3, stale_at = NULL ",
             "WHERE id = $1 AND status IN ('pending', 'queued', 'running') ",
-            "RETURNING ", run_columns!()
+            "RETURNING ",
+            run_columns!()
         ))
         .bind(run_id)
         .bind(reason_code)
@@ -273,19 +301,28 @@ impl SqliteStore {
         let run = row.into_run(false)?;
         let (next, next_blocked) = advance_scope(&mut tx, registry, &run, now).await?;
         tx.commit().await?;
-        Ok(Ended { run, next, next_blocked })
+        Ok(Ended {
+            run,
+            next,
+            next_blocked,
+        })
     }
 
     /// Ends every stale active run and gives freed scopes to their pending runs.
     /// Returns the reaped runs and the pending runs admitted or blocked.
-    pub(crate) async fn reap(&self, registry: &Registry, clock: &Clock) -> Result<(Vec<Run>, Vec<Admission>)> {
+    pub(crate) async fn reap(
+        &self,
+        registry: &Registry,
+        clock: &Clock,
+    ) -> Result<(Vec<Run>, Vec<Admission>)> {
         let mut tx = self.write().await?;
         let now = clock.now();
         let rows: Vec<RunRow> = sqlx::query_as(concat!(
             "UPDATE operation_runs SET status = 'failed', reason_code = $2, ",
             "finished_at = $1, status_changed_at = $1, stale_at = NULL ",
             "WHERE status IN ('queued', 'running') AND stale_at <= $1 ",
-            "RETURNING ", run_columns!()
+            "RETURNING ",
+            run_columns!()
         ))
         .bind(now.as_micros())
         .bind(reason::RUN_LEASE_EXPIRED)
@@ -307,7 +344,8 @@ impl SqliteStore {
         .await?;
         let mut next = Vec::new();
         for (tenant_id, connection_id) in scopes {
-            let (admitted, blocked) = advance(&mut tx, registry, &tenant_id, &connection_id, now).await?;
+            let (admitted, blocked) =
+                advance(&mut tx, registry, &tenant_id, &connection_id, now).await?;
             next.extend(blocked);
             next.extend(admitted);
         }
@@ -315,7 +353,11 @@ impl SqliteStore {
         Ok((reaped, next))
     }
 
-    pub(crate) async fn upsert_connection(&self, conn: &ProviderConnection, clock: &Clock) -> Result<ProviderConnection> {
+    pub(crate) async fn upsert_connection(
+        &self,
+        conn: &ProviderConnection,
+        clock: &Clock,
+    ) -> Result<ProviderConnection> {
         let mut tx = self.write().await?;
         let now = clock.now();
         if conn.is_default {
@@ -354,9 +396,15 @@ impl SqliteStore {
         row.into_connection()
     }
 
-    pub(crate) async fn get_connection(&self, tenant_id: &str, id: &str) -> Result<Option<ProviderConnection>> {
+    pub(crate) async fn get_connection(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<ProviderConnection>> {
         let row: Option<ConnectionRow> = sqlx::query_as(concat!(
-            "SELECT ", connection_columns!(), " FROM provider_connections WHERE tenant_id = $1 AND id = $2"
+            "SELECT ",
+            connection_columns!(),
+            " FROM provider_connections WHERE tenant_id = $1 AND id = $2"
         ))
         .bind(tenant_id)
         .bind(id)
@@ -365,9 +413,14 @@ impl SqliteStore {
         row.map(ConnectionRow::into_connection).transpose()
     }
 
-    pub(crate) async fn default_connection(&self, tenant_id: &str) -> Result<Option<ProviderConnection>> {
+    pub(crate) async fn default_connection(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<ProviderConnection>> {
         let row: Option<ConnectionRow> = sqlx::query_as(concat!(
-            "SELECT ", connection_columns!(), " FROM provider_connections WHERE tenant_id = $1 AND is_default = 1"
+            "SELECT ",
+            connection_columns!(),
+            " FROM provider_connections WHERE tenant_id = $1 AND is_default = 1"
         ))
         .bind(tenant_id)
         .fetch_optional(&self.pool)
@@ -375,14 +428,21 @@ impl SqliteStore {
         row.map(ConnectionRow::into_connection).transpose()
     }
 
-    pub(crate) async fn list_connections(&self, tenant_id: &str) -> Result<Vec<ProviderConnection>> {
+    pub(crate) async fn list_connections(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<ProviderConnection>> {
         let rows: Vec<ConnectionRow> = sqlx::query_as(concat!(
-            "SELECT ", connection_columns!(), " FROM provider_connections WHERE tenant_id = $1 ORDER BY id"
+            "SELECT ",
+            connection_columns!(),
+            " FROM provider_connections WHERE tenant_id = $1 ORDER BY id"
         ))
         .bind(tenant_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(ConnectionRow::into_connection).collect()
+        rows.into_iter()
+            .map(ConnectionRow::into_connection)
+            .collect()
     }
 
     pub(crate) async fn get_run(&self, run_id: i64) -> Result<Run> {
@@ -394,7 +454,9 @@ impl SqliteStore {
 
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         let rows: Vec<RunRow> = sqlx::query_as(concat!(
-            "SELECT ", run_columns!(), " FROM operation_runs ",
+            "SELECT ",
+            run_columns!(),
+            " FROM operation_runs ",
             "WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR operation = $2) ",
             "AND ($3 IS NULL OR status = $3) AND ($4 = 0 OR status IN ('queued', 'running')) ",
             "ORDER BY id DESC LIMIT $5"
@@ -411,7 +473,9 @@ impl SqliteStore {
 
     pub(crate) async fn attempts_for_run(&self, run_id: i64) -> Result<Vec<StartAttempt>> {
         let rows: Vec<AttemptRow> = sqlx::query_as(concat!(
-            "SELECT id, ", attempt_columns!(), " FROM start_attempts ",
+            "SELECT id, ",
+            attempt_columns!(),
+            " FROM start_attempts ",
             "WHERE run_id = $1 OR holder_run_id = $1 OR replaced_run_id = $1 ORDER BY id"
         ))
         .bind(run_id)
@@ -420,9 +484,15 @@ impl SqliteStore {
         rows.into_iter().map(AttemptRow::into_attempt).collect()
     }
 
-    pub(crate) async fn list_attempts(&self, tenant_id: Option<&str>, limit: u32) -> Result<Vec<StartAttempt>> {
+    pub(crate) async fn list_attempts(
+        &self,
+        tenant_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StartAttempt>> {
         let rows: Vec<AttemptRow> = sqlx::query_as(concat!(
-            "SELECT id, ", attempt_columns!(), " FROM start_attempts ",
+            "SELECT id, ",
+            attempt_columns!(),
+            " FROM start_attempts ",
             "WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY id DESC LIMIT $2"
         ))
         .bind(tenant_id)
@@ -435,7 +505,9 @@ impl SqliteStore {
 
 async fn fetch_run(conn: &mut sqlx::SqliteConnection, run_id: i64) -> Result<Option<Run>> {
     let row: Option<RunRow> = sqlx::query_as(concat!(
-        "SELECT ", run_columns!(), " FROM operation_runs WHERE id = $1"
+        "SELECT ",
+        run_columns!(),
+        " FROM operation_runs WHERE id = $1"
     ))
     .bind(run_id)
     .fetch_optional(conn)
@@ -446,7 +518,9 @@ async fn fetch_run(conn: &mut sqlx::SqliteConnection, run_id: i64) -> Result<Opt
 /// Explains why a worker call on `run_id` was refused.
 async fn refusal(tx: &mut Tx, run_id: i64, token: i64, action: &str) -> Error {
     let row: std::result::Result<Option<RunRow>, sqlx::Error> = sqlx::query_as(concat!(
-        "SELECT ", run_columns!(), " FROM operation_runs WHERE id = $1"
+        "SELECT ",
+        run_columns!(),
+        " FROM operation_runs WHERE id = $1"
     ))
     .bind(run_id)
     .fetch_optional(&mut **tx)
@@ -464,14 +538,21 @@ async fn refusal(tx: &mut Tx, run_id: i64, token: i64, action: &str) -> Error {
     }
 }
 
-pub(crate) fn refusal_message(run: &Run, current_token: Option<i64>, token: i64, action: &str) -> String {
+pub(crate) fn refusal_message(
+    run: &Run,
+    current_token: Option<i64>,
+    token: i64,
+    action: &str,
+) -> String {
     if current_token != Some(token) {
         return format!(
             "fencing token {token} does not own this run; cannot {action} (the worker must stop)"
         );
     }
     match run.status {
-        RunStatus::Queued => format!("the run is queued, not running; cannot {action} (call mark_running first)"),
+        RunStatus::Queued => {
+            format!("the run is queued, not running; cannot {action} (call mark_running first)")
+        }
         status if status.is_terminal() => {
             let why = run
                 .reason_code
@@ -484,11 +565,17 @@ pub(crate) fn refusal_message(run: &Run, current_token: Option<i64>, token: i64,
     }
 }
 
-async fn resolve(tx: &mut Tx, tenant_id: &str, requested: Option<&str>) -> Result<Option<ProviderConnection>> {
+async fn resolve(
+    tx: &mut Tx,
+    tenant_id: &str,
+    requested: Option<&str>,
+) -> Result<Option<ProviderConnection>> {
     let row: Option<ConnectionRow> = match requested {
         Some(id) => {
             sqlx::query_as(concat!(
-                "SELECT ", connection_columns!(), " FROM provider_connections WHERE tenant_id = $1 AND id = $2"
+                "SELECT ",
+                connection_columns!(),
+                " FROM provider_connections WHERE tenant_id = $1 AND id = $2"
             ))
             .bind(tenant_id)
             .bind(id)
@@ -497,7 +584,9 @@ async fn resolve(tx: &mut Tx, tenant_id: &str, requested: Option<&str>) -> Resul
         }
         None => {
             sqlx::query_as(concat!(
-                "SELECT ", connection_columns!(), " FROM provider_connections WHERE tenant_id = $1 AND is_default = 1"
+                "SELECT ",
+                connection_columns!(),
+                " FROM provider_connections WHERE tenant_id = $1 AND is_default = 1"
             ))
             .bind(tenant_id)
             .fetch_optional(&mut **tx)
@@ -508,14 +597,15 @@ async fn resolve(tx: &mut Tx, tenant_id: &str, requested: Option<&str>) -> Resul
 }
 
 async fn active_holder(tx: &mut Tx, tenant_id: &str, connection_id: &str) -> Result<Option<Run>> {
-    let row: Option<RunRow> = sqlx::query_as(concat!(
+    let row: Option<RunRow> =
+        sqlx::query_as(concat!(
         "SELECT ", run_columns!(), " FROM operation_runs ",
         "WHERE tenant_id = $1 AND provider_connection_id = $2 AND status IN ('queued', 'running')"
     ))
-    .bind(tenant_id)
-    .bind(connection_id)
-    .fetch_optional(&mut **tx)
-    .await?;
+        .bind(tenant_id)
+        .bind(connection_id)
+        .fetch_optional(&mut **tx)
+        .await?;
     row.map(|r| r.into_run(false)).transpose()
 }
 
@@ -530,7 +620,8 @@ async fn admit_in(tx: &mut Tx, plan: &Plan<'_>, now: Timestamp) -> Result<Admiss
         let run = insert_blocked(tx, plan, connection_id.as_deref(), &reasons, now).await?;
         return Ok(Admission::blocked(Some(run), reasons, connection_id));
     }
-    let connection_id = connection_id.ok_or_else(|| Error::internal("preflight passed without a connection"))?;
+    let connection_id =
+        connection_id.ok_or_else(|| Error::internal("preflight passed without a connection"))?;
     if let Some(run) = insert_queued(tx, plan, &connection_id, None, now).await? {
         return Ok(accepted(run, connection_id, None));
     }
@@ -542,7 +633,9 @@ async fn admit_in(tx: &mut Tx, plan: &Plan<'_>, now: Timestamp) -> Result<Admiss
             end_stale(tx, holder.id, now).await?;
             let run = insert_queued(tx, plan, &connection_id, Some(holder.id), now)
                 .await?
-                .ok_or_else(|| Error::internal("the scope stayed held after its stale run ended"))?;
+                .ok_or_else(|| {
+                    Error::internal("the scope stayed held after its stale run ended")
+                })?;
             accepted(run, connection_id, Some(holder.id))
         }
         Verdict::Dedupe { params_differ } => Admission {
@@ -588,7 +681,8 @@ async fn check_in(tx: &mut Tx, plan: &Plan<'_>, now: Timestamp) -> Result<Admiss
     if !reasons.is_empty() {
         return Ok(Admission::blocked(None, reasons, connection_id));
     }
-    let connection_id = connection_id.ok_or_else(|| Error::internal("preflight passed without a connection"))?;
+    let connection_id =
+        connection_id.ok_or_else(|| Error::internal("preflight passed without a connection"))?;
     let holder = active_holder(tx, plan.tenant_id, &connection_id).await?;
     let mut admission = Admission {
         outcome: Outcome::Accepted,
@@ -626,7 +720,7 @@ async fn insert_queued(
     replaced: Option<i64>,
     now: Timestamp,
 ) -> Result<Option<Run>> {
-    let stale_at = now.add(plan.op.dispatch_timeout);
+    let stale_at = now + plan.op.dispatch_timeout;
     let row: Option<RunRow> = sqlx::query_as(concat!(
         "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, ",
         "initiator, actor_id, params, fencing_token, lease_us, tenant_active, replaced_run_id, ",
@@ -759,7 +853,9 @@ async fn advance(
     }
     loop {
         let row: Option<RunRow> = sqlx::query_as(concat!(
-            "SELECT ", run_columns!(), " FROM operation_runs ",
+            "SELECT ",
+            run_columns!(),
+            " FROM operation_runs ",
             "WHERE tenant_id = $1 AND provider_connection_id = $2 AND status = 'pending' ",
             "ORDER BY id LIMIT 1"
         ))
@@ -767,7 +863,9 @@ async fn advance(
         .bind(connection_id)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some(row) = row else { return Ok((None, blocked)) };
+        let Some(row) = row else {
+            return Ok((None, blocked));
+        };
         // The tenant fact recorded when the sequence started; hosts pass no new one here.
         let tenant_active = row.tenant_active;
         let pending = row.into_run(false)?;
@@ -781,7 +879,8 @@ async fn advance(
         if !reasons.is_empty() {
             let row: RunRow = sqlx::query_as(concat!(
                 "UPDATE operation_runs SET status = 'blocked', reason_code = $2, reasons = $3, ",
-                "finished_at = $4, status_changed_at = $4 WHERE id = $1 RETURNING ", run_columns!()
+                "finished_at = $4, status_changed_at = $4 WHERE id = $1 RETURNING ",
+                run_columns!()
             ))
             .bind(pending.id)
             .bind(reasons.first())
@@ -789,7 +888,11 @@ async fn advance(
             .bind(now.as_micros())
             .fetch_one(&mut **tx)
             .await?;
-            let admission = Admission::blocked(Some(row.into_run(false)?), reasons, Some(connection_id.to_string()));
+            let admission = Admission::blocked(
+                Some(row.into_run(false)?),
+                reasons,
+                Some(connection_id.to_string()),
+            );
             insert_advance_attempt(tx, &pending, &admission, now).await?;
             blocked.push(admission);
             continue;
@@ -805,7 +908,7 @@ async fn advance(
         ))
         .bind(pending.id)
         .bind(now.as_micros())
-        .bind(now.add(op.dispatch_timeout).as_micros())
+        .bind((now + op.dispatch_timeout).as_micros())
         .bind(&pending.tenant_id)
         .bind(connection_id)
         .fetch_one(&mut **tx)
@@ -816,7 +919,12 @@ async fn advance(
     }
 }
 
-async fn insert_advance_attempt(tx: &mut Tx, pending: &Run, admission: &Admission, now: Timestamp) -> Result<()> {
+async fn insert_advance_attempt(
+    tx: &mut Tx,
+    pending: &Run,
+    admission: &Admission,
+    now: Timestamp,
+) -> Result<()> {
     let values = AttemptValues {
         source: Source::Advance,
         operation: &pending.operation,
@@ -838,7 +946,9 @@ async fn insert_advance_attempt(tx: &mut Tx, pending: &Run, admission: &Admissio
 
 async fn insert_attempt(tx: &mut Tx, values: &AttemptValues<'_>, now: Timestamp) -> Result<()> {
     sqlx::query(concat!(
-        "INSERT INTO start_attempts (", attempt_columns!(), ") ",
+        "INSERT INTO start_attempts (",
+        attempt_columns!(),
+        ") ",
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     ))
     .bind(now.as_micros())

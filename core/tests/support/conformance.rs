@@ -45,7 +45,12 @@ pub async fn run_all(store: Store) -> Report {
             Err(message) => failures.push(format!("{}: {message}", file.display())),
         }
     }
-    assert!(failures.is_empty(), "{} scenario(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} scenario(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     Report { passed }
 }
 
@@ -130,17 +135,23 @@ async fn run_scenario(gate: &Gate, scenario: &Value) -> Result<(), String> {
                 continue;
             }
             (Ok(value), Some(code)) => {
-                return Err(context(format!("expected error {code}, got success {value}")));
+                return Err(context(format!(
+                    "expected error {code}, got success {value}"
+                )));
             }
             (Err(err), None) => return Err(context(format!("unexpected error {err}"))),
             (Err(_), Some(other)) => {
-                return Err(context(format!("expect_error must be a code string, not {other}")))
+                return Err(context(format!(
+                    "expect_error must be a code string, not {other}"
+                )))
             }
             (Ok(value), None) => value,
         };
         if let Some(Value::Object(saves)) = raw.get("save") {
             for (var, path) in saves {
-                let path = path.as_str().ok_or_else(|| context("save paths are strings".into()))?;
+                let path = path
+                    .as_str()
+                    .ok_or_else(|| context("save paths are strings".into()))?;
                 let value = lookup(&result, path)
                     .ok_or_else(|| context(format!("nothing at {path} to save as {var}")))?;
                 vars.insert(var.clone(), value.clone());
@@ -172,7 +183,14 @@ async fn run_scenario(gate: &Gate, scenario: &Value) -> Result<(), String> {
     Ok(())
 }
 
-const EXPECTATION_KEYS: [&str; 6] = ["expect", "expect_error", "expect_message", "present", "present_run", "save"];
+const EXPECTATION_KEYS: [&str; 6] = [
+    "expect",
+    "expect_error",
+    "expect_message",
+    "present",
+    "present_run",
+    "save",
+];
 
 fn error_value(err: &Error) -> Value {
     json!({ "code": err.code().as_str(), "message": err.to_string() })
@@ -201,11 +219,19 @@ async fn invoke(gate: &Gate, name: &str, call: &Value) -> Result<Value, Value> {
             to_json(gate.start(&request).await.map_err(e)?)
         }
         "check" => {
-            let items = arg(call, "requests")?.as_array().cloned().unwrap_or_default();
+            let items = arg(call, "requests")?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             // Requests that do not parse get their error in place, like the JSON surfaces.
-            let parsed: Vec<Result<StartRequest, Error>> =
-                items.iter().map(|r| StartRequest::from_json(&r.to_string())).collect();
-            let valid: Vec<StartRequest> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+            let parsed: Vec<Result<StartRequest, Error>> = items
+                .iter()
+                .map(|r| StartRequest::from_json(&r.to_string()))
+                .collect();
+            let valid: Vec<StartRequest> = parsed
+                .iter()
+                .filter_map(|p| p.as_ref().ok().cloned())
+                .collect();
             let mut answers = gate.check(&valid).await.map_err(e)?.into_iter();
             let mut out = Vec::new();
             for p in parsed {
@@ -214,14 +240,19 @@ async fn invoke(gate: &Gate, name: &str, call: &Value) -> Result<Value, Value> {
                     Ok(_) => match answers.next() {
                         Some(Ok(result)) => to_json(result)?,
                         Some(Err(err)) => json!({ "error": error_value(&err) }),
-                        None => return Err(json!({"code": "runner", "message": "check lost an answer"})),
+                        None => {
+                            return Err(
+                                json!({"code": "runner", "message": "check lost an answer"}),
+                            )
+                        }
                     },
                 });
             }
             Ok(Value::Array(out))
         }
         "start_sequence" => {
-            let request = SequenceRequest::from_json(&arg(call, "request")?.to_string()).map_err(e)?;
+            let request =
+                SequenceRequest::from_json(&arg(call, "request")?.to_string()).map_err(e)?;
             to_json(gate.start_sequence(&request).await.map_err(e)?)
         }
         "mark_running" => to_json(
@@ -235,12 +266,17 @@ async fn invoke(gate: &Gate, name: &str, call: &Value) -> Result<Value, Value> {
                 .map_err(e)?,
         ),
         "complete" => {
-            let completion = Completion::from_json(&arg(call, "completion")?.to_string()).map_err(e)?;
+            let completion =
+                Completion::from_json(&arg(call, "completion")?.to_string()).map_err(e)?;
             to_json(gate.complete(&completion).await.map_err(e)?)
         }
         "cancel" => {
             let reason = call.get("reason_code").and_then(Value::as_str);
-            to_json(gate.cancel(int_arg(call, "run_id")?, reason).await.map_err(e)?)
+            to_json(
+                gate.cancel(int_arg(call, "run_id")?, reason)
+                    .await
+                    .map_err(e)?,
+            )
         }
         "reap_stale" => to_json(gate.reap_stale().await.map_err(e)?),
         "get_run" => to_json(gate.get_run(int_arg(call, "run_id")?).await.map_err(e)?),
@@ -250,9 +286,14 @@ async fn invoke(gate: &Gate, name: &str, call: &Value) -> Result<Value, Value> {
                 .map_err(|err| json!({"code": "invalid_request", "message": err.to_string()}))?;
             to_json(gate.list_runs(&filter).await.map_err(e)?)
         }
-        "attempts_for_run" => to_json(gate.attempts_for_run(int_arg(call, "run_id")?).await.map_err(e)?),
+        "attempts_for_run" => to_json(
+            gate.attempts_for_run(int_arg(call, "run_id")?)
+                .await
+                .map_err(e)?,
+        ),
         "upsert_connection" => {
-            let conn = ProviderConnection::from_json(&arg(call, "connection")?.to_string()).map_err(e)?;
+            let conn =
+                ProviderConnection::from_json(&arg(call, "connection")?.to_string()).map_err(e)?;
             to_json(gate.upsert_connection(&conn).await.map_err(e)?)
         }
         "get_connection" => {
@@ -268,7 +309,8 @@ async fn invoke(gate: &Gate, name: &str, call: &Value) -> Result<Value, Value> {
             let seconds = arg(call, "seconds")?
                 .as_f64()
                 .ok_or_else(|| json!({"code": "runner", "message": "`seconds` is not a number"}))?;
-            gate.advance_clock(Duration::from_secs_f64(seconds)).map_err(e)?;
+            gate.advance_clock(Duration::from_secs_f64(seconds))
+                .map_err(e)?;
             Ok(Value::Null)
         }
         other => Err(json!({"code": "runner", "message": format!("unknown call `{other}`")})),
@@ -318,10 +360,11 @@ fn substitute(value: &Value, vars: &BTreeMap<String, Value>) -> Result<Value, St
 }
 
 fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(value, |v, key| match key.parse::<usize>() {
-        Ok(index) => v.get(index),
-        Err(_) => v.get(key),
-    })
+    path.split('.')
+        .try_fold(value, |v, key| match key.parse::<usize>() {
+            Ok(index) => v.get(index),
+            Err(_) => v.get(key),
+        })
 }
 
 /// The matching rules of tests/conformance/README.md.

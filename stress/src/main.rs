@@ -1,0 +1,305 @@
+//! `startgate-stress worker`: one OS process hammering hot scopes with random
+//! starts, sequences, heartbeats, completions, abandoned runs (which go stale and
+//! get taken over) and reaps. It prints one JSON line per accepted result it
+//! received and a summary line; the tests check the database against them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use startgate::{
+    Actor, Completion, CompletionOutcome, ErrorCode, Gate, GateOptions, Outcome, Registry,
+    SequenceRequest, StartRequest, StartResult,
+};
+use startgate_stress::{tenants, Event, Rng, REGISTRY};
+
+struct Args {
+    database: String,
+    worker: u64,
+    iterations: u64,
+    tenants: usize,
+    seed: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some("worker") {
+        return Err("usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]".into());
+    }
+    let mut parsed = Args {
+        database: String::new(),
+        worker: 0,
+        iterations: 300,
+        tenants: 3,
+        seed: 1,
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number: {value}"))
+        };
+        match flag.as_str() {
+            "--database" => parsed.database = value.clone(),
+            "--worker" => parsed.worker = number()?,
+            "--iterations" => parsed.iterations = number()?,
+            "--tenants" => {
+                parsed.tenants = usize::try_from(number()?).map_err(|e| e.to_string())?
+            }
+            "--seed" => parsed.seed = number()?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if parsed.database.is_empty() {
+        return Err("--database is required".into());
+    }
+    Ok(parsed)
+}
+
+struct Owned {
+    run_id: i64,
+    token: i64,
+    running: bool,
+}
+
+struct Worker {
+    gate: Gate,
+    rng: Rng,
+    owned: Vec<Owned>,
+    counts: BTreeMap<String, u64>,
+    calls: u64,
+    out: std::io::StdoutLock<'static>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Start,
+    Sequence,
+    /// Move an owned run forward: mark running, heartbeat or complete.
+    Drive,
+    /// Forget an owned run, as a crashed worker would.
+    Abandon,
+    Reap,
+    Pause,
+}
+
+impl Worker {
+    /// Owners mostly drive their runs forward, so scopes change hands often;
+    /// idle workers mostly try to start something.
+    fn choose(&mut self) -> Action {
+        use Action::*;
+        let weights: &[(Action, u64)] = if self.owned.is_empty() {
+            &[(Start, 85), (Sequence, 10), (Reap, 2), (Pause, 3)]
+        } else {
+            &[
+                (Start, 25),
+                (Sequence, 3),
+                (Drive, 62),
+                (Abandon, 5),
+                (Reap, 2),
+                (Pause, 3),
+            ]
+        };
+        let mut roll = self.rng.below(weights.iter().map(|w| w.1).sum());
+        for (action, weight) in weights {
+            if roll < *weight {
+                return *action;
+            }
+            roll -= weight;
+        }
+        Pause
+    }
+
+    fn count(&mut self, what: &str) {
+        *self.counts.entry(what.to_string()).or_default() += 1;
+    }
+
+    fn emit(&mut self, event: &Event) {
+        // A worker that cannot report is useless to the checker: fail loudly.
+        let line = serde_json::to_string(event).unwrap_or_else(|e| panic!("event encodes: {e}"));
+        writeln!(self.out, "{line}").unwrap_or_else(|e| panic!("stdout: {e}"));
+    }
+
+    fn own(&mut self, result: &StartResult) {
+        let Some(run) = result.accepted_run() else {
+            return;
+        };
+        let Some(token) = run.fencing_token else {
+            return;
+        };
+        self.emit(&Event::Accepted {
+            run_id: run.id,
+            fencing_token: token,
+            tenant_id: run.tenant_id.clone(),
+            replaced_run_id: result.replaced_run_id,
+        });
+        self.owned.push(Owned {
+            run_id: run.id,
+            token,
+            running: false,
+        });
+    }
+
+    fn record_error(&mut self, err: &startgate::Error) {
+        let code = err.code();
+        self.count(&format!("error:{code}"));
+        if !matches!(code, ErrorCode::InvalidTransition | ErrorCode::StoreTimeout) {
+            eprintln!("unexpected error: {err}");
+        }
+    }
+
+    async fn step(&mut self, tenant_names: &[String], actor: &Actor) {
+        self.calls += 1;
+        let action = self.choose();
+        let tenant = &tenant_names[self.rng.below(tenant_names.len() as u64) as usize];
+        if action == Action::Start {
+            let op = if self.rng.below(2) == 0 {
+                "inventory.sync"
+            } else {
+                "compliance.snapshot"
+            };
+            let request = StartRequest::new(op, tenant.as_str(), actor.clone());
+            match self.gate.start(&request).await {
+                Ok(result) => {
+                    self.count(result.outcome.as_str());
+                    if result.replaced_run_id.is_some() {
+                        self.count("takeover");
+                    }
+                    self.own(&result);
+                }
+                Err(err) => self.record_error(&err),
+            }
+        } else if action == Action::Sequence {
+            let request = SequenceRequest::named("pair", tenant.as_str(), actor.clone());
+            match self.gate.start_sequence(&request).await {
+                Ok(result) => {
+                    self.count(&format!("sequence_{}", result.outcome));
+                    self.own(&result);
+                }
+                Err(err) => self.record_error(&err),
+            }
+        } else if action == Action::Drive {
+            let index = self.rng.below(self.owned.len() as u64) as usize;
+            let (run_id, token, running) = {
+                let o = &self.owned[index];
+                (o.run_id, o.token, o.running)
+            };
+            if !running {
+                match self.gate.mark_running(run_id, token).await {
+                    Ok(_) => self.owned[index].running = true,
+                    Err(err) => {
+                        self.record_error(&err);
+                        self.owned.swap_remove(index);
+                    }
+                }
+            } else if self.rng.below(5) == 0 {
+                if let Err(err) = self.gate.heartbeat(run_id, token).await {
+                    self.record_error(&err);
+                    self.owned.swap_remove(index);
+                }
+            } else {
+                let outcome = if self.rng.below(4) == 0 {
+                    CompletionOutcome::Failed
+                } else {
+                    CompletionOutcome::Succeeded
+                };
+                self.owned.swap_remove(index);
+                match self
+                    .gate
+                    .complete(&Completion::new(run_id, token, outcome))
+                    .await
+                {
+                    Ok(done) => {
+                        self.count("completed");
+                        if let Some(next) = &done.next {
+                            self.count("advanced");
+                            self.own(next);
+                        }
+                    }
+                    Err(err) => self.record_error(&err),
+                }
+            }
+        } else if action == Action::Abandon {
+            // A worker that dies: the run goes stale and must be taken over.
+            let index = self.rng.below(self.owned.len() as u64) as usize;
+            self.owned.swap_remove(index);
+            self.count("abandoned");
+        } else if action == Action::Reap {
+            match self.gate.reap_stale().await {
+                Ok(reaped) => {
+                    self.count("reap");
+                    for next in &reaped.next {
+                        if next.outcome == Outcome::Accepted {
+                            self.own(next);
+                        }
+                    }
+                }
+                Err(err) => self.record_error(&err),
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(1 + self.rng.below(3))).await;
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let registry = Registry::from_toml_str(REGISTRY).map_err(|e| e.to_string())?;
+    let options = GateOptions {
+        statement_timeout: Duration::from_secs(20),
+        acquire_timeout: Duration::from_secs(20),
+        max_connections: 2,
+        ..GateOptions::default()
+    };
+    let gate = Gate::open_with(&args.database, registry, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tenant_names = tenants(args.tenants);
+    let actor = Actor::member(format!("worker-{}", args.worker), ["inventory.sync"]);
+    let mut worker = Worker {
+        gate: gate.clone(),
+        rng: Rng::new(args.seed.wrapping_mul(1_000_003).wrapping_add(args.worker)),
+        owned: Vec::new(),
+        counts: BTreeMap::new(),
+        calls: 0,
+        out: std::io::stdout().lock(),
+    };
+    for _ in 0..args.iterations {
+        worker.step(&tenant_names, &actor).await;
+    }
+    let summary = Event::Summary {
+        calls: worker.calls,
+        counts: worker.counts.clone(),
+    };
+    worker.emit(&summary);
+    gate.close().await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("cannot start a runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("worker failed: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
