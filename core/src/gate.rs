@@ -11,8 +11,7 @@ use crate::model::{
 };
 use crate::presenter;
 use crate::registry::{OperationType, Registry};
-use crate::store::sqlite::{Ended, SqliteStore};
-use crate::store::{Admission, Plan, Source};
+use crate::store::{Admission, Ended, Plan, Source, Store};
 use crate::time::Clock;
 
 /// How a gate connects and how long it waits.
@@ -43,11 +42,6 @@ impl Default for GateOptions {
 }
 
 #[derive(Debug)]
-enum Store {
-    Sqlite(SqliteStore),
-}
-
-#[derive(Debug)]
 struct Inner {
     store: Store,
     registry: Arc<Registry>,
@@ -60,14 +54,6 @@ pub struct Gate {
     inner: Arc<Inner>,
 }
 
-macro_rules! store {
-    ($gate:expr, $s:ident => $body:expr) => {
-        match &$gate.inner.store {
-            Store::Sqlite($s) => $body,
-        }
-    };
-}
-
 impl Gate {
     /// Opens a gate on `url` with default options. A path or `sqlite:` URL opens
     /// (and creates) an embedded SQLite database.
@@ -77,14 +63,7 @@ impl Gate {
 
     /// Opens a gate with explicit options.
     pub async fn open_with(url: &str, registry: Registry, options: GateOptions) -> Result<Gate> {
-        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(Error::StoreUnavailable {
-                message: "PostgreSQL is not supported by this build".into(),
-                source: None,
-            });
-        } else {
-            Store::Sqlite(SqliteStore::open(url, &options).await?)
-        };
+        let store = Store::open(url, &registry, &options).await?;
         Ok(Gate {
             inner: Arc::new(Inner {
                 store,
@@ -96,12 +75,12 @@ impl Gate {
 
     /// Applies the schema migrations (idempotent).
     pub async fn migrate(&self) -> Result<()> {
-        store!(self, s => s.migrate().await)
+        self.inner.store.migrate().await
     }
 
     /// Closes the pool. Later calls fail with `store_unavailable`.
     pub async fn close(&self) {
-        store!(self, s => s.close().await)
+        self.inner.store.close().await
     }
 
     /// The registry this gate was opened with.
@@ -133,10 +112,13 @@ impl Gate {
         let op = self.operation(&request.operation)?;
         let plan = plan_of(request, op, Source::Start);
         if let Some(status) = authorize(&request.actor, std::slice::from_ref(&op)) {
-            store!(self, s => s.record_denied(&plan, status, &self.inner.clock).await)?;
+            self.inner
+                .store
+                .record_denied(&plan, status, &self.inner.clock)
+                .await?;
             return Ok(denied(&request.operation, &request.tenant_id, status));
         }
-        let admission = store!(self, s => s.admit(&plan, &self.inner.clock).await)?;
+        let admission = self.inner.store.admit(&plan, &self.inner.clock).await?;
         Ok(self.result(
             &request.operation,
             &request.tenant_id,
@@ -180,7 +162,7 @@ impl Gate {
             slots.push(i);
             answers.push(None);
         }
-        let decided = store!(self, s => s.check(&plans, &self.inner.clock).await)?;
+        let decided = self.inner.store.check(&plans, &self.inner.clock).await?;
         for (slot, admission) in slots.into_iter().zip(decided) {
             let request = &requests[slot];
             answers[slot] = Some(Ok(self.result(
@@ -242,11 +224,17 @@ impl Gate {
             .split_first()
             .ok_or_else(|| Error::invalid("operations", "needs at least one operation"))?;
         if let Some(status) = authorize(&request.actor, &ops) {
-            store!(self, s => s.record_denied(first, status, &self.inner.clock).await)?;
+            self.inner
+                .store
+                .record_denied(first, status, &self.inner.clock)
+                .await?;
             return Ok(denied(&first.op.name, &request.tenant_id, status));
         }
-        let (admission, pending) =
-            store!(self, s => s.start_sequence(first, rest, &self.inner.clock).await)?;
+        let (admission, pending) = self
+            .inner
+            .store
+            .start_sequence(first, rest, &self.inner.clock)
+            .await?;
         Ok(self.result(&first.op.name, &request.tenant_id, admission, pending))
     }
 
@@ -255,12 +243,18 @@ impl Gate {
     /// when the run is no longer active or the token is not the run's: the
     /// worker must then stop.
     pub async fn mark_running(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
-        store!(self, s => s.mark_running(run_id, fencing_token, &self.inner.clock).await)
+        self.inner
+            .store
+            .mark_running(run_id, fencing_token, &self.inner.clock)
+            .await
     }
 
     /// Extends a running run's lease by the operation's `lease`.
     pub async fn heartbeat(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
-        store!(self, s => s.heartbeat(run_id, fencing_token, &self.inner.clock).await)
+        self.inner
+            .store
+            .heartbeat(run_id, fencing_token, &self.inner.clock)
+            .await
     }
 
     /// Ends a run and frees its scope; returns whether to notify the initiator
@@ -272,7 +266,11 @@ impl Gate {
             .summary
             .as_ref()
             .map(|s| serde_json::Value::Object(s.clone()).to_string());
-        let ended = store!(self, s => s.complete(&self.inner.registry, completion, summary, &self.inner.clock).await)?;
+        let ended = self
+            .inner
+            .store
+            .complete(&self.inner.registry, completion, summary, &self.inner.clock)
+            .await?;
         Ok(self.ended(ended))
     }
 
@@ -282,15 +280,22 @@ impl Gate {
         if let Some(code) = reason_code {
             crate::model::validate_name("reason_code", code)?;
         }
-        let ended = store!(self, s => s.cancel(&self.inner.registry, run_id, reason_code, &self.inner.clock).await)?;
+        let ended = self
+            .inner
+            .store
+            .cancel(&self.inner.registry, run_id, reason_code, &self.inner.clock)
+            .await?;
         Ok(self.ended(ended))
     }
 
     /// Ends every stale run as `failed` with `run_lease_expired` and admits the
     /// pending runs of the scopes this frees (for a cron).
     pub async fn reap_stale(&self) -> Result<ReapResult> {
-        let (reaped, next) =
-            store!(self, s => s.reap(&self.inner.registry, &self.inner.clock).await)?;
+        let (reaped, next) = self
+            .inner
+            .store
+            .reap(&self.inner.registry, &self.inner.clock)
+            .await?;
         let next = next
             .into_iter()
             .map(|a| {
@@ -303,7 +308,7 @@ impl Gate {
 
     /// One run by id (without its fencing token).
     pub async fn get_run(&self, run_id: i64) -> Result<Run> {
-        store!(self, s => s.get_run(run_id).await)
+        self.inner.store.get_run(run_id).await
     }
 
     /// Runs matching `filter`, newest first.
@@ -311,12 +316,12 @@ impl Gate {
         if let Some(tenant) = &filter.tenant_id {
             crate::model::validate_id("tenant_id", tenant)?;
         }
-        store!(self, s => s.list_runs(filter).await)
+        self.inner.store.list_runs(filter).await
     }
 
     /// The start attempts that created, were refused by, or replaced this run.
     pub async fn attempts_for_run(&self, run_id: i64) -> Result<Vec<StartAttempt>> {
-        store!(self, s => s.attempts_for_run(run_id).await)
+        self.inner.store.attempts_for_run(run_id).await
     }
 
     /// The latest start attempts, newest first, optionally for one tenant.
@@ -325,7 +330,10 @@ impl Gate {
         tenant_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StartAttempt>> {
-        store!(self, s => s.list_attempts(tenant_id, limit.min(10_000)).await)
+        self.inner
+            .store
+            .list_attempts(tenant_id, limit.min(10_000))
+            .await
     }
 
     /// Records (or replaces) a connection's readiness facts. Making one the
@@ -335,7 +343,10 @@ impl Gate {
         connection: &ProviderConnection,
     ) -> Result<ProviderConnection> {
         connection.validate()?;
-        store!(self, s => s.upsert_connection(connection, &self.inner.clock).await)
+        self.inner
+            .store
+            .upsert_connection(connection, &self.inner.clock)
+            .await
     }
 
     /// One connection of a tenant.
@@ -344,17 +355,17 @@ impl Gate {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<ProviderConnection>> {
-        store!(self, s => s.get_connection(tenant_id, id).await)
+        self.inner.store.get_connection(tenant_id, id).await
     }
 
     /// The tenant's default connection.
     pub async fn default_connection(&self, tenant_id: &str) -> Result<Option<ProviderConnection>> {
-        store!(self, s => s.default_connection(tenant_id).await)
+        self.inner.store.default_connection(tenant_id).await
     }
 
     /// Every connection of a tenant, by id.
     pub async fn list_connections(&self, tenant_id: &str) -> Result<Vec<ProviderConnection>> {
-        store!(self, s => s.list_connections(tenant_id).await)
+        self.inner.store.list_connections(tenant_id).await
     }
 
     /// Operator feedback for a start result (no database access).

@@ -58,6 +58,31 @@ fn failing_reason(
     }
 }
 
+/// The same checks as [`preflight`], as one SQL condition over the connection
+/// row `c` (PostgreSQL's single-statement admission): `$9` is the request's
+/// `tenant_active`, `$10` is now. Kept beside [`preflight`] so the two change
+/// together; the fast path cross-checks them on every call that is not ready.
+pub(crate) fn sql_ready_condition(op: &OperationType) -> String {
+    let mut terms: Vec<&str> = op
+        .effective_checks()
+        .into_iter()
+        .filter_map(|check| match check {
+            Check::TenantActive => Some("$9"),
+            Check::Connection => None,
+            Check::ConnectionEnabled => Some("c.enabled"),
+            Check::Consent => Some("c.consent = 'granted'"),
+            Check::Credential => Some(
+                "(c.credential = 'present' AND (c.credential_expires_at IS NULL OR c.credential_expires_at > $10))",
+            ),
+            Check::Health => Some("c.health <> 'unhealthy'"),
+        })
+        .collect();
+    if terms.is_empty() {
+        terms.push("TRUE");
+    }
+    terms.join(" AND ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

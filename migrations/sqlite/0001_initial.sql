@@ -17,7 +17,7 @@ CREATE TABLE provider_connections (
 
 -- At most one default connection per tenant.
 CREATE UNIQUE INDEX provider_connections_one_default
-    ON provider_connections (tenant_id) WHERE is_default = 1;
+    ON provider_connections (tenant_id) WHERE is_default;
 
 CREATE TABLE operation_runs (
     id                     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -31,6 +31,10 @@ CREATE TABLE operation_runs (
     actor_id               TEXT    NOT NULL,
     params                 TEXT,
     fencing_token          INTEGER,
+    -- The scope's highest fencing token when this run ended. It equals the
+    -- run's own token unless a later run was admitted while this one was
+    -- active, so the one-active-run invariant can be audited after the fact.
+    scope_token_at_end     INTEGER,
     lease_us               INTEGER NOT NULL,
     tenant_active          INTEGER NOT NULL CHECK (tenant_active IN (0, 1)),
     reason_code            TEXT,

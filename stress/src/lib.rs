@@ -57,7 +57,8 @@ pub enum Event {
     },
 }
 
-/// A run as the checker reads it from the database.
+/// An admitted run (one that got a fencing token) as the checker reads it
+/// straight from the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
     /// Run id.
@@ -70,10 +71,8 @@ pub struct RunRecord {
     pub status: String,
     /// Fencing token.
     pub fencing_token: i64,
-    /// Admission time (µs).
-    pub queued_at: i64,
-    /// End time (µs), if ended.
-    pub finished_at: Option<i64>,
+    /// The scope's highest token when the run ended (`None` while active).
+    pub scope_token_at_end: Option<i64>,
 }
 
 /// What the checker found.
@@ -91,12 +90,19 @@ pub struct Verdict {
     pub violations: Vec<String>,
 }
 
-/// Checks the history of admitted runs (those with a fencing token) against
-/// the workers' accepted results and the audit rows:
-/// - on each scope, tokens are unique and each run ended before the next was
-///   admitted (no two runs were ever active at once), and at most one is active;
-/// - every accepted result names a distinct run that exists with that token;
-/// - every admitted run has exactly one accepted audit row, and vice versa.
+/// Checks the history of admitted runs against the workers' accepted results
+/// and the audit rows.
+///
+/// No two runs were ever active on one scope at once exactly when, per scope:
+/// tokens are unique (each admission takes the scope's highest token plus one),
+/// every ended run saw its own token as the scope's highest when it ended (a
+/// run admitted while it was active would have raised it), and the run still
+/// active, if any, holds the highest token. Unlike timestamps, this does not
+/// depend on clocks or on commit order matching statement order.
+///
+/// Also: every accepted result names a distinct run that exists with the token
+/// the caller was given, and every admitted run has exactly one accepted audit
+/// row, and vice versa.
 pub fn check(runs: &[RunRecord], accepted: &[Event], accepted_attempt_run_ids: &[i64]) -> Verdict {
     let mut verdict = Verdict {
         admitted_runs: runs.len(),
@@ -112,33 +118,47 @@ pub fn check(runs: &[RunRecord], accepted: &[Event], accepted_attempt_run_ids: &
     }
     for ((tenant, connection), mut scope_runs) in by_scope {
         scope_runs.sort_by_key(|r| (r.fencing_token, r.id));
-        let active = scope_runs
-            .iter()
-            .filter(|r| matches!(r.status.as_str(), "queued" | "running"))
-            .count();
-        if active > 1 {
-            verdict.violations.push(format!(
-                "scope ({tenant}, {connection}) ends with {active} active runs"
-            ));
-        }
+        let highest = scope_runs.last().map_or(0, |r| r.fencing_token);
         for pair in scope_runs.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            if a.fencing_token == b.fencing_token {
+            if pair[0].fencing_token == pair[1].fencing_token {
                 verdict.violations.push(format!(
                     "runs {} and {} share fencing token {} on ({tenant}, {connection})",
-                    a.id, b.id, a.fencing_token
+                    pair[0].id, pair[1].id, pair[0].fencing_token
                 ));
             }
-            match a.finished_at {
-                Some(end) if end <= b.queued_at => {}
-                Some(end) => verdict.violations.push(format!(
-                    "runs {} and {} were active together on ({tenant}, {connection}): {} ended at {end}, {} was admitted at {}",
-                    a.id, b.id, a.id, b.id, b.queued_at
+        }
+        let active: Vec<&&RunRecord> = scope_runs
+            .iter()
+            .filter(|r| matches!(r.status.as_str(), "queued" | "running"))
+            .collect();
+        if active.len() > 1 {
+            let ids: Vec<String> = active.iter().map(|r| r.id.to_string()).collect();
+            verdict.violations.push(format!(
+                "runs {} are all still active on ({tenant}, {connection})",
+                ids.join(", ")
+            ));
+        }
+        for run in &active {
+            if run.fencing_token != highest {
+                verdict.violations.push(format!(
+                    "run {} is still active on ({tenant}, {connection}) but a later run (token {highest}) was admitted",
+                    run.id
+                ));
+            }
+        }
+        for run in scope_runs
+            .iter()
+            .filter(|r| !matches!(r.status.as_str(), "queued" | "running"))
+        {
+            match run.scope_token_at_end {
+                Some(at_end) if at_end == run.fencing_token => {}
+                Some(at_end) => verdict.violations.push(format!(
+                    "run {} (token {}) was active while a later run (token {at_end}) was admitted on ({tenant}, {connection})",
+                    run.id, run.fencing_token
                 )),
-                None => verdict.violations.push(format!(
-                    "run {} was still active when run {} was admitted on ({tenant}, {connection})",
-                    a.id, b.id
-                )),
+                None => verdict
+                    .violations
+                    .push(format!("run {} ended without recording the scope's token", run.id)),
             }
         }
     }
@@ -199,6 +219,48 @@ pub fn check(runs: &[RunRecord], accepted: &[Event], accepted_attempt_run_ids: &
     verdict
 }
 
+const HISTORY: &str =
+    "SELECT id, tenant_id, provider_connection_id, status, fencing_token, scope_token_at_end \
+                       FROM operation_runs WHERE fencing_token IS NOT NULL";
+const ACCEPTED_ATTEMPTS: &str = "SELECT run_id FROM start_attempts WHERE outcome = 'accepted'";
+
+/// Reads the admitted runs and the accepted audit rows with plain SQL,
+/// independent of the gate's code. Works on SQLite and PostgreSQL URLs.
+pub async fn load_history(url: &str) -> Result<(Vec<RunRecord>, Vec<i64>), sqlx::Error> {
+    type Raw = (i64, String, String, String, i64, Option<i64>);
+    let (rows, attempts): (Vec<Raw>, Vec<i64>) = if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await?;
+        let rows = sqlx::query_as(HISTORY).fetch_all(&pool).await?;
+        let attempts = sqlx::query_scalar(ACCEPTED_ATTEMPTS)
+            .fetch_all(&pool)
+            .await?;
+        pool.close().await;
+        (rows, attempts)
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        let rows = sqlx::query_as(HISTORY).fetch_all(&pool).await?;
+        let attempts = sqlx::query_scalar(ACCEPTED_ATTEMPTS)
+            .fetch_all(&pool)
+            .await?;
+        pool.close().await;
+        (rows, attempts)
+    };
+    let runs = rows
+        .into_iter()
+        .map(
+            |(id, tenant_id, connection_id, status, fencing_token, scope_token_at_end)| RunRecord {
+                id,
+                tenant_id,
+                connection_id,
+                status,
+                fencing_token,
+                scope_token_at_end,
+            },
+        )
+        .collect();
+    Ok((runs, attempts))
+}
+
 /// A small deterministic PRNG (xorshift64*), so runs are reproducible by seed.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -229,20 +291,14 @@ impl Rng {
 mod tests {
     use super::*;
 
-    fn run(id: i64, token: i64, queued_at: i64, finished_at: Option<i64>) -> RunRecord {
+    fn run(id: i64, token: i64, status: &str, at_end: Option<i64>) -> RunRecord {
         RunRecord {
             id,
             tenant_id: "t".into(),
             connection_id: "c".into(),
-            status: if finished_at.is_some() {
-                "succeeded"
-            } else {
-                "queued"
-            }
-            .into(),
+            status: status.into(),
             fencing_token: token,
-            queued_at,
-            finished_at,
+            scope_token_at_end: at_end,
         }
     }
 
@@ -258,9 +314,9 @@ mod tests {
     #[test]
     fn a_clean_history_has_no_violations() {
         let runs = [
-            run(1, 1, 0, Some(10)),
-            run(2, 2, 10, Some(20)),
-            run(3, 3, 25, None),
+            run(1, 1, "succeeded", Some(1)),
+            run(2, 2, "failed", Some(2)),
+            run(3, 3, "running", None),
         ];
         let events = [accepted(1, 1), accepted(2, 2), accepted(3, 3)];
         let verdict = check(&runs, &events, &[1, 2, 3]);
@@ -270,26 +326,28 @@ mod tests {
     #[test]
     fn overlap_duplicates_and_missing_audit_are_caught() {
         let runs = [
-            run(1, 1, 0, Some(10)),
-            run(2, 2, 5, None),
-            run(3, 3, 6, None),
+            run(1, 1, "succeeded", Some(2)),
+            run(2, 2, "queued", None),
+            run(3, 3, "running", None),
+            run(4, 3, "cancelled", Some(3)),
         ];
         let events = [
             accepted(1, 1),
             accepted(1, 1),
             accepted(2, 9),
-            accepted(4, 4),
+            accepted(7, 4),
         ];
-        let verdict = check(&runs, &events, &[1, 2, 7]);
+        let verdict = check(&runs, &events, &[1, 2, 8]);
         let text = verdict.violations.join("\n");
         for needle in [
-            "runs 1 and 2 were active together",
-            "run 2 was still active when run 3 was admitted",
-            "ends with 2 active runs",
+            "share fencing token 3",
+            "runs 2, 3 are all still active",
+            "run 2 is still active on (t, c) but a later run (token 3) was admitted",
+            "run 1 (token 1) was active while a later run (token 2) was admitted",
             "run 1 was reported accepted twice",
             "has token 2 but the caller was given 9",
-            "accepted run 4 does not exist",
-            "names run 7, which was never admitted",
+            "accepted run 7 does not exist",
+            "names run 8, which was never admitted",
             "admitted run 3 has no accepted audit row",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");

@@ -1,37 +1,39 @@
-//! Storage backends. Each backend enforces the scope lock in the database; the
-//! shared pieces here are row shapes and the pure decisions both apply.
+//! Storage. Both backends run the same SQL operations (`ops`) over one
+//! connection type (`db::Conn`); the scope lock is a partial unique index that
+//! the database enforces for every process and host. PostgreSQL adds
+//! single-statement fast paths (`fast`) so the accepted path is one round trip.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
 
 use crate::error::{Error, Result};
+use crate::gate::GateOptions;
 use crate::model::{
-    Consent, Credential, Health, Initiator, Outcome, ProviderConnection, Run, RunStatus,
-    StartAttempt,
+    Completion, Initiator, Outcome, ProviderConnection, Run, RunFilter, StartAttempt,
 };
-use crate::registry::OperationType;
-use crate::time::Timestamp;
+use crate::registry::{OperationType, Registry};
+use crate::time::{Clock, Timestamp};
 
-pub(crate) mod sqlite;
+pub(crate) mod db;
+pub(crate) mod ops;
+mod rows;
 
-/// The columns of `operation_runs`, in [`RunRow`] order.
-macro_rules! run_columns {
-    () => {
-        "id, operation, tenant_id, provider_connection_id, subject, status, initiator, actor_id, \
-         params, fencing_token, tenant_active, reason_code, reasons, summary, \
-         sequence_id, sequence_position, replaced_run_id, created_at, status_changed_at, \
-         queued_at, started_at, finished_at, stale_at"
-    };
-}
-pub(crate) use run_columns;
+use db::{Conn, Tx};
+pub(crate) use ops::Ended;
+pub(crate) use rows::{
+    attempt_columns, connection_columns, reasons_json, run_columns, AttemptRow, AttemptValues,
+    ConnectionRow, RunRow,
+};
 
-/// The columns of `provider_connections`, in [`ConnectionRow`] order.
-macro_rules! connection_columns {
-    () => {
-        "tenant_id, id, provider, display_name, is_default, enabled, consent, credential, \
-         credential_expires_at, health"
-    };
-}
-pub(crate) use connection_columns;
+/// How often a transaction that lost a race is tried again before giving up.
+const MAX_ATTEMPTS: u32 = 16;
 
 /// Where a start attempt came from (the audit row's `source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,17 +68,15 @@ pub(crate) struct Plan<'a> {
 }
 
 impl Plan<'_> {
+    /// Params as canonical JSON text, so equal params are equal as stored text.
     pub(crate) fn params_json(&self) -> Option<String> {
-        self.params.map(|p| Value::Object(p.clone()).to_string())
+        self.params
+            .map(|p| ops::canonical_json(&Value::Object(p.clone())))
     }
 
     pub(crate) fn lease_us(&self) -> i64 {
-        micros(self.op.lease)
+        i64::try_from(self.op.lease.as_micros()).unwrap_or(i64::MAX)
     }
-}
-
-pub(crate) fn micros(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// What the store decided, before the presenter renders reasons.
@@ -105,6 +105,50 @@ impl Admission {
             connection_id,
             replaced_run_id: None,
             params_differ: None,
+        }
+    }
+
+    pub(crate) fn accepted(run: Run, connection_id: String, replaced: Option<i64>) -> Self {
+        Admission {
+            outcome: Outcome::Accepted,
+            run: Some(run),
+            holder: None,
+            reasons: Vec::new(),
+            connection_id: Some(connection_id),
+            replaced_run_id: replaced,
+            params_differ: None,
+        }
+    }
+
+    /// What `check` answers when a start would be accepted (nothing created).
+    pub(crate) fn would_accept(connection_id: String, replaced: Option<i64>) -> Self {
+        Admission {
+            outcome: Outcome::Accepted,
+            run: None,
+            holder: None,
+            reasons: Vec::new(),
+            connection_id: Some(connection_id),
+            replaced_run_id: replaced,
+            params_differ: None,
+        }
+    }
+
+    /// Deduped or scope busy, from the holder and the verdict on it.
+    pub(crate) fn refused(verdict: Verdict, holder: Run, connection_id: String) -> Self {
+        let (outcome, run, params_differ) = match verdict {
+            Verdict::Dedupe { params_differ } => {
+                (Outcome::Deduped, Some(holder.clone()), Some(params_differ))
+            }
+            Verdict::Busy | Verdict::TakeOver => (Outcome::ScopeBusy, None, None),
+        };
+        Admission {
+            outcome,
+            run,
+            holder: Some(holder),
+            reasons: Vec::new(),
+            connection_id: Some(connection_id),
+            replaced_run_id: None,
+            params_differ,
         }
     }
 }
@@ -136,230 +180,703 @@ pub(crate) fn judge_holder(plan: &Plan<'_>, holder: &Run, now: Timestamp) -> Ver
     Verdict::Busy
 }
 
-/// A row of `operation_runs`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RunRow {
-    pub id: i64,
-    pub operation: String,
-    pub tenant_id: String,
-    pub provider_connection_id: Option<String>,
-    pub subject: Option<String>,
-    pub status: String,
-    pub initiator: String,
-    pub actor_id: String,
-    pub params: Option<String>,
-    pub fencing_token: Option<i64>,
-    pub tenant_active: bool,
-    pub reason_code: Option<String>,
-    pub reasons: Option<String>,
-    pub summary: Option<String>,
-    pub sequence_id: Option<i64>,
-    pub sequence_position: Option<i64>,
-    pub replaced_run_id: Option<i64>,
-    pub created_at: i64,
-    pub status_changed_at: i64,
-    pub queued_at: Option<i64>,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    pub stale_at: Option<i64>,
+/// A failure inside the store: a driver error (possibly a lost race worth
+/// retrying), a contract error, or an explicit request to retry.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    Db(sqlx::Error),
+    Gate(Error),
+    Retry(&'static str),
 }
 
-fn parse_enum<T>(what: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
-    parse(text).ok_or_else(|| Error::internal(format!("unknown {what} \"{text}\" in the database")))
-}
+pub(crate) type SResult<T> = std::result::Result<T, StoreError>;
 
-fn parse_json_text(what: &str, text: Option<&str>) -> Result<Option<Value>> {
-    text.map(|t| {
-        serde_json::from_str(t)
-            .map_err(|e| Error::internal(format!("stored {what} is not JSON: {e}")))
-    })
-    .transpose()
-}
-
-fn ts(micros: Option<i64>) -> Option<Timestamp> {
-    micros.map(Timestamp::from_micros)
-}
-
-impl RunRow {
-    /// The run as the contract shows it. The fencing token is included only
-    /// for callers that own the run (`with_token`).
-    pub(crate) fn into_run(self, with_token: bool) -> Result<Run> {
-        let params = match parse_json_text("params", self.params.as_deref())? {
-            Some(Value::Object(map)) => Some(map),
-            Some(_) => return Err(Error::internal("stored params are not an object")),
-            None => None,
-        };
-        let reasons = match parse_json_text("reasons", self.reasons.as_deref())? {
-            Some(value) => serde_json::from_value(value)
-                .map_err(|e| Error::internal(format!("stored reasons are not a list: {e}")))?,
-            None => Vec::new(),
-        };
-        Ok(Run {
-            id: self.id,
-            status: parse_enum("run status", &self.status, RunStatus::parse)?,
-            initiator: parse_enum("initiator", &self.initiator, Initiator::parse)?,
-            operation: self.operation,
-            tenant_id: self.tenant_id,
-            provider_connection_id: self.provider_connection_id,
-            subject: self.subject,
-            actor_id: self.actor_id,
-            params,
-            created_at: Timestamp::from_micros(self.created_at),
-            since: Timestamp::from_micros(self.status_changed_at),
-            queued_at: ts(self.queued_at),
-            started_at: ts(self.started_at),
-            finished_at: ts(self.finished_at),
-            stale_at: ts(self.stale_at),
-            fencing_token: if with_token { self.fencing_token } else { None },
-            reason_code: self.reason_code,
-            reasons,
-            summary: parse_json_text("summary", self.summary.as_deref())?,
-            sequence_id: self.sequence_id,
-            sequence_position: self.sequence_position,
-            replaced_run_id: self.replaced_run_id,
-        })
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::Db(err)
     }
 }
 
-/// A row of `provider_connections`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct ConnectionRow {
-    pub tenant_id: String,
-    pub id: String,
-    pub provider: String,
-    pub display_name: String,
-    pub is_default: bool,
-    pub enabled: bool,
-    pub consent: String,
-    pub credential: String,
-    pub credential_expires_at: Option<i64>,
-    pub health: String,
-}
-
-impl ConnectionRow {
-    pub(crate) fn into_connection(self) -> Result<ProviderConnection> {
-        Ok(ProviderConnection {
-            consent: parse_enum("consent", &self.consent, Consent::parse)?,
-            credential: parse_enum("credential", &self.credential, Credential::parse)?,
-            health: parse_enum("health", &self.health, Health::parse)?,
-            id: self.id,
-            tenant_id: self.tenant_id,
-            provider: self.provider,
-            display_name: self.display_name,
-            is_default: self.is_default,
-            enabled: self.enabled,
-            credential_expires_at: ts(self.credential_expires_at),
-        })
+impl From<Error> for StoreError {
+    fn from(err: Error) -> Self {
+        StoreError::Gate(err)
     }
 }
 
-/// The columns of `start_attempts` (without `id`), for inserts.
-macro_rules! attempt_columns {
-    () => {
-        "attempted_at, source, operation, tenant_id, provider_connection_id, subject, actor_id, \
-         initiator, outcome, status, run_id, holder_run_id, reason_code, reasons, \
-         replaced_run_id, params_differ"
-    };
-}
-pub(crate) use attempt_columns;
-
-/// A row of `start_attempts`.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct AttemptRow {
-    pub id: i64,
-    pub attempted_at: i64,
-    pub source: String,
-    pub operation: String,
-    pub tenant_id: String,
-    pub provider_connection_id: Option<String>,
-    pub subject: Option<String>,
-    pub actor_id: String,
-    pub initiator: String,
-    pub outcome: String,
-    pub status: Option<i32>,
-    pub run_id: Option<i64>,
-    pub holder_run_id: Option<i64>,
-    pub reason_code: Option<String>,
-    pub reasons: Option<String>,
-    pub replaced_run_id: Option<i64>,
-    pub params_differ: Option<bool>,
-}
-
-impl AttemptRow {
-    pub(crate) fn into_attempt(self) -> Result<StartAttempt> {
-        let reasons = match parse_json_text("reasons", self.reasons.as_deref())? {
-            Some(value) => serde_json::from_value(value)
-                .map_err(|e| Error::internal(format!("stored reasons are not a list: {e}")))?,
-            None => Vec::new(),
-        };
-        Ok(StartAttempt {
-            id: self.id,
-            attempted_at: Timestamp::from_micros(self.attempted_at),
-            source: self.source,
-            operation: self.operation,
-            tenant_id: self.tenant_id,
-            provider_connection_id: self.provider_connection_id,
-            subject: self.subject,
-            actor_id: self.actor_id,
-            initiator: parse_enum("initiator", &self.initiator, Initiator::parse)?,
-            outcome: parse_enum("outcome", &self.outcome, Outcome::parse)?,
-            status: self.status.and_then(|s| u16::try_from(s).ok()),
-            run_id: self.run_id,
-            holder_run_id: self.holder_run_id,
-            reason_code: self.reason_code,
-            reasons,
-            replaced_run_id: self.replaced_run_id,
-            params_differ: self.params_differ,
-        })
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Db(err) => err.into(),
+            StoreError::Gate(err) => err,
+            StoreError::Retry(why) => Error::internal(format!(
+                "gave up after {MAX_ATTEMPTS} attempts under contention: {why}"
+            )),
+        }
     }
 }
 
-/// The values of one audit row, built from a plan and what was decided.
-pub(crate) struct AttemptValues<'a> {
-    pub source: Source,
-    pub operation: &'a str,
-    pub tenant_id: &'a str,
-    pub connection_id: Option<&'a str>,
-    pub subject: Option<&'a str>,
-    pub actor_id: &'a str,
-    pub initiator: Initiator,
-    pub outcome: Outcome,
-    pub status: Option<u16>,
-    pub run_id: Option<i64>,
-    pub holder_run_id: Option<i64>,
-    pub reasons: &'a [String],
-    pub replaced_run_id: Option<i64>,
-    pub params_differ: Option<bool>,
+impl StoreError {
+    /// A lost race under READ COMMITTED: a unique violation from a concurrent
+    /// admission, a serialization failure or a deadlock. The transaction rolled
+    /// back; running it again sees the winner.
+    fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Retry(_) => true,
+            StoreError::Db(sqlx::Error::Database(db)) => {
+                db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                    && matches!(db.code().as_deref(), Some("23505" | "40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
 }
 
-impl<'a> AttemptValues<'a> {
-    pub(crate) fn for_plan(plan: &Plan<'a>, admission: &'a Admission) -> Self {
-        AttemptValues {
-            source: plan.source,
-            operation: &plan.op.name,
-            tenant_id: plan.tenant_id,
-            connection_id: admission
-                .connection_id
-                .as_deref()
-                .or(plan.requested_connection),
-            subject: plan.subject,
-            actor_id: plan.actor_id,
-            initiator: plan.initiator,
-            outcome: admission.outcome,
-            status: None,
-            run_id: admission.run.as_ref().map(|r| r.id),
-            holder_run_id: admission.holder.as_ref().map(|r| r.id),
-            reasons: &admission.reasons,
-            replaced_run_id: admission.replaced_run_id,
-            params_differ: admission.params_differ,
+struct PgBackend {
+    pool: PgPool,
+    /// Behind a transaction pooler: every statement inside an explicit
+    /// transaction, no named prepared statements.
+    pooled: bool,
+    begin_write: String,
+    begin_read: String,
+    connect: PgConnectOptions,
+    fast: fast::Statements,
+}
+
+impl PgBackend {
+    async fn begin_read(&self) -> SResult<Tx> {
+        Ok(Tx::Pg(
+            self.pool.begin_with(self.begin_read.clone()).await?,
+            !self.pooled,
+        ))
+    }
+}
+
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(Box<PgBackend>),
+}
+
+/// What a call needs from its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Single-statement reads.
+    Read,
+    /// Several reads that must see one snapshot.
+    Snapshot,
+    /// One self-contained write statement (atomic on its own).
+    Write,
+}
+
+/// A connection for one call: a pooled connection, or a transaction where one
+/// is needed (snapshots; anything behind a transaction pooler).
+enum Lease {
+    Sqlite(PoolConnection<Sqlite>),
+    Pg(PoolConnection<Postgres>),
+    Tx(Tx),
+}
+
+impl Lease {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Lease::Sqlite(c) => Conn::Sqlite(&mut *c),
+            Lease::Pg(c) => Conn::Pg(&mut *c, true),
+            Lease::Tx(tx) => tx.conn(),
         }
     }
 
-    pub(crate) fn reasons_json(&self) -> Option<String> {
-        (!self.reasons.is_empty()).then(|| Value::from(self.reasons.to_vec()).to_string())
+    async fn finish(self) -> SResult<()> {
+        if let Lease::Tx(tx) = self {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }
 
-pub(crate) fn reasons_json(reasons: &[String]) -> Option<String> {
-    (!reasons.is_empty()).then(|| Value::from(reasons.to_vec()).to_string())
+/// The storage behind a gate.
+pub(crate) struct Store {
+    backend: Backend,
+    /// The client-side bound on one call: acquire plus statement timeout.
+    call_bound: Duration,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(pg) if pg.pooled => "postgres (transaction pooler)",
+            Backend::Postgres(_) => "postgres",
+        };
+        f.debug_struct("Store").field("backend", &kind).finish()
+    }
+}
+
+/// Runs `$body` in a write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
+/// `BEGIN` with a server-side statement timeout), with `$now` read once the
+/// transaction is open. A transaction that lost a race is run again.
+macro_rules! write_tx {
+    ($store:expr, $clock:expr, |$conn:ident, $now:ident| $body:expr) => {{
+        let store: &Store = $store;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let outcome: SResult<_> = async {
+                let mut tx = store.begin_write().await?;
+                // Read under SQLite's write lock, so timestamps follow commit order.
+                let $now = $clock.now();
+                let value = {
+                    let mut conn = tx.conn();
+                    let $conn = &mut conn;
+                    $body
+                };
+                tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match outcome {
+                Err(err) if err.is_transient() && attempt < MAX_ATTEMPTS => continue,
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Runs `$body` on a connection leased for `$access` (no retry: reads and
+/// single statements do not lose races that a retry would fix).
+macro_rules! leased {
+    ($store:expr, $access:expr, |$conn:ident| $body:expr) => {{
+        let store: &Store = $store;
+        let outcome: SResult<_> = async {
+            let mut lease = store.lease($access).await?;
+            let value = {
+                let mut conn = lease.conn();
+                let $conn = &mut conn;
+                $body
+            };
+            lease.finish().await?;
+            Ok(value)
+        }
+        .await;
+        outcome
+    }};
+}
+
+// After the macros, which it uses.
+mod fast;
+
+impl Store {
+    pub(crate) async fn open(
+        url: &str,
+        registry: &Registry,
+        options: &GateOptions,
+    ) -> Result<Store> {
+        let call_bound = options.acquire_timeout + options.statement_timeout;
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(Box::new(open_postgres(url, registry, options).await?))
+        } else {
+            Backend::Sqlite(open_sqlite(url, options).await?)
+        };
+        Ok(Store {
+            backend,
+            call_bound,
+            connect_timeout: options.connect_timeout,
+        })
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Backend::Postgres(pg) if pg.pooled => {
+                return Err(Error::MigrationFailed {
+                    message: "migrations take a session-level lock and prepared statements, which a \
+                              transaction pooler cannot keep: run migrate against PostgreSQL directly"
+                        .into(),
+                    source: None,
+                })
+            }
+            Backend::Postgres(pg) => sqlx::migrate!("../migrations/postgres").run(&pg.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pg) => pg.pool.close().await,
+        }
+    }
+
+    async fn begin_write(&self) -> SResult<Tx> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pg) => Tx::Pg(
+                pg.pool.begin_with(pg.begin_write.clone()).await?,
+                !pg.pooled,
+            ),
+        })
+    }
+
+    async fn lease(&self, access: Access) -> SResult<Lease> {
+        Ok(match (&self.backend, access) {
+            (Backend::Sqlite(pool), Access::Snapshot) => Tx::Sqlite(pool.begin().await?).into(),
+            (Backend::Sqlite(pool), _) => Lease::Sqlite(pool.acquire().await?),
+            (Backend::Postgres(pg), Access::Write) if pg.pooled => self.begin_write().await?.into(),
+            (Backend::Postgres(pg), Access::Snapshot) => pg.begin_read().await?.into(),
+            (Backend::Postgres(pg), Access::Read) if pg.pooled => pg.begin_read().await?.into(),
+            (Backend::Postgres(pg), _) => Lease::Pg(pg.pool.acquire().await?),
+        })
+    }
+
+    /// Bounds a call on the client side, and tells an unreachable PostgreSQL
+    /// (`store_unavailable`) apart from a pool that stayed busy (`store_timeout`).
+    async fn bounded<T>(&self, call: impl Future<Output = SResult<T>>) -> Result<T> {
+        let result = match tokio::time::timeout(self.call_bound, call).await {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::StoreTimeout {
+                message: format!(
+                    "no answer within {:?}; a write may still complete in the database \
+                     (retrying a start is safe: it dedupes)",
+                    self.call_bound
+                ),
+                source: None,
+            }),
+        };
+        match result {
+            Err(Error::StoreTimeout {
+                source: Some(sqlx::Error::PoolTimedOut),
+                ..
+            }) => Err(self.diagnose_pool_timeout().await),
+            other => other,
+        }
+    }
+
+    async fn diagnose_pool_timeout(&self) -> Error {
+        let busy = Error::StoreTimeout {
+            message: "every pooled connection stayed busy past acquire_timeout".into(),
+            source: Some(sqlx::Error::PoolTimedOut),
+        };
+        let Backend::Postgres(pg) = &self.backend else {
+            return busy;
+        };
+        match tokio::time::timeout(self.connect_timeout, pg.connect.connect()).await {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+                busy
+            }
+            Ok(Err(err)) => Error::StoreUnavailable {
+                message: format!("cannot reach PostgreSQL ({err})"),
+                source: Some(err),
+            },
+            Err(_) => Error::StoreUnavailable {
+                message: format!(
+                    "PostgreSQL did not accept a connection within {:?}",
+                    self.connect_timeout
+                ),
+                source: None,
+            },
+        }
+    }
+
+    pub(crate) async fn admit(&self, plan: &Plan<'_>, clock: &Clock) -> Result<Admission> {
+        self.bounded(async {
+            if let Backend::Postgres(pg) = &self.backend {
+                return fast::admit(self, pg, plan, clock).await;
+            }
+            self.admit_in_transaction(plan, clock).await
+        })
+        .await
+    }
+
+    /// The general admission: one transaction for resolution, preflight,
+    /// admission (or takeover) and the audit row.
+    async fn admit_in_transaction(&self, plan: &Plan<'_>, clock: &Clock) -> SResult<Admission> {
+        write_tx!(self, clock, |conn, now| {
+            let admission = ops::admit_in(conn, plan, now).await?;
+            ops::insert_attempt(conn, &AttemptValues::for_plan(plan, &admission), now).await?;
+            admission
+        })
+    }
+
+    pub(crate) async fn record_denied(
+        &self,
+        plan: &Plan<'_>,
+        status: u16,
+        clock: &Clock,
+    ) -> Result<()> {
+        self.bounded(async {
+            let admission = Admission {
+                outcome: Outcome::Denied,
+                ..Admission::blocked(None, Vec::new(), None)
+            };
+            let mut values = AttemptValues::for_plan(plan, &admission);
+            values.status = Some(status);
+            let now = clock.now();
+            leased!(self, Access::Write, |conn| ops::insert_attempt(
+                conn, &values, now
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn check(&self, plans: &[Plan<'_>], clock: &Clock) -> Result<Vec<Admission>> {
+        self.bounded(async {
+            let now = clock.now();
+            leased!(self, Access::Snapshot, |conn| {
+                let mut out = Vec::with_capacity(plans.len());
+                for plan in plans {
+                    out.push(ops::check_in(conn, plan, now).await?);
+                }
+                out
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn start_sequence(
+        &self,
+        first: &Plan<'_>,
+        rest: &[Plan<'_>],
+        clock: &Clock,
+    ) -> Result<(Admission, Vec<Run>)> {
+        self.bounded(async {
+            write_tx!(self, clock, |conn, now| ops::start_sequence_in(
+                conn, first, rest, now
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn mark_running(&self, run_id: i64, token: i64, clock: &Clock) -> Result<Run> {
+        self.bounded(async {
+            if self.single_statements() {
+                let now = clock.now();
+                return leased!(self, Access::Write, |conn| ops::mark_running_in(
+                    conn, run_id, token, now
+                )
+                .await?);
+            }
+            write_tx!(self, clock, |conn, now| ops::mark_running_in(
+                conn, run_id, token, now
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn heartbeat(&self, run_id: i64, token: i64, clock: &Clock) -> Result<Run> {
+        self.bounded(async {
+            if self.single_statements() {
+                let now = clock.now();
+                return leased!(self, Access::Write, |conn| ops::heartbeat_in(
+                    conn, run_id, token, now
+                )
+                .await?);
+            }
+            write_tx!(self, clock, |conn, now| ops::heartbeat_in(
+                conn, run_id, token, now
+            )
+            .await?)
+        })
+        .await
+    }
+
+    /// PostgreSQL runs a lone UPDATE atomically without an explicit transaction
+    /// (one round trip); SQLite takes its write lock first so timestamps follow
+    /// commit order.
+    fn single_statements(&self) -> bool {
+        matches!(&self.backend, Backend::Postgres(pg) if !pg.pooled)
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        registry: &Registry,
+        completion: &Completion,
+        summary: Option<String>,
+        clock: &Clock,
+    ) -> Result<Ended> {
+        self.bounded(async {
+            write_tx!(self, clock, |conn, now| {
+                ops::complete_in(conn, registry, completion, summary.as_deref(), now).await?
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn cancel(
+        &self,
+        registry: &Registry,
+        run_id: i64,
+        reason_code: Option<&str>,
+        clock: &Clock,
+    ) -> Result<Ended> {
+        self.bounded(async {
+            write_tx!(self, clock, |conn, now| ops::cancel_in(
+                conn,
+                registry,
+                run_id,
+                reason_code,
+                now
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn reap(
+        &self,
+        registry: &Registry,
+        clock: &Clock,
+    ) -> Result<(Vec<Run>, Vec<Admission>)> {
+        self.bounded(async {
+            write_tx!(self, clock, |conn, now| ops::reap_in(conn, registry, now)
+                .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn upsert_connection(
+        &self,
+        connection: &ProviderConnection,
+        clock: &Clock,
+    ) -> Result<ProviderConnection> {
+        self.bounded(async {
+            write_tx!(self, clock, |conn, now| ops::upsert_connection_in(
+                conn, connection, now
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn get_connection(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<ProviderConnection>> {
+        self.bounded(async {
+            leased!(self, Access::Read, |conn| ops::resolve(
+                conn,
+                tenant_id,
+                Some(id)
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn default_connection(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Option<ProviderConnection>> {
+        self.bounded(async {
+            leased!(self, Access::Read, |conn| ops::resolve(
+                conn, tenant_id, None
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_connections(
+        &self,
+        tenant_id: &str,
+    ) -> Result<Vec<ProviderConnection>> {
+        self.bounded(async {
+            leased!(self, Access::Read, |conn| ops::list_connections_in(
+                conn, tenant_id
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn get_run(&self, run_id: i64) -> Result<Run> {
+        self.bounded(async {
+            leased!(self, Access::Read, |conn| ops::fetch_run(conn, run_id)
+                .await?
+                .ok_or(Error::RunNotFound { run_id })?)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        self.bounded(async {
+            leased!(self, Access::Read, |conn| ops::list_runs_in(conn, filter)
+                .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn attempts_for_run(&self, run_id: i64) -> Result<Vec<StartAttempt>> {
+        self.bounded(async {
+            leased!(self, Access::Read, |conn| ops::attempts_in(
+                conn,
+                Some(run_id),
+                None,
+                0
+            )
+            .await?)
+        })
+        .await
+    }
+
+    pub(crate) async fn list_attempts(
+        &self,
+        tenant_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StartAttempt>> {
+        self.bounded(async {
+            leased!(self, Access::Read, |conn| ops::attempts_in(
+                conn, None, tenant_id, limit
+            )
+            .await?)
+        })
+        .await
+    }
+}
+
+impl From<Tx> for Lease {
+    fn from(tx: Tx) -> Self {
+        Lease::Tx(tx)
+    }
+}
+
+async fn open_sqlite(url: &str, options: &GateOptions) -> Result<SqlitePool> {
+    let url = if url.starts_with("sqlite:") {
+        url.to_string()
+    } else {
+        format!("sqlite://{url}")
+    };
+    let connect = SqliteConnectOptions::from_str(&url)
+        .map_err(|err| Error::StoreUnavailable {
+            message: format!("bad SQLite URL \"{url}\": {err}"),
+            source: Some(err),
+        })?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(options.statement_timeout)
+        .foreign_keys(true);
+    // An in-memory database exists once per connection: keep exactly one, forever.
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let mut pool = SqlitePoolOptions::new()
+        .max_connections(if in_memory {
+            1
+        } else {
+            options.max_connections.max(1)
+        })
+        .acquire_timeout(options.acquire_timeout);
+    if in_memory {
+        pool = pool
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+    }
+    Ok(pool.connect_with(connect).await?)
+}
+
+/// The startgate-specific URL parameter that says a transaction pooler
+/// (pgbouncer `pool_mode = transaction`) sits in front of PostgreSQL.
+const POOL_MODE_PARAM: &str = "pool_mode";
+
+async fn open_postgres(url: &str, registry: &Registry, options: &GateOptions) -> Result<PgBackend> {
+    let (url, pooled) = strip_pool_mode(url)?;
+    let timeout_ms = options.statement_timeout.as_millis().max(1);
+    let mut connect = PgConnectOptions::from_str(&url)
+        .map_err(|err| Error::StoreUnavailable {
+            message: format!("bad PostgreSQL URL: {err}"),
+            source: Some(err),
+        })?
+        // Poolers accept only a few startup parameters; send none we can avoid.
+        .extra_float_digits(None)
+        .application_name("startgate");
+    if !pooled {
+        // Directly connected, the server cancels any statement that runs too
+        // long. Behind a pooler it cannot be a startup parameter; every
+        // statement runs in a transaction that sets it (`begin_write`).
+        connect = connect.options([("statement_timeout", timeout_ms.to_string())]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections.max(1))
+        .acquire_timeout(options.acquire_timeout)
+        .connect_lazy_with(connect.clone());
+    // Fail at open, clearly, when the server cannot be reached at all.
+    match tokio::time::timeout(options.connect_timeout, pool.acquire()).await {
+        Ok(Ok(conn)) => drop(conn),
+        Ok(Err(err)) => {
+            return Err(Error::StoreUnavailable {
+                message: format!("cannot connect to PostgreSQL ({err})"),
+                source: Some(err),
+            })
+        }
+        Err(_) => {
+            return Err(Error::StoreUnavailable {
+                message: format!(
+                    "PostgreSQL did not accept a connection within {:?}",
+                    options.connect_timeout
+                ),
+                source: None,
+            })
+        }
+    }
+    Ok(PgBackend {
+        pool,
+        pooled,
+        begin_write: format!("BEGIN; SET LOCAL statement_timeout = {timeout_ms}"),
+        begin_read: format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {timeout_ms}"
+        ),
+        connect,
+        fast: fast::Statements::new(registry),
+    })
+}
+
+/// Removes `pool_mode=transaction|session` from the URL's query; sqlx would
+/// only warn about an unknown parameter and ignore it.
+fn strip_pool_mode(url: &str) -> Result<(String, bool)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), false));
+    };
+    let mut pooled = false;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((POOL_MODE_PARAM, "transaction")) => pooled = true,
+            Some((POOL_MODE_PARAM, "session")) => pooled = false,
+            Some((POOL_MODE_PARAM, other)) => {
+                return Err(Error::invalid(
+                    "url",
+                    format!("{POOL_MODE_PARAM}={other}: expected `transaction` or `session`"),
+                ))
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, pooled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_mode_is_taken_out_of_the_url() {
+        let (url, pooled) =
+            strip_pool_mode("postgres://h:6432/db?sslmode=disable&pool_mode=transaction").unwrap();
+        assert_eq!(
+            (url.as_str(), pooled),
+            ("postgres://h:6432/db?sslmode=disable", true)
+        );
+        let (url, pooled) = strip_pool_mode("postgres://h/db").unwrap();
+        assert_eq!((url.as_str(), pooled), ("postgres://h/db", false));
+        assert!(strip_pool_mode("postgres://h/db?pool_mode=statement").is_err());
+    }
 }

@@ -10,14 +10,17 @@ use startgate::{
     SequenceRequest, StartRequest, StartResult, Timestamp,
 };
 
-use super::{repo_root, TempDb};
+use super::{repo_root, PgTestDb, TempDb};
 
 /// Which store a run uses.
-#[derive(Debug, Clone)]
-pub enum Store {
+pub enum Store<'a> {
     Sqlite,
-    /// A PostgreSQL URL; each scenario gets a fresh schema.
-    Postgres(String),
+    /// A migrated PostgreSQL test database, emptied before each scenario;
+    /// `pooled` reaches it through pgbouncer in transaction mode.
+    Postgres {
+        db: &'a PgTestDb,
+        pooled: bool,
+    },
 }
 
 pub struct Report {
@@ -36,7 +39,7 @@ pub fn scenario_files() -> Vec<PathBuf> {
 }
 
 /// Runs every scenario; panics with every failure listed.
-pub async fn run_all(store: Store) -> Report {
+pub async fn run_all(store: Store<'_>) -> Report {
     let mut failures = Vec::new();
     let mut passed = 0;
     for file in scenario_files() {
@@ -54,7 +57,7 @@ pub async fn run_all(store: Store) -> Report {
     Report { passed }
 }
 
-async fn run_file(file: &Path, store: &Store) -> Result<(), String> {
+async fn run_file(file: &Path, store: &Store<'_>) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
     let scenario: Value = serde_json::from_str(&text).map_err(|e| format!("bad JSON: {e}"))?;
     let registry = match (scenario.get("registry"), scenario.get("registry_toml")) {
@@ -75,14 +78,23 @@ async fn run_file(file: &Path, store: &Store) -> Result<(), String> {
         ..GateOptions::default()
     };
     let temp = TempDb::new("conformance");
-    let url = match store {
-        Store::Sqlite => temp.url(),
-        Store::Postgres(url) => url.clone(),
+    let (url, migrate) = match store {
+        Store::Sqlite => (temp.url(), true),
+        Store::Postgres { db, pooled } => {
+            db.reset().await;
+            if *pooled {
+                (db.pooled_url(), false)
+            } else {
+                (db.url(), true)
+            }
+        }
     };
     let gate = Gate::open_with(&url, registry, options)
         .await
         .map_err(|e| format!("open: {e}"))?;
-    gate.migrate().await.map_err(|e| format!("migrate: {e}"))?;
+    if migrate {
+        gate.migrate().await.map_err(|e| format!("migrate: {e}"))?;
+    }
     let outcome = run_scenario(&gate, &scenario).await;
     gate.close().await;
     outcome

@@ -1,0 +1,173 @@
+//! One connection type for both backends. Shared SQL runs through [`Conn`],
+//! which binds the same parameter list on SQLite or PostgreSQL, so each
+//! operation is written once.
+
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{FromRow, Postgres, Sqlite, Transaction};
+
+/// A bound parameter.
+#[derive(Debug, Clone)]
+pub(crate) enum Param<'a> {
+    Int(Option<i64>),
+    Small(Option<i32>),
+    Bool(Option<bool>),
+    Text(Option<&'a str>),
+    Owned(Option<String>),
+}
+
+macro_rules! param_from {
+    ($($t:ty => $variant:ident $(($conv:expr))?),+ $(,)?) => {
+        $(impl<'a> From<$t> for Param<'a> {
+            fn from(value: $t) -> Self {
+                Param::$variant(param_from!(@conv value $(, $conv)?))
+            }
+        })+
+    };
+    (@conv $v:ident) => { Some($v) };
+    (@conv $v:ident, $conv:expr) => { $conv($v) };
+}
+
+param_from! {
+    i64 => Int,
+    Option<i64> => Int(|v| v),
+    Option<i32> => Small(|v| v),
+    bool => Bool,
+    Option<bool> => Bool(|v| v),
+    &'a str => Text,
+    Option<&'a str> => Text(|v| v),
+    String => Owned,
+    Option<String> => Owned(|v| v),
+}
+
+/// `args![a, b, …]`: a parameter list for [`Conn`] queries (`$1`, `$2`, …).
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        &[$($crate::store::db::Param::from($value)),*]
+    };
+}
+pub(crate) use args;
+
+/// A connection (or open transaction) on either backend. `persistent` is false
+/// behind a transaction pooler, where named prepared statements cannot be kept.
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Pg(&'c mut PgConnection, bool),
+}
+
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                Param::Int(v) => query.bind(*v),
+                Param::Small(v) => query.bind(*v),
+                Param::Bool(v) => query.bind(*v),
+                Param::Text(v) => query.bind(*v),
+                Param::Owned(v) => query.bind(v.clone()),
+            };
+        }
+        query
+    }};
+}
+
+/// A row type both backends can decode.
+pub(crate) trait Row:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{}
+
+impl Conn<'_> {
+    pub(crate) async fn fetch_optional<R: Row>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Option<R>, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => {
+                bind_all!(sqlx::query_as::<Sqlite, R>(sql), params)
+                    .fetch_optional(&mut **c)
+                    .await
+            }
+            Conn::Pg(c, persistent) => {
+                bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
+                    .persistent(*persistent)
+                    .fetch_optional(&mut **c)
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn fetch_one<R: Row>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<R, sqlx::Error> {
+        self.fetch_optional(sql, params)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+
+    pub(crate) async fn fetch_all<R: Row>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<R>, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => {
+                bind_all!(sqlx::query_as::<Sqlite, R>(sql), params)
+                    .fetch_all(&mut **c)
+                    .await
+            }
+            Conn::Pg(c, persistent) => {
+                bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
+                    .persistent(*persistent)
+                    .fetch_all(&mut **c)
+                    .await
+            }
+        }
+    }
+
+    /// Runs a statement; returns the number of rows it touched.
+    pub(crate) async fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<u64, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => Ok(bind_all!(sqlx::query::<Sqlite>(sql), params)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()),
+            Conn::Pg(c, persistent) => Ok(bind_all!(sqlx::query::<Postgres>(sql), params)
+                .persistent(*persistent)
+                .execute(&mut **c)
+                .await?
+                .rows_affected()),
+        }
+    }
+}
+
+/// An open transaction on either backend.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>, bool),
+}
+
+impl Tx {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Pg(tx, persistent) => Conn::Pg(tx, *persistent),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Pg(tx, _) => tx.commit().await,
+        }
+    }
+}

@@ -1,0 +1,875 @@
+//! The SQL operations both backends share, written once over [`Conn`]. Each
+//! runs inside a transaction the caller opened; none commits.
+
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::model::{
+    Completion, Outcome, ProviderConnection, Run, RunFilter, RunStatus, StartAttempt,
+};
+use crate::preflight::preflight;
+use crate::reason;
+use crate::registry::Registry;
+use crate::store::db::{args, Conn};
+use crate::store::{
+    attempt_columns, connection_columns, judge_holder, reasons_json, run_columns, Admission,
+    AttemptRow, AttemptValues, ConnectionRow, Plan, RunRow, SResult, Source, StoreError, Verdict,
+};
+use crate::time::Timestamp;
+
+/// Sets `scope_token_at_end` as a run ends: the scope's highest token right now.
+macro_rules! scope_token_at_end {
+    () => {
+        "scope_token_at_end = CASE WHEN fencing_token IS NULL THEN NULL ELSE \
+         (SELECT MAX(r.fencing_token) FROM operation_runs r WHERE r.tenant_id = operation_runs.tenant_id \
+         AND r.provider_connection_id = operation_runs.provider_connection_id) END"
+    };
+}
+
+/// What ended and what that set in motion on its scope.
+pub(crate) struct Ended {
+    pub run: Run,
+    pub next: Option<Admission>,
+    pub next_blocked: Vec<Admission>,
+}
+
+pub(crate) async fn fetch_run(conn: &mut Conn<'_>, run_id: i64) -> SResult<Option<Run>> {
+    let row: Option<RunRow> = conn
+        .fetch_optional(
+            concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM operation_runs WHERE id = $1"
+            ),
+            args![run_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.into_run(false)).transpose()?)
+}
+
+/// Explains why a worker call on `run_id` was refused.
+async fn refusal(conn: &mut Conn<'_>, run_id: i64, token: i64, action: &str) -> StoreError {
+    let row: Result<Option<RunRow>, sqlx::Error> = conn
+        .fetch_optional(
+            concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM operation_runs WHERE id = $1"
+            ),
+            args![run_id],
+        )
+        .await;
+    let row = match row {
+        Err(err) => return err.into(),
+        Ok(None) => return Error::RunNotFound { run_id }.into(),
+        Ok(Some(row)) => row,
+    };
+    let current = row.fencing_token;
+    match row.into_run(false) {
+        Err(err) => err.into(),
+        Ok(run) => Error::transition(run_id, refusal_message(&run, current, token, action)).into(),
+    }
+}
+
+fn refusal_message(run: &Run, current_token: Option<i64>, token: i64, action: &str) -> String {
+    if current_token != Some(token) {
+        return format!(
+            "fencing token {token} does not own this run; cannot {action} (the worker must stop)"
+        );
+    }
+    match run.status {
+        RunStatus::Queued => {
+            format!("the run is queued, not running; cannot {action} (call mark_running first)")
+        }
+        status if status.is_terminal() => {
+            let why = run
+                .reason_code
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
+            format!("the run is already {status}{why}; cannot {action} (the worker must stop)")
+        }
+        status => format!("the run is {status}; cannot {action}"),
+    }
+}
+
+pub(crate) async fn resolve(
+    conn: &mut Conn<'_>,
+    tenant_id: &str,
+    requested: Option<&str>,
+) -> SResult<Option<ProviderConnection>> {
+    let row: Option<ConnectionRow> = match requested {
+        Some(id) => {
+            conn.fetch_optional(
+                concat!(
+                    "SELECT ",
+                    connection_columns!(),
+                    " FROM provider_connections WHERE tenant_id = $1 AND id = $2"
+                ),
+                args![tenant_id, id],
+            )
+            .await?
+        }
+        None => {
+            conn.fetch_optional(
+                concat!(
+                    "SELECT ",
+                    connection_columns!(),
+                    " FROM provider_connections WHERE tenant_id = $1 AND is_default"
+                ),
+                args![tenant_id],
+            )
+            .await?
+        }
+    };
+    Ok(row.map(ConnectionRow::into_connection).transpose()?)
+}
+
+pub(crate) async fn active_holder(
+    conn: &mut Conn<'_>,
+    tenant_id: &str,
+    connection_id: &str,
+) -> SResult<Option<Run>> {
+    let row: Option<RunRow> = conn
+        .fetch_optional(
+            concat!(
+                "SELECT ", run_columns!(), " FROM operation_runs ",
+                "WHERE tenant_id = $1 AND provider_connection_id = $2 AND status IN ('queued', 'running')"
+            ),
+            args![tenant_id, connection_id],
+        )
+        .await?;
+    Ok(row.map(|r| r.into_run(false)).transpose()?)
+}
+
+/// Resolution, preflight and admission of one plan inside a write transaction.
+pub(crate) async fn admit_in(
+    conn: &mut Conn<'_>,
+    plan: &Plan<'_>,
+    now: Timestamp,
+) -> SResult<Admission> {
+    let connection = resolve(conn, plan.tenant_id, plan.requested_connection).await?;
+    let reasons = preflight(plan.op, plan.tenant_active, connection.as_ref(), now);
+    let connection_id = connection
+        .map(|c| c.id)
+        .or_else(|| plan.requested_connection.map(str::to_string));
+    if !reasons.is_empty() {
+        let run = insert_blocked(conn, plan, connection_id.as_deref(), &reasons, now).await?;
+        return Ok(Admission::blocked(Some(run), reasons, connection_id));
+    }
+    let connection_id =
+        connection_id.ok_or_else(|| Error::internal("preflight passed without a connection"))?;
+    if let Some(run) = insert_queued(conn, plan, &connection_id, None, now).await? {
+        return Ok(Admission::accepted(run, connection_id, None));
+    }
+    // The scope is held: by whom? (None: it ended meanwhile; the caller retries.)
+    let holder = active_holder(conn, plan.tenant_id, &connection_id)
+        .await?
+        .ok_or(StoreError::Retry(
+            "the scope's holder ended during admission",
+        ))?;
+    Ok(match judge_holder(plan, &holder, now) {
+        Verdict::TakeOver => {
+            if !end_stale(conn, holder.id, now).await? {
+                return Err(StoreError::Retry(
+                    "the stale holder changed during takeover",
+                ));
+            }
+            let run = insert_queued(conn, plan, &connection_id, Some(holder.id), now)
+                .await?
+                .ok_or(StoreError::Retry(
+                    "another start took the scope during takeover",
+                ))?;
+            Admission::accepted(run, connection_id, Some(holder.id))
+        }
+        verdict => Admission::refused(verdict, holder, connection_id),
+    })
+}
+
+/// The same decision as [`admit_in`], without writing anything.
+pub(crate) async fn check_in(
+    conn: &mut Conn<'_>,
+    plan: &Plan<'_>,
+    now: Timestamp,
+) -> SResult<Admission> {
+    let connection = resolve(conn, plan.tenant_id, plan.requested_connection).await?;
+    let reasons = preflight(plan.op, plan.tenant_active, connection.as_ref(), now);
+    let connection_id = connection
+        .map(|c| c.id)
+        .or_else(|| plan.requested_connection.map(str::to_string));
+    if !reasons.is_empty() {
+        return Ok(Admission::blocked(None, reasons, connection_id));
+    }
+    let connection_id =
+        connection_id.ok_or_else(|| Error::internal("preflight passed without a connection"))?;
+    Ok(
+        match active_holder(conn, plan.tenant_id, &connection_id).await? {
+            None => Admission::would_accept(connection_id, None),
+            Some(holder) => match judge_holder(plan, &holder, now) {
+                Verdict::TakeOver => Admission::would_accept(connection_id, Some(holder.id)),
+                verdict => Admission::refused(verdict, holder, connection_id),
+            },
+        },
+    )
+}
+
+/// Inserts a queued run unless the scope is held; `None` means a unique index
+/// refused it. The fencing token is the scope's highest token plus one.
+pub(crate) async fn insert_queued(
+    conn: &mut Conn<'_>,
+    plan: &Plan<'_>,
+    connection_id: &str,
+    replaced: Option<i64>,
+    now: Timestamp,
+) -> SResult<Option<Run>> {
+    let stale_at = now + plan.op.dispatch_timeout;
+    let row: Option<RunRow> = conn
+        .fetch_optional(
+            concat!(
+                "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, ",
+                "initiator, actor_id, params, fencing_token, lease_us, tenant_active, replaced_run_id, ",
+                "created_at, status_changed_at, queued_at, stale_at) ",
+                "SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, ",
+                "COALESCE((SELECT MAX(fencing_token) FROM operation_runs WHERE tenant_id = $2 ",
+                "AND provider_connection_id = $3), 0) + 1, ",
+                "$8, $9, $10, $11, $11, $11, $12 WHERE TRUE ",
+                // No conflict target: any unique index may refuse, the scope lock foremost.
+                "ON CONFLICT DO NOTHING ",
+                "RETURNING ", run_columns!()
+            ),
+            args![
+                plan.op.name.as_str(),
+                plan.tenant_id,
+                connection_id,
+                plan.subject,
+                plan.initiator.as_str(),
+                plan.actor_id,
+                plan.params_json(),
+                plan.lease_us(),
+                plan.tenant_active,
+                replaced,
+                now.as_micros(),
+                stale_at.as_micros()
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| r.into_run(true)).transpose()?)
+}
+
+pub(crate) async fn insert_blocked(
+    conn: &mut Conn<'_>,
+    plan: &Plan<'_>,
+    connection_id: Option<&str>,
+    reasons: &[String],
+    now: Timestamp,
+) -> SResult<Run> {
+    let row: RunRow = conn
+        .fetch_one(
+            concat!(
+                "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, ",
+                "initiator, actor_id, params, lease_us, tenant_active, reason_code, reasons, ",
+                "created_at, status_changed_at, finished_at) ",
+                "VALUES ($1, $2, $3, $4, 'blocked', $5, $6, $7, $8, $9, $10, $11, $12, $12, $12) ",
+                "RETURNING ", run_columns!()
+            ),
+            args![
+                plan.op.name.as_str(),
+                plan.tenant_id,
+                connection_id,
+                plan.subject,
+                plan.initiator.as_str(),
+                plan.actor_id,
+                plan.params_json(),
+                plan.lease_us(),
+                plan.tenant_active,
+                reasons.first().map(String::as_str),
+                reasons_json(reasons),
+                now.as_micros()
+            ],
+        )
+        .await?;
+    Ok(row.into_run(false)?)
+}
+
+async fn insert_pending(
+    conn: &mut Conn<'_>,
+    plan: &Plan<'_>,
+    connection_id: &str,
+    sequence_id: i64,
+    position: i64,
+    now: Timestamp,
+) -> SResult<Run> {
+    let row: RunRow = conn
+        .fetch_one(
+            concat!(
+                "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, ",
+                "initiator, actor_id, params, lease_us, tenant_active, sequence_id, sequence_position, ",
+                "created_at, status_changed_at) ",
+                "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $12) ",
+                "RETURNING ", run_columns!()
+            ),
+            args![
+                plan.op.name.as_str(),
+                plan.tenant_id,
+                connection_id,
+                plan.subject,
+                plan.initiator.as_str(),
+                plan.actor_id,
+                plan.params_json(),
+                plan.lease_us(),
+                plan.tenant_active,
+                sequence_id,
+                position,
+                now.as_micros()
+            ],
+        )
+        .await?;
+    Ok(row.into_run(false)?)
+}
+
+/// Ends a stale active run; false when it is no longer active or no longer stale.
+pub(crate) async fn end_stale(conn: &mut Conn<'_>, run_id: i64, now: Timestamp) -> SResult<bool> {
+    let touched = conn
+        .execute(
+            concat!(
+                "UPDATE operation_runs SET status = 'failed', reason_code = $2, finished_at = $3, ",
+                "status_changed_at = $3, stale_at = NULL, ",
+                scope_token_at_end!(),
+                " WHERE id = $1 AND status IN ('queued', 'running') AND stale_at <= $3"
+            ),
+            args![run_id, reason::RUN_LEASE_EXPIRED, now.as_micros()],
+        )
+        .await?;
+    Ok(touched == 1)
+}
+
+/// After a run on a scope ended: the oldest pending run there is preflighted
+/// again and admitted, or blocked (then the next pending one is tried).
+pub(crate) async fn advance(
+    conn: &mut Conn<'_>,
+    registry: &Registry,
+    tenant_id: &str,
+    connection_id: &str,
+    now: Timestamp,
+) -> SResult<(Option<Admission>, Vec<Admission>)> {
+    let mut blocked = Vec::new();
+    loop {
+        // A scope still held (e.g. a pending run was cancelled) advances later,
+        // when its holder ends.
+        if active_holder(conn, tenant_id, connection_id)
+            .await?
+            .is_some()
+        {
+            return Ok((None, blocked));
+        }
+        let row: Option<RunRow> = conn
+            .fetch_optional(
+                concat!(
+                    "SELECT ",
+                    run_columns!(),
+                    " FROM operation_runs ",
+                    "WHERE tenant_id = $1 AND provider_connection_id = $2 AND status = 'pending' ",
+                    "ORDER BY id LIMIT 1"
+                ),
+                args![tenant_id, connection_id],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok((None, blocked));
+        };
+        // The tenant fact recorded when the sequence started; hosts pass no new one here.
+        let tenant_active = row.tenant_active;
+        let pending = row.into_run(false)?;
+        let op = registry.operation(&pending.operation);
+        let reasons = match op {
+            None => vec![reason::OPERATION_UNREGISTERED.to_string()],
+            Some(op) => {
+                let connection = resolve(conn, tenant_id, Some(connection_id)).await?;
+                preflight(op, tenant_active, connection.as_ref(), now)
+            }
+        };
+        let admission = match (op, reasons.is_empty()) {
+            (Some(op), true) => {
+                let row: Option<RunRow> = conn
+                    .fetch_optional(
+                        concat!(
+                            "UPDATE operation_runs SET status = 'queued', queued_at = $2, status_changed_at = $2, ",
+                            "stale_at = $3, fencing_token = COALESCE((SELECT MAX(r.fencing_token) ",
+                            "FROM operation_runs r WHERE r.tenant_id = $4 AND r.provider_connection_id = $5), 0) + 1 ",
+                            "WHERE id = $1 AND status = 'pending' RETURNING ", run_columns!()
+                        ),
+                        args![
+                            pending.id,
+                            now.as_micros(),
+                            (now + op.dispatch_timeout).as_micros(),
+                            tenant_id,
+                            connection_id
+                        ],
+                    )
+                    .await?;
+                let row = row.ok_or(StoreError::Retry("a pending run changed while advancing"))?;
+                Admission::accepted(row.into_run(true)?, connection_id.to_string(), None)
+            }
+            _ => {
+                let row: Option<RunRow> = conn
+                    .fetch_optional(
+                        concat!(
+                            "UPDATE operation_runs SET status = 'blocked', reason_code = $2, reasons = $3, ",
+                            "finished_at = $4, status_changed_at = $4 WHERE id = $1 AND status = 'pending' ",
+                            "RETURNING ", run_columns!()
+                        ),
+                        args![
+                            pending.id,
+                            reasons.first().map(String::as_str),
+                            reasons_json(&reasons),
+                            now.as_micros()
+                        ],
+                    )
+                    .await?;
+                let row = row.ok_or(StoreError::Retry("a pending run changed while advancing"))?;
+                Admission::blocked(
+                    Some(row.into_run(false)?),
+                    reasons,
+                    Some(connection_id.to_string()),
+                )
+            }
+        };
+        let values = AttemptValues {
+            source: Source::Advance,
+            operation: &pending.operation,
+            tenant_id,
+            connection_id: Some(connection_id),
+            subject: pending.subject.as_deref(),
+            actor_id: &pending.actor_id,
+            initiator: pending.initiator,
+            outcome: admission.outcome,
+            status: None,
+            run_id: Some(pending.id),
+            holder_run_id: None,
+            reasons: &admission.reasons,
+            replaced_run_id: None,
+            params_differ: None,
+        };
+        insert_attempt(conn, &values, now).await?;
+        if admission.outcome == Outcome::Accepted {
+            return Ok((Some(admission), blocked));
+        }
+        blocked.push(admission);
+    }
+}
+
+pub(crate) async fn insert_attempt(
+    conn: &mut Conn<'_>,
+    values: &AttemptValues<'_>,
+    now: Timestamp,
+) -> SResult<()> {
+    conn.execute(
+        concat!(
+            "INSERT INTO start_attempts (",
+            attempt_columns!(),
+            ") ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ),
+        args![
+            now.as_micros(),
+            values.source.as_str(),
+            values.operation,
+            values.tenant_id,
+            values.connection_id,
+            values.subject,
+            values.actor_id,
+            values.initiator.as_str(),
+            values.outcome.as_str(),
+            values.status.map(i32::from),
+            values.run_id,
+            values.holder_run_id,
+            values.reasons.first().map(String::as_str),
+            values.reasons_json(),
+            values.replaced_run_id,
+            values.params_differ
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn start_sequence_in(
+    conn: &mut Conn<'_>,
+    first: &Plan<'_>,
+    rest: &[Plan<'_>],
+    now: Timestamp,
+) -> SResult<(Admission, Vec<Run>)> {
+    let mut admission = admit_in(conn, first, now).await?;
+    insert_attempt(conn, &AttemptValues::for_plan(first, &admission), now).await?;
+    let mut pending = Vec::new();
+    if admission.outcome != Outcome::Accepted {
+        return Ok((admission, pending));
+    }
+    let connection = admission.connection_id.clone().unwrap_or_default();
+    if let Some(run) = &mut admission.run {
+        conn.execute(
+            "UPDATE operation_runs SET sequence_id = id, sequence_position = 0 WHERE id = $1",
+            args![run.id],
+        )
+        .await?;
+        run.sequence_id = Some(run.id);
+        run.sequence_position = Some(0);
+        for (i, plan) in rest.iter().enumerate() {
+            let position = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            pending.push(insert_pending(conn, plan, &connection, run.id, position, now).await?);
+        }
+    }
+    Ok((admission, pending))
+}
+
+pub(crate) async fn mark_running_in(
+    conn: &mut Conn<'_>,
+    run_id: i64,
+    token: i64,
+    now: Timestamp,
+) -> SResult<Run> {
+    let row: Option<RunRow> = conn
+        .fetch_optional(
+            concat!(
+                "UPDATE operation_runs SET status = 'running', ",
+                "started_at = COALESCE(started_at, $3), ",
+                "status_changed_at = CASE WHEN status = 'running' THEN status_changed_at ELSE $3 END, ",
+                "stale_at = $3 + lease_us ",
+                "WHERE id = $1 AND fencing_token = $2 AND status IN ('queued', 'running') ",
+                "RETURNING ", run_columns!()
+            ),
+            args![run_id, token, now.as_micros()],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(row.into_run(true)?),
+        None => Err(refusal(conn, run_id, token, "mark it running").await),
+    }
+}
+
+pub(crate) async fn heartbeat_in(
+    conn: &mut Conn<'_>,
+    run_id: i64,
+    token: i64,
+    now: Timestamp,
+) -> SResult<Run> {
+    let row: Option<RunRow> = conn
+        .fetch_optional(
+            concat!(
+                "UPDATE operation_runs SET stale_at = $3 + lease_us ",
+                "WHERE id = $1 AND fencing_token = $2 AND status = 'running' ",
+                "RETURNING ",
+                run_columns!()
+            ),
+            args![run_id, token, now.as_micros()],
+        )
+        .await?;
+    match row {
+        Some(row) => Ok(row.into_run(true)?),
+        None => Err(refusal(conn, run_id, token, "heartbeat it").await),
+    }
+}
+
+pub(crate) async fn complete_in(
+    conn: &mut Conn<'_>,
+    registry: &Registry,
+    completion: &Completion,
+    summary: Option<&str>,
+    now: Timestamp,
+) -> SResult<Ended> {
+    let outcome = completion.outcome;
+    // Succeeding needs a worker that started; failing or cancelling may
+    // happen straight from the queue.
+    let row: Option<RunRow> = conn
+        .fetch_optional(
+            concat!(
+                "UPDATE operation_runs SET status = $3, reason_code = $4, summary = $5, ",
+                "finished_at = $6, status_changed_at = $6, stale_at = NULL, ", scope_token_at_end!(),
+                " WHERE id = $1 AND fencing_token = $2 ",
+                "AND (status = 'running' OR (status = 'queued' AND $3 IN ('failed', 'cancelled'))) ",
+                "RETURNING ", run_columns!()
+            ),
+            args![
+                completion.run_id,
+                completion.fencing_token,
+                outcome.status().as_str(),
+                completion.reason_code.as_deref(),
+                summary,
+                now.as_micros()
+            ],
+        )
+        .await?;
+    let Some(row) = row else {
+        let action = format!("complete it as {outcome}");
+        return Err(refusal(conn, completion.run_id, completion.fencing_token, &action).await);
+    };
+    let run = row.into_run(true)?;
+    ended(conn, registry, run, now).await
+}
+
+async fn ended(
+    conn: &mut Conn<'_>,
+    registry: &Registry,
+    run: Run,
+    now: Timestamp,
+) -> SResult<Ended> {
+    let (next, next_blocked) = match run.provider_connection_id.as_deref() {
+        Some(connection) => advance(conn, registry, &run.tenant_id, connection, now).await?,
+        None => (None, Vec::new()),
+    };
+    Ok(Ended {
+        run,
+        next,
+        next_blocked,
+    })
+}
+
+pub(crate) async fn cancel_in(
+    conn: &mut Conn<'_>,
+    registry: &Registry,
+    run_id: i64,
+    reason_code: Option<&str>,
+    now: Timestamp,
+) -> SResult<Ended> {
+    let row: Option<RunRow> = conn
+        .fetch_optional(
+            concat!(
+                "UPDATE operation_runs SET status = 'cancelled', reason_code = $2, ",
+                "finished_at = $3, status_changed_at = $3, stale_at = NULL, ",
+                scope_token_at_end!(),
+                " WHERE id = $1 AND status IN ('pending', 'queued', 'running') ",
+                "RETURNING ",
+                run_columns!()
+            ),
+            args![run_id, reason_code, now.as_micros()],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Err(match fetch_run(conn, run_id).await? {
+            Some(run) => Error::transition(
+                run_id,
+                format!("the run is {} and can no longer be cancelled", run.status),
+            )
+            .into(),
+            None => Error::RunNotFound { run_id }.into(),
+        });
+    };
+    let run = row.into_run(false)?;
+    ended(conn, registry, run, now).await
+}
+
+/// Ends every stale active run and gives freed scopes to their pending runs.
+pub(crate) async fn reap_in(
+    conn: &mut Conn<'_>,
+    registry: &Registry,
+    now: Timestamp,
+) -> SResult<(Vec<Run>, Vec<Admission>)> {
+    let rows: Vec<RunRow> = conn
+        .fetch_all(
+            concat!(
+                "UPDATE operation_runs SET status = 'failed', reason_code = $2, ",
+                "finished_at = $1, status_changed_at = $1, stale_at = NULL, ",
+                scope_token_at_end!(),
+                " WHERE status IN ('queued', 'running') AND stale_at <= $1 ",
+                "RETURNING ",
+                run_columns!()
+            ),
+            args![now.as_micros(), reason::RUN_LEASE_EXPIRED],
+        )
+        .await?;
+    let mut reaped = rows
+        .into_iter()
+        .map(|r| r.into_run(false))
+        .collect::<crate::error::Result<Vec<Run>>>()?;
+    reaped.sort_by_key(|r| r.id);
+    // Every free scope with pending runs gets its turn: the ones just reaped,
+    // and any whose predecessor ended without advancing them.
+    let scopes: Vec<(String, String)> = conn
+        .fetch_all(
+            concat!(
+                "SELECT DISTINCT p.tenant_id, p.provider_connection_id FROM operation_runs p ",
+                "WHERE p.status = 'pending' AND p.provider_connection_id IS NOT NULL ",
+                "AND NOT EXISTS (SELECT 1 FROM operation_runs a WHERE a.tenant_id = p.tenant_id ",
+                "AND a.provider_connection_id = p.provider_connection_id AND a.status IN ('queued', 'running')) ",
+                "ORDER BY p.tenant_id, p.provider_connection_id"
+            ),
+            args![],
+        )
+        .await?;
+    let mut next = Vec::new();
+    for (tenant_id, connection_id) in scopes {
+        let (admitted, blocked) = advance(conn, registry, &tenant_id, &connection_id, now).await?;
+        next.extend(blocked);
+        next.extend(admitted);
+    }
+    Ok((reaped, next))
+}
+
+pub(crate) async fn upsert_connection_in(
+    conn: &mut Conn<'_>,
+    connection: &ProviderConnection,
+    now: Timestamp,
+) -> SResult<ProviderConnection> {
+    if connection.is_default {
+        conn.execute(
+            "UPDATE provider_connections SET is_default = FALSE WHERE tenant_id = $1 AND id <> $2 AND is_default",
+            args![connection.tenant_id.as_str(), connection.id.as_str()],
+        )
+        .await?;
+    }
+    let display_name = if connection.display_name.is_empty() {
+        connection.id.as_str()
+    } else {
+        connection.display_name.as_str()
+    };
+    let row: ConnectionRow = conn
+        .fetch_one(
+            concat!(
+                "INSERT INTO provider_connections (", connection_columns!(), ", updated_at) ",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ",
+                "ON CONFLICT (tenant_id, id) DO UPDATE SET provider = excluded.provider, ",
+                "display_name = excluded.display_name, is_default = excluded.is_default, ",
+                "enabled = excluded.enabled, consent = excluded.consent, credential = excluded.credential, ",
+                "credential_expires_at = excluded.credential_expires_at, health = excluded.health, ",
+                "updated_at = excluded.updated_at ",
+                "RETURNING ", connection_columns!()
+            ),
+            args![
+                connection.tenant_id.as_str(),
+                connection.id.as_str(),
+                connection.provider.as_str(),
+                display_name,
+                connection.is_default,
+                connection.enabled,
+                connection.consent.as_str(),
+                connection.credential.as_str(),
+                connection.credential_expires_at.map(Timestamp::as_micros),
+                connection.health.as_str(),
+                now.as_micros()
+            ],
+        )
+        .await?;
+    Ok(row.into_connection()?)
+}
+
+pub(crate) async fn list_connections_in(
+    conn: &mut Conn<'_>,
+    tenant_id: &str,
+) -> SResult<Vec<ProviderConnection>> {
+    let rows: Vec<ConnectionRow> = conn
+        .fetch_all(
+            concat!(
+                "SELECT ",
+                connection_columns!(),
+                " FROM provider_connections WHERE tenant_id = $1 ORDER BY id"
+            ),
+            args![tenant_id],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(ConnectionRow::into_connection)
+        .collect::<crate::error::Result<_>>()?)
+}
+
+pub(crate) async fn list_runs_in(conn: &mut Conn<'_>, filter: &RunFilter) -> SResult<Vec<Run>> {
+    let rows: Vec<RunRow> = conn
+        .fetch_all(
+            concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM operation_runs ",
+                "WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR operation = $2) ",
+                "AND ($3 IS NULL OR status = $3) AND (NOT $4 OR status IN ('queued', 'running')) ",
+                "ORDER BY id DESC LIMIT $5"
+            ),
+            args![
+                filter.tenant_id.as_deref(),
+                filter.operation.as_deref(),
+                filter.status.map(RunStatus::as_str),
+                filter.active,
+                i64::from(filter.limit.unwrap_or(100).min(10_000))
+            ],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.into_run(false))
+        .collect::<crate::error::Result<_>>()?)
+}
+
+pub(crate) async fn attempts_in(
+    conn: &mut Conn<'_>,
+    run_id: Option<i64>,
+    tenant_id: Option<&str>,
+    limit: u32,
+) -> SResult<Vec<StartAttempt>> {
+    let rows: Vec<AttemptRow> =
+        match run_id {
+            Some(run_id) => {
+                conn.fetch_all(
+                    concat!(
+                    "SELECT id, ", attempt_columns!(), " FROM start_attempts ",
+                    "WHERE run_id = $1 OR holder_run_id = $1 OR replaced_run_id = $1 ORDER BY id"
+                ),
+                    args![run_id],
+                )
+                .await?
+            }
+            None => {
+                conn.fetch_all(
+                    concat!(
+                        "SELECT id, ",
+                        attempt_columns!(),
+                        " FROM start_attempts ",
+                        "WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY id DESC LIMIT $2"
+                    ),
+                    args![tenant_id, i64::from(limit)],
+                )
+                .await?
+            }
+        };
+    Ok(rows
+        .into_iter()
+        .map(AttemptRow::into_attempt)
+        .collect::<crate::error::Result<_>>()?)
+}
+
+/// A JSON document with its object keys sorted at every level, so equal
+/// documents are equal as text (dedupe compares stored params as text).
+pub(crate) fn canonical_json(value: &Value) -> String {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                for (i, key) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String((*key).clone()).to_string());
+                    out.push(':');
+                    if let Some(v) = map.get(*key) {
+                        write(v, out);
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}

@@ -1,0 +1,167 @@
+//! Shared by the multi-process tests: seed the database, run the worker
+//! processes, check the history.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use startgate::{Gate, ProviderConnection, Registry};
+use startgate_stress::{check, load_history, tenants, Event, Verdict, REGISTRY};
+
+pub const TENANTS: usize = 3;
+
+pub fn seed() -> u64 {
+    std::env::var("STARTGATE_STRESS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(1)
+        })
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Migrates and seeds the database, optionally without the scope lock.
+pub fn prepare(url: &str, drop_scope_index: bool) {
+    runtime().block_on(async {
+        let registry = Registry::from_toml_str(REGISTRY).expect("registry");
+        let gate = Gate::open(url, registry).await.expect("open");
+        gate.migrate().await.expect("migrate");
+        for tenant in tenants(TENANTS) {
+            gate.upsert_connection(&ProviderConnection::ready(
+                tenant,
+                "graph",
+                "microsoft_graph",
+            ))
+            .await
+            .expect("connection");
+        }
+        gate.close().await;
+        if drop_scope_index {
+            let sql = "DROP INDEX operation_runs_one_active_per_scope";
+            if url.starts_with("postgres") {
+                let pool = sqlx::PgPool::connect(url).await.expect("pool");
+                sqlx::query(sql).execute(&pool).await.expect("drop index");
+                pool.close().await;
+            } else {
+                let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
+                sqlx::query(sql).execute(&pool).await.expect("drop index");
+                pool.close().await;
+            }
+        }
+    });
+}
+
+/// Runs `workers` worker processes for `iterations` steps each, then checks
+/// the history they left. Returns the events, the verdict and the seed.
+pub fn hammer(url: &str, workers: usize, iterations: u64) -> (Vec<Event>, Verdict, u64) {
+    let seed = seed();
+    let started = Instant::now();
+    let children: Vec<_> = (0..workers)
+        .map(|worker| {
+            Command::new(env!("CARGO_BIN_EXE_startgate-stress"))
+                .args(["worker", "--database", url])
+                .args(["--worker", &worker.to_string()])
+                .args(["--iterations", &iterations.to_string()])
+                .args(["--tenants", &TENANTS.to_string()])
+                .args(["--seed", &seed.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn worker")
+        })
+        .collect();
+    let mut events = Vec::new();
+    for child in children {
+        let output = child.wait_with_output().expect("worker output");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "worker failed: {stderr}");
+        assert!(
+            !stderr.contains("unexpected error"),
+            "worker reported: {stderr}"
+        );
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            events.push(serde_json::from_str::<Event>(line).expect("event line"));
+        }
+    }
+    println!("{workers} processes finished in {:?}", started.elapsed());
+    let (runs, attempts) = runtime().block_on(load_history(url)).expect("history");
+    let verdict = check(&runs, &events, &attempts);
+    (events, verdict, seed)
+}
+
+pub fn totals(events: &[Event]) -> BTreeMap<String, u64> {
+    let mut totals = BTreeMap::new();
+    for event in events {
+        if let Event::Summary { counts, .. } = event {
+            for (k, v) in counts {
+                *totals.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+    }
+    totals
+}
+
+/// Start attempts of every kind (start and sequence calls).
+pub fn start_attempts(totals: &BTreeMap<String, u64>) -> u64 {
+    ["accepted", "deduped", "scope_busy", "blocked"]
+        .iter()
+        .flat_map(|o| [o.to_string(), format!("sequence_{o}")])
+        .map(|k| totals.get(&k).copied().unwrap_or(0))
+        .sum()
+}
+
+pub fn report(
+    store: &str,
+    workers: usize,
+    verdict: &Verdict,
+    totals: &BTreeMap<String, u64>,
+    seed: u64,
+) {
+    println!(
+        "{store} seed {seed}: {workers} processes, {} start attempts, {} admitted runs, {} accepted results, \
+         {} takeovers, {} violations; totals {totals:?}",
+        start_attempts(totals),
+        verdict.admitted_runs,
+        verdict.accepted_results,
+        verdict.takeovers,
+        verdict.violations.len()
+    );
+    assert!(
+        verdict.violations.is_empty(),
+        "seed {seed}: {} violation(s):\n{}",
+        verdict.violations.len(),
+        verdict.violations.join("\n")
+    );
+    assert_eq!(verdict.accepted_results, verdict.accepted_attempts);
+}
+
+/// With the scope index dropped, the same hammer must produce overlaps the
+/// checker reports: proof that the checker is not vacuous.
+pub fn without_scope_index(url: &str, workers: usize, iterations: u64) {
+    let (_, verdict, seed) = hammer(url, workers, iterations);
+    let overlaps = verdict
+        .violations
+        .iter()
+        .filter(|v| {
+            v.contains("was active while a later run")
+                || v.contains("are all still active")
+                || v.contains("but a later run")
+        })
+        .count();
+    println!("seed {seed}: without the index, {overlaps} overlapping admissions were detected");
+    assert!(
+        overlaps > 0,
+        "seed {seed}: the checker missed double admission: {:?}",
+        verdict.violations
+    );
+}
