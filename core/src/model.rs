@@ -244,6 +244,30 @@ fn default_true() -> bool {
     true
 }
 
+/// An optional JSON object where an empty list is also accepted as `{}`:
+/// PHP's `json_encode([])` writes `[]` for an empty associative array.
+fn object_or_empty_list<'de, D>(
+    deserializer: D,
+) -> std::result::Result<Option<Map<String, Value>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(Value::Array(items)) if items.is_empty() => Ok(Some(Map::new())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a JSON object, found {}",
+            match other {
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                _ => "a list",
+            }
+        ))),
+    }
+}
+
 fn is_true(value: &bool) -> bool {
     *value
 }
@@ -265,7 +289,11 @@ pub struct StartRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Parameters stored with the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_or_empty_list"
+    )]
     pub params: Option<Map<String, Value>>,
     /// Who started it: `user` (default), `schedule` or `system`.
     #[serde(default)]
@@ -359,7 +387,11 @@ pub struct SequenceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Parameters stored with every step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_or_empty_list"
+    )]
     pub params: Option<Map<String, Value>>,
     /// Who started it.
     #[serde(default)]
@@ -549,6 +581,7 @@ pub struct Run {
     /// The actor who asked.
     pub actor_id: String,
     /// The parameters stored with the run.
+    #[serde(default, deserialize_with = "object_or_empty_list")]
     pub params: Option<Map<String, Value>>,
     /// When the run was recorded.
     pub created_at: Timestamp,
@@ -652,7 +685,11 @@ pub struct Completion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<String>,
     /// A summary object stored with the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_or_empty_list"
+    )]
     pub summary: Option<Map<String, Value>>,
 }
 

@@ -2,6 +2,10 @@
 //! starts, sequences, heartbeats, completions, abandoned runs (which go stale and
 //! get taken over) and reaps. It prints one JSON line per accepted result it
 //! received and a summary line; the tests check the database against them.
+//!
+//! `startgate-stress check --database URL`: reads such event lines (from any
+//! surface's workers) on stdin, checks the database's history against them and
+//! prints the verdict as JSON; exits 1 when there is any violation.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,11 +26,9 @@ struct Args {
     seed: u64,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() != Some("worker") {
-        return Err("usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]".into());
-    }
+const USAGE: &str = "usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]\n       startgate-stress check --database URL < events.jsonl";
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         database: String::new(),
         worker: 0,
@@ -277,11 +279,39 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the history of `database` against the event lines on stdin.
+async fn check_history(database: &str) -> Result<bool, String> {
+    let mut events = Vec::new();
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        if !line.trim().is_empty() {
+            let event = serde_json::from_str::<Event>(&line)
+                .map_err(|e| format!("bad event line {line:?}: {e}"))?;
+            events.push(event);
+        }
+    }
+    let (runs, attempts) = startgate_stress::load_history(database)
+        .await
+        .map_err(|e| e.to_string())?;
+    let verdict = startgate_stress::check(&runs, &events, &attempts);
+    let report = serde_json::json!({
+        "admitted_runs": verdict.admitted_runs,
+        "accepted_results": verdict.accepted_results,
+        "accepted_attempts": verdict.accepted_attempts,
+        "takeovers": verdict.takeovers,
+        "violations": verdict.violations,
+    });
+    println!("{report}");
+    Ok(verdict.violations.is_empty())
+}
+
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let mut argv = std::env::args().skip(1);
+    let command = argv.next().unwrap_or_default();
+    let args = match parse_args(argv) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("{message}");
+            eprintln!("{message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -295,11 +325,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("worker failed: {message}");
-            ExitCode::FAILURE
+    match command.as_str() {
+        "check" => match runtime.block_on(check_history(&args.database)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(message) => {
+                eprintln!("check failed: {message}");
+                ExitCode::from(2)
+            }
+        },
+        "worker" => match runtime.block_on(run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("worker failed: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        other => {
+            eprintln!("unknown command {other:?}\n{USAGE}");
+            ExitCode::from(2)
         }
     }
 }

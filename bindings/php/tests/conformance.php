@@ -1,0 +1,184 @@
+<?php
+// The PHP runner of the conformance vectors (format: tests/conformance/README.md).
+// Every call goes through Startgate\Gate's own methods.
+
+declare(strict_types=1);
+
+use Startgate\Gate;
+
+const EXPECTATION_KEYS = ['expect', 'expect_error', 'expect_message', 'present', 'present_run', 'save'];
+
+/** Runs every scenario on fresh databases from $open(); returns the number passed. */
+function runConformance(callable $freshUrl, bool $migrate = true): int
+{
+    $files = glob(repo('tests/conformance/*.json'));
+    sort($files);
+    $failures = [];
+    foreach ($files as $file) {
+        try {
+            runScenario($file, $freshUrl(), $migrate);
+        } catch (\Throwable $e) {
+            $failures[] = basename($file) . ': ' . $e->getMessage();
+        }
+    }
+    check($failures === [], count($failures) . " scenario(s) failed:\n" . implode("\n", $failures));
+    return count($files);
+}
+
+function runScenario(string $file, string $url, bool $migrate): void
+{
+    $scenario = json_decode((string) file_get_contents($file), false, 512, JSON_THROW_ON_ERROR);
+    $registry = isset($scenario->registry) ? dirname($file) . '/' . $scenario->registry : $scenario->registry_toml;
+    $gate = Gate::open($url, $registry, ['manual_clock' => $scenario->clock ?? '2026-01-01T09:00:00Z', 'share' => false]);
+    if ($migrate) {
+        $gate->migrate();
+    }
+    foreach ($scenario->connections ?? [] as $connection) {
+        $gate->upsertConnection(toArray($connection));
+    }
+    $vars = [];
+    foreach ($scenario->calls as $i => $call) {
+        $name = $call->call;
+        $where = "calls[$i] ($name)";
+        $args = [];
+        foreach ((array) $call as $key => $value) {
+            if (!in_array($key, EXPECTATION_KEYS, true)) {
+                $args[$key] = toArray(substitute($value, $vars, $where));
+            }
+        }
+        $error = null;
+        $result = null;
+        try {
+            $result = invoke($gate, $name, $args);
+        } catch (\Startgate\Exception $e) {
+            $error = ['code' => $e->getErrorCode(), 'message' => $e->getMessage()];
+        }
+        if (isset($call->expect_error)) {
+            if ($error === null) {
+                throw new AssertionFailed("$where: expected error {$call->expect_error}, got success");
+            }
+            same($call->expect_error, $error['code'], "$where: error code ({$error['message']})");
+            if (isset($call->expect_message)) {
+                check(str_contains($error['message'], $call->expect_message), "$where: message {$error['message']} lacks {$call->expect_message}");
+            }
+            continue;
+        }
+        if ($error !== null) {
+            throw new AssertionFailed("$where: unexpected error {$error['code']}: {$error['message']}");
+        }
+        foreach ((array) ($call->save ?? []) as $var => $path) {
+            $value = lookup($result, $path);
+            check($value !== null, "$where: nothing at $path to save as $var");
+            $vars[$var] = $value;
+        }
+        if (property_exists($call, 'expect')) {
+            matches(substitute($call->expect, $vars, $where), $result, "$where: result");
+        }
+        if (isset($call->present)) {
+            matches(substitute($call->present, $vars, $where), $gate->present($result), "$where: presentation");
+        }
+        if (isset($call->present_run)) {
+            $run = in_array($name, ['complete', 'cancel'], true) ? $result['run'] : $result;
+            matches(substitute($call->present_run, $vars, $where), $gate->presentRun($run), "$where: presentation");
+        }
+    }
+    $gate->close();
+}
+
+function invoke(Gate $gate, string $name, array $a): mixed
+{
+    return match ($name) {
+        'start' => $gate->start($a['request']),
+        'check' => $gate->check($a['requests']),
+        'start_sequence' => $gate->startSequence($a['request']),
+        'mark_running' => $gate->markRunning($a['run_id'], $a['fencing_token']),
+        'heartbeat' => $gate->heartbeat($a['run_id'], $a['fencing_token']),
+        'complete' => $gate->complete($a['completion']),
+        'cancel' => $gate->cancel($a['run_id'], $a['reason_code'] ?? null),
+        'reap_stale' => $gate->reapStale(),
+        'get_run' => $gate->getRun($a['run_id']),
+        'list_runs' => $gate->listRuns($a['filter'] ?? []),
+        'attempts_for_run' => $gate->attemptsForRun($a['run_id']),
+        'upsert_connection' => $gate->upsertConnection($a['connection']),
+        'get_connection' => $gate->getConnection($a['tenant_id'], $a['id']),
+        'list_connections' => $gate->listConnections($a['tenant_id']),
+        'advance_clock' => $gate->advanceClock((float) $a['seconds']),
+        default => throw new AssertionFailed("unknown call $name"),
+    };
+}
+
+/** stdClass trees (from the scenario) to arrays (for the Gate). */
+function toArray(mixed $value): mixed
+{
+    if ($value instanceof \stdClass) {
+        $value = (array) $value;
+    }
+    return is_array($value) ? array_map('toArray', $value) : $value;
+}
+
+function substitute(mixed $value, array $vars, string $where): mixed
+{
+    if (is_string($value) && str_starts_with($value, '$') && !str_starts_with($value, '${') && strlen($value) > 1) {
+        $name = substr($value, 1);
+        check(array_key_exists($name, $vars), "$where: variable $value was never saved");
+        return $vars[$name];
+    }
+    if (is_string($value) && str_contains($value, '${')) {
+        return preg_replace_callback('/\$\{([a-z0-9_]+)\}/i', static function ($m) use ($vars, $where) {
+            check(array_key_exists($m[1], $vars), "$where: variable \${$m[1]} was never saved");
+            return (string) $vars[$m[1]];
+        }, $value);
+    }
+    if ($value instanceof \stdClass) {
+        $out = new \stdClass();
+        foreach ($value as $k => $v) {
+            $out->$k = substitute($v, $vars, $where);
+        }
+        return $out;
+    }
+    if (is_array($value)) {
+        return array_map(static fn ($v) => substitute($v, $vars, $where), $value);
+    }
+    return $value;
+}
+
+function lookup(mixed $value, string $path): mixed
+{
+    foreach (explode('.', $path) as $key) {
+        if (!is_array($value)) {
+            return null;
+        }
+        $value = $value[ctype_digit($key) ? (int) $key : $key] ?? null;
+    }
+    return $value;
+}
+
+/** The matching rules of tests/conformance/README.md. */
+function matches(mixed $expected, mixed $actual, string $path): void
+{
+    if ($expected === '<any>') {
+        check($actual !== null, "$path: expected a value, found null");
+        return;
+    }
+    if ($expected instanceof \stdClass) {
+        check(is_array($actual) && ($actual === [] || !array_is_list($actual) || (array) $expected === []),
+            "$path: expected an object, found " . json_encode($actual));
+        foreach ($expected as $key => $want) {
+            matches($want, $actual[$key] ?? null, "$path.$key");
+        }
+        return;
+    }
+    if (is_array($expected)) {
+        check(is_array($actual) && array_is_list($actual), "$path: expected a list, found " . json_encode($actual));
+        same(count($expected), count($actual), "$path: number of items in " . json_encode($actual));
+        foreach ($expected as $i => $want) {
+            matches($want, $actual[$i], "{$path}[$i]");
+        }
+        return;
+    }
+    if (is_float($expected) || is_float($actual)) {
+        check((float) $expected === (float) $actual, "$path: expected " . json_encode($expected) . ', found ' . json_encode($actual));
+        return;
+    }
+    same($expected, $actual, $path);
+}

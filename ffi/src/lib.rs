@@ -1,0 +1,871 @@
+//! The startgate C ABI. `include/startgate.h` is generated from this file.
+//!
+//! Conventions (they are repeated in the header and the README):
+//! - Every function returns a `startgate_status`; `STARTGATE_OK` is 0. On any
+//!   other status, `*out_error` (when not NULL) receives an error object the
+//!   caller frees with `startgate_error_free`; its code string is the stable
+//!   code of the contract. Outputs are written only on success.
+//! - Structured values cross as UTF-8 JSON documents in the shapes of the
+//!   contract. A returned `char *` belongs to the caller, who frees it with
+//!   `startgate_string_free`. Strings passed in are borrowed for the call only.
+//! - Every `*_free` accepts NULL. A handle is safe to use from several threads
+//!   at once, and after `fork()` in the child (which gets its own connections).
+//! - No panic crosses the boundary: it becomes `STARTGATE_INTERNAL`.
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{self, AssertUnwindSafe};
+
+use startgate_core::{json, Error, ErrorCode};
+
+mod handle;
+
+use handle::{runtime, Handle};
+
+/// The outcome of a call. The values are stable: a retired value stays reserved.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum startgate_status {
+    /// Success; outputs were written.
+    STARTGATE_OK = 0,
+    /// A malformed argument (NULL, not UTF-8, bad JSON, wrong field): `invalid_request`.
+    STARTGATE_INVALID_REQUEST = 1,
+    /// The operation type is not in the registry: `unknown_operation`.
+    STARTGATE_UNKNOWN_OPERATION = 2,
+    /// The registry document is invalid: `registry_invalid`.
+    STARTGATE_REGISTRY_INVALID = 3,
+    /// No run has this id: `run_not_found`.
+    STARTGATE_RUN_NOT_FOUND = 4,
+    /// The run cannot make this transition (the worker must stop): `invalid_transition`.
+    STARTGATE_INVALID_TRANSITION = 5,
+    /// The database cannot be reached, or the gate was closed: `store_unavailable`.
+    STARTGATE_STORE_UNAVAILABLE = 6,
+    /// The database did not answer in time: `store_timeout`.
+    STARTGATE_STORE_TIMEOUT = 7,
+    /// Applying migrations failed: `migration_failed`.
+    STARTGATE_MIGRATION_FAILED = 8,
+    /// A bug or an unexpected state (including a caught panic): `internal`.
+    STARTGATE_INTERNAL = 9,
+}
+
+fn status_of(code: ErrorCode) -> startgate_status {
+    use startgate_status::*;
+    match code {
+        ErrorCode::InvalidRequest => STARTGATE_INVALID_REQUEST,
+        ErrorCode::UnknownOperation => STARTGATE_UNKNOWN_OPERATION,
+        ErrorCode::RegistryInvalid => STARTGATE_REGISTRY_INVALID,
+        ErrorCode::RunNotFound => STARTGATE_RUN_NOT_FOUND,
+        ErrorCode::InvalidTransition => STARTGATE_INVALID_TRANSITION,
+        ErrorCode::StoreUnavailable => STARTGATE_STORE_UNAVAILABLE,
+        ErrorCode::StoreTimeout => STARTGATE_STORE_TIMEOUT,
+        ErrorCode::MigrationFailed => STARTGATE_MIGRATION_FAILED,
+        ErrorCode::Internal => STARTGATE_INTERNAL,
+    }
+}
+
+/// An open gate. Opaque; created by `startgate_open` / `startgate_open_file`,
+/// released by `startgate_free`.
+pub struct startgate_gate {
+    _private: u8,
+}
+
+/// Details of a failed call: a stable code string and a message. Opaque;
+/// released by `startgate_error_free`.
+pub struct startgate_error {
+    code: &'static CStr,
+    message: CString,
+}
+
+fn invalid(field: &str, message: &str) -> Error {
+    Error::InvalidRequest {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn code_cstr(code: ErrorCode) -> &'static CStr {
+    match code {
+        ErrorCode::InvalidRequest => c"invalid_request",
+        ErrorCode::UnknownOperation => c"unknown_operation",
+        ErrorCode::RegistryInvalid => c"registry_invalid",
+        ErrorCode::RunNotFound => c"run_not_found",
+        ErrorCode::InvalidTransition => c"invalid_transition",
+        ErrorCode::StoreUnavailable => c"store_unavailable",
+        ErrorCode::StoreTimeout => c"store_timeout",
+        ErrorCode::MigrationFailed => c"migration_failed",
+        ErrorCode::Internal => c"internal",
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Silences the default panic output once: a caught panic is reported through
+/// the error object, not printed into the host's logs.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if std::env::var_os("STARTGATE_DEBUG_PANICS").is_some() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The panic boundary around every export: runs `body`, turns an error or a
+/// panic into a status and (when `out_error` is not NULL) an error object.
+fn guard(
+    out_error: *mut *mut startgate_error,
+    body: impl FnOnce() -> Result<(), Error>,
+) -> startgate_status {
+    quiet_panics();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        Err(Error::Internal {
+            message: format!("startgate panicked: {}", panic_message(payload.as_ref())),
+        })
+    });
+    match outcome {
+        Ok(()) => startgate_status::STARTGATE_OK,
+        Err(err) => {
+            let status = status_of(err.code());
+            if !out_error.is_null() {
+                let message = CString::new(err.to_string().replace('\0', "\\0"))
+                    .unwrap_or_else(|_| CString::from(c"(unprintable error)"));
+                let error = Box::new(startgate_error {
+                    code: code_cstr(err.code()),
+                    message,
+                });
+                // SAFETY: the caller passes a valid location or NULL (checked).
+                unsafe { *out_error = Box::into_raw(error) };
+            }
+            status
+        }
+    }
+}
+
+/// A borrowed, validated UTF-8 argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for the call.
+unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
+    if ptr.is_null() {
+        return Err(invalid(name, "must not be NULL"));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the contract above.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|e| invalid(name, &format!("is not valid UTF-8 ({e})")))
+}
+
+/// Like [`text`], but NULL means "absent".
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn optional_text<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Error> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: as for `text`.
+        unsafe { text(ptr, name) }.map(Some)
+    }
+}
+
+/// Hands a JSON document to the caller.
+///
+/// # Safety
+/// `out` is a valid location (checked non-NULL by the caller).
+unsafe fn give(out: *mut *mut c_char, json: String) -> Result<(), Error> {
+    let json = CString::new(json).map_err(|_| Error::Internal {
+        message: "a result contained a NUL byte".into(),
+    })?;
+    // SAFETY: `out` is valid per the contract.
+    unsafe { *out = json.into_raw() };
+    Ok(())
+}
+
+/// Runs a JSON-returning call on a live handle: checks `out`, resolves the
+/// handle (never dereferencing a stale or foreign pointer), runs `call` on the
+/// process's runtime and writes the result only on success.
+///
+/// # Safety
+/// `out` and `out_error` are valid locations or NULL.
+unsafe fn json_call<F, Fut>(
+    gate: *const startgate_gate,
+    out: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+    call: F,
+) -> startgate_status
+where
+    F: FnOnce(startgate_core::Gate) -> Result<Fut, Error>,
+    Fut: std::future::Future<Output = Result<String, Error>>,
+{
+    guard(out_error, || {
+        if out.is_null() {
+            return Err(invalid("out_json", "must not be NULL"));
+        }
+        let handle = Handle::lookup(gate)?;
+        let core = handle.gate()?;
+        let json = runtime()?.block_on(call(core)?)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { give(out, json) }
+    })
+}
+
+/// The library's version, e.g. "0.1.0" (equal to `STARTGATE_VERSION` of the
+/// header it was built with). A static string: do not free it.
+#[no_mangle]
+pub extern "C" fn startgate_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+    VERSION.as_ptr()
+}
+
+/// The stable code string of a status ("invalid_request", …; "ok" for
+/// `STARTGATE_OK`, "unknown" for a value this library does not define). Static.
+#[no_mangle]
+pub extern "C" fn startgate_status_code(status: u32) -> *const c_char {
+    use startgate_status::*;
+    let code = [
+        (STARTGATE_OK as u32, c"ok"),
+        (STARTGATE_INVALID_REQUEST as u32, c"invalid_request"),
+        (STARTGATE_UNKNOWN_OPERATION as u32, c"unknown_operation"),
+        (STARTGATE_REGISTRY_INVALID as u32, c"registry_invalid"),
+        (STARTGATE_RUN_NOT_FOUND as u32, c"run_not_found"),
+        (STARTGATE_INVALID_TRANSITION as u32, c"invalid_transition"),
+        (STARTGATE_STORE_UNAVAILABLE as u32, c"store_unavailable"),
+        (STARTGATE_STORE_TIMEOUT as u32, c"store_timeout"),
+        (STARTGATE_MIGRATION_FAILED as u32, c"migration_failed"),
+        (STARTGATE_INTERNAL as u32, c"internal"),
+    ]
+    .into_iter()
+    .find(|(value, _)| *value == status)
+    .map_or(c"unknown", |(_, code)| code);
+    code.as_ptr()
+}
+
+/// Opens a gate on `url` (a SQLite path or `sqlite:` URL, or a `postgres://`
+/// URL, optionally with `?pool_mode=transaction` behind pgbouncer) with the
+/// registry given as TOML text. `options_json` may be NULL, or an object with
+/// `connect_timeout_ms`, `acquire_timeout_ms`, `statement_timeout_ms`,
+/// `max_connections`, `manual_clock` (RFC 3339; tests) and `share` (true:
+/// handles opened with the same url, registry and options share one pool per
+/// process, which outlives `startgate_free` — what PHP-FPM wants).
+/// On success `*out_gate` receives a handle to release with `startgate_free`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_open(
+    url: *const c_char,
+    registry_toml: *const c_char,
+    options_json: *const c_char,
+    out_gate: *mut *mut startgate_gate,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    guard(out_error, || {
+        if out_gate.is_null() {
+            return Err(invalid("out_gate", "must not be NULL"));
+        }
+        // SAFETY: per the function's contract.
+        let (url, toml, options) = unsafe {
+            (
+                text(url, "url")?,
+                text(registry_toml, "registry_toml")?,
+                optional_text(options_json, "options_json")?,
+            )
+        };
+        let gate = Handle::open(url, toml, options.unwrap_or(""))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { *out_gate = gate };
+        Ok(())
+    })
+}
+
+/// Like `startgate_open`, with the registry read from the TOML file at
+/// `registry_path`.
+///
+/// # Safety
+/// As for `startgate_open`.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_open_file(
+    url: *const c_char,
+    registry_path: *const c_char,
+    options_json: *const c_char,
+    out_gate: *mut *mut startgate_gate,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    guard(out_error, || {
+        if out_gate.is_null() {
+            return Err(invalid("out_gate", "must not be NULL"));
+        }
+        // SAFETY: per the function's contract.
+        let (url, path, options) = unsafe {
+            (
+                text(url, "url")?,
+                text(registry_path, "registry_path")?,
+                optional_text(options_json, "options_json")?,
+            )
+        };
+        let toml = std::fs::read_to_string(path).map_err(|e| {
+            Error::RegistryInvalid(startgate_core::RegistryProblems(vec![
+                startgate_core::RegistryProblem {
+                    path: String::new(),
+                    message: format!("cannot read {path}: {e}"),
+                },
+            ]))
+        })?;
+        let gate = Handle::open(url, &toml, options.unwrap_or(""))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { *out_gate = gate };
+        Ok(())
+    })
+}
+
+/// Closes the gate: its pool is closed (unless shared) and every later call on
+/// this handle fails with `STARTGATE_STORE_UNAVAILABLE`. The handle itself
+/// stays valid until `startgate_free`. Closing twice is fine.
+///
+/// # Safety
+/// `gate` is a handle from `startgate_open*` (or anything: unknown handles are refused).
+#[no_mangle]
+pub unsafe extern "C" fn startgate_close(
+    gate: *const startgate_gate,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    guard(out_error, || Handle::lookup(gate)?.close())
+}
+
+/// Releases a handle (closing it first unless its pool is shared). NULL, and a
+/// pointer that is not a live handle, are ignored.
+///
+/// # Safety
+/// `gate` must not be used after this call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_free(gate: *mut startgate_gate) {
+    let _ = panic::catch_unwind(|| Handle::release(gate));
+}
+
+/// Applies the schema migrations (idempotent). Run it against PostgreSQL
+/// directly, not through a transaction pooler.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_migrate(
+    gate: *const startgate_gate,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    guard(out_error, || {
+        let core = Handle::lookup(gate)?.gate()?;
+        runtime()?.block_on(core.migrate())
+    })
+}
+
+/// Starts an operation: `request_json` is a start request; `*out_json`
+/// receives the start result (outcome accepted / deduped / scope_busy /
+/// blocked / denied). Refusals are results, not errors.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_start(
+    gate: *const startgate_gate,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let request = text(request_json, "request_json")?.to_string();
+            Ok(async move { json::start(&core, &request).await })
+        })
+    }
+}
+
+/// The decisions `startgate_start` would make for a JSON list of start
+/// requests, writing nothing. `*out_json` receives a list with, per request,
+/// a start result or `{"error": {"code", "message"}}`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_check(
+    gate: *const startgate_gate,
+    requests_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let requests = text(requests_json, "requests_json")?.to_string();
+            Ok(async move { json::check(&core, &requests).await })
+        })
+    }
+}
+
+/// Starts an ordered list of operations on one scope (`operations`, or a
+/// registry `sequence`); the later steps are recorded as pending and listed
+/// in the result's `pending`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_start_sequence(
+    gate: *const startgate_gate,
+    request_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let request = text(request_json, "request_json")?.to_string();
+            Ok(async move { json::start_sequence(&core, &request).await })
+        })
+    }
+}
+
+/// The worker took the run (`queued` → `running`, lease started; repeating it
+/// renews the lease). `*out_json` receives the run.
+/// `STARTGATE_INVALID_TRANSITION` means the worker must stop.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_mark_running(
+    gate: *const startgate_gate,
+    run_id: i64,
+    fencing_token: i64,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            Ok(async move { json::to_json(&core.mark_running(run_id, fencing_token).await?) })
+        })
+    }
+}
+
+/// Extends a running run's lease. `*out_json` receives the run.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_heartbeat(
+    gate: *const startgate_gate,
+    run_id: i64,
+    fencing_token: i64,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            Ok(async move { json::to_json(&core.heartbeat(run_id, fencing_token).await?) })
+        })
+    }
+}
+
+/// Ends a run (`completion_json`: run_id, fencing_token, outcome, optional
+/// reason_code and summary). `*out_json` receives `{run, notify_initiator,
+/// next, next_blocked}`; dispatch `next` when it is accepted.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_complete(
+    gate: *const startgate_gate,
+    completion_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let completion = text(completion_json, "completion_json")?.to_string();
+            Ok(async move { json::complete(&core, &completion).await })
+        })
+    }
+}
+
+/// Cancels a pending or active run (an operator's decision; `reason_code` may
+/// be NULL). `*out_json` receives a completion result.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_cancel(
+    gate: *const startgate_gate,
+    run_id: i64,
+    reason_code: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let reason = optional_text(reason_code, "reason_code")?.map(str::to_string);
+            Ok(async move { json::to_json(&core.cancel(run_id, reason.as_deref()).await?) })
+        })
+    }
+}
+
+/// Ends every stale run as failed (`run_lease_expired`) and admits pending
+/// sequence runs of the scopes this frees. `*out_json` receives `{reaped, next}`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_reap_stale(
+    gate: *const startgate_gate,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            Ok(async move { json::to_json(&core.reap_stale().await?) })
+        })
+    }
+}
+
+/// One run by id (without its fencing token).
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_get_run(
+    gate: *const startgate_gate,
+    run_id: i64,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            Ok(async move { json::to_json(&core.get_run(run_id).await?) })
+        })
+    }
+}
+
+/// Runs matching `filter_json` (NULL for all; fields tenant_id, operation,
+/// status, active, limit), newest first.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_list_runs(
+    gate: *const startgate_gate,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let filter = optional_text(filter_json, "filter_json")?
+                .unwrap_or("")
+                .to_string();
+            Ok(async move { json::list_runs(&core, &filter).await })
+        })
+    }
+}
+
+/// The start attempts (audit rows) that created, were refused by, or replaced a run.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_attempts_for_run(
+    gate: *const startgate_gate,
+    run_id: i64,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            Ok(async move { json::to_json(&core.attempts_for_run(run_id).await?) })
+        })
+    }
+}
+
+/// Records (or replaces) a provider connection's readiness facts;
+/// `*out_json` receives the stored connection.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_upsert_connection(
+    gate: *const startgate_gate,
+    connection_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let connection = text(connection_json, "connection_json")?.to_string();
+            Ok(async move { json::upsert_connection(&core, &connection).await })
+        })
+    }
+}
+
+/// One connection of a tenant; `*out_json` receives it, or `null`.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_get_connection(
+    gate: *const startgate_gate,
+    tenant_id: *const c_char,
+    connection_id: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let tenant = text(tenant_id, "tenant_id")?.to_string();
+            let id = text(connection_id, "connection_id")?.to_string();
+            Ok(async move { json::to_json(&core.get_connection(&tenant, &id).await?) })
+        })
+    }
+}
+
+/// Every connection of a tenant, by id.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_list_connections(
+    gate: *const startgate_gate,
+    tenant_id: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let tenant = text(tenant_id, "tenant_id")?.to_string();
+            Ok(async move { json::to_json(&core.list_connections(&tenant).await?) })
+        })
+    }
+}
+
+/// Operator feedback for a start result document (no database access).
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_present(
+    gate: *const startgate_gate,
+    result_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let result = text(result_json, "result_json")?.to_string();
+            Ok(async move { json::present(&core, &result) })
+        })
+    }
+}
+
+/// Run-detail wording for a run document (no database access).
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_present_run(
+    gate: *const startgate_gate,
+    run_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let run = text(run_json, "run_json")?.to_string();
+            Ok(async move { json::present_run(&core, &run) })
+        })
+    }
+}
+
+/// Moves a gate opened with `manual_clock` forward by `seconds` (tests and
+/// demos); `STARTGATE_INVALID_REQUEST` on the system clock.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_advance_clock(
+    gate: *const startgate_gate,
+    seconds: f64,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    guard(out_error, || {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return Err(invalid("seconds", "must be a finite, non-negative number"));
+        }
+        let core = Handle::lookup(gate)?.gate()?;
+        core.advance_clock(std::time::Duration::from_secs_f64(seconds))
+    })
+}
+
+/// Any operation by name with a JSON object of named arguments (the names of
+/// the contract, e.g. `{"run_id": 7, "fencing_token": 1}` for
+/// "mark_running"); `*out_json` receives the result document.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_call(
+    gate: *const startgate_gate,
+    method: *const c_char,
+    args_json: *const c_char,
+    out_json: *mut *mut c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        json_call(gate, out_json, out_error, |core| {
+            let method = text(method, "method")?.to_string();
+            let args = optional_text(args_json, "args_json")?
+                .unwrap_or("")
+                .to_string();
+            Ok(async move { json::call(&core, &method, &args).await })
+        })
+    }
+}
+
+/// Frees a string returned by this library. NULL is ignored.
+///
+/// # Safety
+/// `s` came from this library and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: `s` was produced by `CString::into_raw` in `give`.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// The stable code string of an error ("invalid_request", …). Static: valid
+/// for the life of the process. NULL gives NULL.
+///
+/// # Safety
+/// `error` is NULL or a live error object.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_error_code(error: *const startgate_error) -> *const c_char {
+    // SAFETY: NULL or live per the contract.
+    match unsafe { error.as_ref() } {
+        Some(e) => e.code.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// The error's message, for people. Owned by the error object: valid until
+/// `startgate_error_free`. NULL gives NULL.
+///
+/// # Safety
+/// `error` is NULL or a live error object.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_error_message(error: *const startgate_error) -> *const c_char {
+    // SAFETY: NULL or live per the contract.
+    match unsafe { error.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// Frees an error object. NULL is ignored.
+///
+/// # Safety
+/// `error` came from this library and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_error_free(error: *mut startgate_error) {
+    if !error.is_null() {
+        // SAFETY: produced by `Box::into_raw` in `guard`.
+        drop(unsafe { Box::from_raw(error) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(name: &str) -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../include/");
+        std::fs::read_to_string(format!("{path}{name}")).expect("committed header")
+    }
+
+    fn generated(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/{name}", env!("OUT_DIR"))).expect("generated header")
+    }
+
+    #[test]
+    fn committed_headers_match_the_source() {
+        for name in ["startgate.h", "startgate_php.h"] {
+            assert!(
+                committed(name) == generated(name),
+                "include/{name} differs from what cbindgen generates from ffi/src: \
+                 run scripts/gen-header and commit the result"
+            );
+        }
+    }
+
+    #[test]
+    fn header_version_runtime_version_and_cargo_agree() {
+        let header = committed("startgate.h");
+        let wanted = format!(
+            "#define STARTGATE_VERSION \"{}\"",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(header.contains(&wanted), "header lacks {wanted}");
+        // SAFETY: a static NUL-terminated string.
+        let runtime = unsafe { CStr::from_ptr(startgate_version()) }
+            .to_str()
+            .expect("utf-8");
+        assert_eq!(runtime, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn every_status_has_its_code_string() {
+        for code in ErrorCode::ALL {
+            let status = status_of(code) as u32;
+            // SAFETY: static strings.
+            let text = unsafe { CStr::from_ptr(startgate_status_code(status)) };
+            assert_eq!(text.to_str().expect("utf-8"), code.as_str());
+        }
+        // SAFETY: static string.
+        let unknown = unsafe { CStr::from_ptr(startgate_status_code(77)) };
+        assert_eq!(unknown.to_str().expect("utf-8"), "unknown");
+    }
+
+    #[test]
+    fn php_header_has_no_preprocessor_lines() {
+        let php = committed("startgate_php.h");
+        assert!(
+            php.lines().all(|l| !l.trim_start().starts_with('#')),
+            "{php}"
+        );
+        assert!(php.contains("startgate_status startgate_start("));
+    }
+}
