@@ -1,135 +1,28 @@
-//! Handles, the process's runtime, and fork safety.
-//!
-//! A `startgate_gate *` is only ever used as a key into a registry of live
-//! handles, never dereferenced, so a freed, closed or foreign pointer gets a
-//! clear error instead of undefined behaviour.
-//!
-//! After `fork()` the child must not touch the parent's runtime or pool (their
-//! threads do not exist in the child; PostgreSQL connections would be shared
-//! with the parent). Every call compares the process id with the one the gate
-//! was opened in; in a new process it leaks the parent's runtime and gate
-//! (dropping them could join threads that are gone) and opens fresh ones.
+//! Handles. A `startgate_gate *` is only ever used as a key into a registry of
+//! live handles, never dereferenced, so a freed, closed or foreign pointer gets
+//! a clear error instead of undefined behaviour. Each handle holds a
+//! [`ProcessGate`], which makes it safe to use after `fork()`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use startgate_core::json::OpenOptions;
-use startgate_core::{Error, Gate, GateOptions, Registry};
-use tokio::runtime::Runtime;
+use startgate_core::{Error, Gate, Registry};
+use startgate_host::ProcessGate;
 
 use crate::{invalid, startgate_gate};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves consistent data behind
-    // (plain inserts and removes), so a poisoned lock is still usable.
+    // Plain inserts and removes: a poisoned lock still holds consistent data.
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// What a forked child inherited from its parent and must never drop: the
-/// parent's runtimes and gates (dropping them would join threads or close
-/// connections that belong to the parent). Kept here, reachable, on purpose.
-enum Inherited {
-    Runtime(#[allow(dead_code)] &'static Runtime),
-    Gate(#[allow(dead_code)] Gate),
-}
-
-fn keep_inherited(item: Inherited) {
-    static INHERITED: Mutex<Vec<Inherited>> = Mutex::new(Vec::new());
-    lock(&INHERITED).push(item);
-}
-
-/// The runtime of the current process, created on first use and again in a
-/// forked child. Never dropped.
-pub(crate) fn runtime() -> Result<&'static Runtime, Error> {
-    static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
-    let mut slot = lock(&RUNTIME);
-    let pid = std::process::id();
-    if let Some((owner, runtime)) = *slot {
-        if owner == pid {
-            return Ok(runtime);
-        }
-        keep_inherited(Inherited::Runtime(runtime));
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("startgate")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal {
-            message: format!("cannot start the async runtime: {e}"),
-        })?;
-    let runtime: &'static Runtime = Box::leak(Box::new(runtime));
-    *slot = Some((pid, runtime));
-    Ok(runtime)
-}
-
-/// What an open gate is made of, re-openable in a forked child.
-struct Shared {
-    url: String,
-    registry: Registry,
-    options: GateOptions,
-    state: Mutex<State>,
-}
-
-struct State {
-    pid: u32,
-    gate: Option<Gate>,
-    closed: bool,
-}
-
-fn closed_error() -> Error {
-    Error::StoreUnavailable {
-        message: "the gate was closed".into(),
-        source: None,
-    }
-}
-
-impl Shared {
-    fn gate(&self) -> Result<Gate, Error> {
-        let mut state = lock(&self.state);
-        if state.closed {
-            return Err(closed_error());
-        }
-        let pid = std::process::id();
-        if state.pid != pid {
-            // Forked: the parent's pool belongs to the parent. Leave it alone.
-            if let Some(inherited) = state.gate.take() {
-                keep_inherited(Inherited::Gate(inherited));
-            }
-            state.pid = pid;
-        }
-        if let Some(gate) = &state.gate {
-            return Ok(gate.clone());
-        }
-        let gate = runtime()?.block_on(Gate::open_with(
-            &self.url,
-            self.registry.clone(),
-            self.options.clone(),
-        ))?;
-        state.gate = Some(gate.clone());
-        Ok(gate)
-    }
-
-    fn close(&self) -> Result<(), Error> {
-        let mut state = lock(&self.state);
-        state.closed = true;
-        if let Some(gate) = state.gate.take() {
-            if state.pid == std::process::id() {
-                runtime()?.block_on(gate.close());
-            } else {
-                keep_inherited(Inherited::Gate(gate));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A live handle, found by the address of its `startgate_gate`.
 pub(crate) struct Handle {
-    shared: Arc<Shared>,
+    shared: Arc<ProcessGate>,
     is_shared: bool,
     closed: AtomicBool,
 }
@@ -139,8 +32,8 @@ fn handles() -> &'static Mutex<HashMap<usize, Arc<Handle>>> {
     HANDLES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn shared_gates() -> &'static Mutex<HashMap<String, Arc<Shared>>> {
-    static SHARED: OnceLock<Mutex<HashMap<String, Arc<Shared>>>> = OnceLock::new();
+fn shared_gates() -> &'static Mutex<HashMap<String, Arc<ProcessGate>>> {
+    static SHARED: OnceLock<Mutex<HashMap<String, Arc<ProcessGate>>>> = OnceLock::new();
     SHARED.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -155,29 +48,22 @@ impl Handle {
         let open = OpenOptions::from_json(&rest)?;
         let options = open.to_gate_options()?;
         let registry = Registry::from_toml_str(registry_toml)?;
-        let fresh = || {
-            Arc::new(Shared {
-                url: url.to_string(),
-                registry: registry.clone(),
-                options: options.clone(),
-                state: Mutex::new(State {
-                    pid: std::process::id(),
-                    gate: None,
-                    closed: false,
-                }),
-            })
-        };
         // A manual clock is per gate: never shared.
         let share = share && open.manual_clock.is_none();
         let shared = if share {
             let key = format!("{url}\u{0}{registry_toml}\u{0}{rest}");
             let mut cache = lock(shared_gates());
-            cache.entry(key).or_insert_with(fresh).clone()
+            match cache.get(&key) {
+                Some(existing) => existing.clone(),
+                None => {
+                    let opened = Arc::new(ProcessGate::open(url, registry, options)?);
+                    cache.insert(key, opened.clone());
+                    opened
+                }
+            }
         } else {
-            fresh()
+            Arc::new(ProcessGate::open(url, registry, options)?)
         };
-        // Open now, so a bad URL or an unreachable database fails here.
-        shared.gate()?;
         let pointer = Box::into_raw(Box::new(startgate_gate { _private: 0 }));
         let handle = Arc::new(Handle {
             shared,
@@ -207,7 +93,10 @@ impl Handle {
     /// The gate to call, reopened in a forked child.
     pub(crate) fn gate(&self) -> Result<Gate, Error> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(closed_error());
+            return Err(Error::StoreUnavailable {
+                message: "the gate was closed".into(),
+                source: None,
+            });
         }
         self.shared.gate()
     }

@@ -21,7 +21,8 @@ use startgate_core::{json, Error, ErrorCode};
 
 mod handle;
 
-use handle::{runtime, Handle};
+use handle::Handle;
+use startgate_host::runtime;
 
 /// The outcome of a call. The values are stable: a retired value stays reserved.
 #[repr(u32)]

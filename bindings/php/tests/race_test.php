@@ -25,7 +25,7 @@ test('4 PHP processes on hot PostgreSQL scopes never double-admit', function ():
     }
     $accepted = substr_count($events, '"event":"accepted"');
     check($accepted > 50, "$accepted admissions");
-    $checker = (getenv('CARGO_TARGET_DIR') ?: repo('target')) . '/debug/startgate-stress';
+    $checker = (getenv('CARGO_TARGET_DIR') ?: repo('target')) . '/' . (getenv('STARTGATE_PROFILE') ?: 'debug') . '/startgate-stress';
     $check = proc_open([$checker, 'check', '--database', $url], [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $io);
     fwrite($io[0], $events);
     fclose($io[0]);

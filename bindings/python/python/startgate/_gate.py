@@ -1,0 +1,439 @@
+"""``Gate`` (blocking; releases the GIL) and ``AsyncGate`` (awaitables on the
+same process-wide runtime). The methods and argument names are the contract's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+
+from . import _native
+from ._errors import Error, error_for
+from ._types import (
+    Actor,
+    CompletionOutcome,
+    CompletionResult,
+    Initiator,
+    Presentation,
+    ProviderConnection,
+    ReapResult,
+    Run,
+    RunStatus,
+    StartAttempt,
+    StartResult,
+    format_time,
+    to_json_value,
+)
+
+T = TypeVar("T")
+Request = Union[Mapping[str, Any], None]
+ActorLike = Union[Actor, Mapping[str, Any]]
+Registry = Union[str, "os.PathLike[str]"]
+
+
+def _registry_text(registry: Registry) -> str:
+    """A registry given as TOML text, or as the path of a TOML file."""
+    if isinstance(registry, os.PathLike) or ("\n" not in registry and os.path.isfile(registry)):
+        with open(registry, encoding="utf-8") as file:
+            return file.read()
+    return str(registry)
+
+
+def _options(**options: Any) -> str:
+    clock = options.pop("manual_clock", None)
+    if isinstance(clock, datetime):
+        clock = format_time(clock)
+    doc = {k: v for k, v in options.items() if v is not None}
+    if clock is not None:
+        doc["manual_clock"] = clock
+    return json.dumps(doc)
+
+
+def _document(base: Any, **fields: Any) -> Dict[str, Any]:
+    """A request document: ``base`` (a mapping or dataclass, may be None)
+    updated with the keyword fields that were given."""
+    doc: Dict[str, Any] = {} if base is None else dict(to_json_value(base))
+    doc.update({k: to_json_value(v) for k, v in fields.items() if v is not None})
+    return doc
+
+
+def _settle(answer: Tuple[bool, Any], decode: Callable[[Any], T]) -> T:
+    ok, payload = answer
+    if ok:
+        return decode(json.loads(payload))
+    raise error_for(*payload)
+
+
+def _none(_: Any) -> None:
+    return None
+
+
+def _runs(doc: Any) -> List[Run]:
+    return [Run.from_dict(r) for r in doc]
+
+
+def _attempts(doc: Any) -> List[StartAttempt]:
+    return [StartAttempt.from_dict(a) for a in doc]
+
+
+def _connection(doc: Any) -> Optional[ProviderConnection]:
+    return None if doc is None else ProviderConnection.from_dict(doc)
+
+
+def _connections(doc: Any) -> List[ProviderConnection]:
+    return [ProviderConnection.from_dict(c) for c in doc]
+
+
+def _checked(doc: Any) -> List[Union[StartResult, Error]]:
+    return [
+        error_for(item["error"]["code"], item["error"]["message"]) if "error" in item else StartResult.from_dict(item)
+        for item in doc
+    ]
+
+
+def _open(url: str, registry: Registry, options: str) -> "_native.NativeGate":
+    answer = _native.NativeGate.open(url, _registry_text(registry), options)
+    ok, payload = answer
+    if not ok:
+        raise error_for(*payload)
+    assert isinstance(payload, _native.NativeGate)
+    return payload
+
+
+class Gate:
+    """An open start gate. Blocking calls release the GIL; safe to share
+    between threads and to keep using after ``os.fork()``."""
+
+    def __init__(self, native: "_native.NativeGate") -> None:
+        self._native = native
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        registry: Registry,
+        *,
+        connect_timeout_ms: Optional[int] = None,
+        acquire_timeout_ms: Optional[int] = None,
+        statement_timeout_ms: Optional[int] = None,
+        max_connections: Optional[int] = None,
+        manual_clock: Union[datetime, str, None] = None,
+    ) -> "Gate":
+        """Opens a gate on ``url`` (a SQLite path or ``sqlite:`` URL, or a
+        ``postgres://`` URL) with the registry as TOML text or a file path."""
+        options = _options(
+            connect_timeout_ms=connect_timeout_ms,
+            acquire_timeout_ms=acquire_timeout_ms,
+            statement_timeout_ms=statement_timeout_ms,
+            max_connections=max_connections,
+            manual_clock=manual_clock,
+        )
+        return cls(_open(url, registry, options))
+
+    def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
+        return _settle(self._native.call(method, json.dumps(args)), decode)
+
+    def migrate(self) -> None:
+        """Applies the schema migrations (idempotent)."""
+        return self._call("migrate", {}, _none)
+
+    def start(
+        self,
+        request: Request = None,
+        /,
+        *,
+        operation: Optional[str] = None,
+        tenant_id: Optional[str] = None,
+        actor: Optional[ActorLike] = None,
+        provider_connection_id: Optional[str] = None,
+        subject: Optional[str] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        initiator: Union[Initiator, str, None] = None,
+        tenant_active: Optional[bool] = None,
+    ) -> StartResult:
+        """The one start path: accepted / deduped / scope_busy / blocked / denied."""
+        doc = _document(request, operation=operation, tenant_id=tenant_id, actor=actor,
+                        provider_connection_id=provider_connection_id, subject=subject,
+                        params=params, initiator=initiator, tenant_active=tenant_active)
+        return self._call("start", {"request": doc}, StartResult.from_dict)
+
+    def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
+        """What ``start`` would answer for each request, writing nothing; an
+        invalid request gets its exception in place."""
+        return self._call("check", {"requests": [_document(r) for r in requests]}, _checked)
+
+    def start_sequence(
+        self,
+        request: Request = None,
+        /,
+        *,
+        operations: Optional[Sequence[str]] = None,
+        sequence: Optional[str] = None,
+        tenant_id: Optional[str] = None,
+        actor: Optional[ActorLike] = None,
+        provider_connection_id: Optional[str] = None,
+        subject: Optional[str] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        initiator: Union[Initiator, str, None] = None,
+        tenant_active: Optional[bool] = None,
+    ) -> StartResult:
+        """Starts operations in order on one scope; later steps are ``pending``."""
+        doc = _document(request, operations=operations, sequence=sequence, tenant_id=tenant_id, actor=actor,
+                        provider_connection_id=provider_connection_id, subject=subject, params=params,
+                        initiator=initiator, tenant_active=tenant_active)
+        return self._call("start_sequence", {"request": doc}, StartResult.from_dict)
+
+    def mark_running(self, run_id: int, fencing_token: int) -> Run:
+        """The worker took the run. ``InvalidTransition`` means: stop."""
+        return self._call("mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+
+    def heartbeat(self, run_id: int, fencing_token: int) -> Run:
+        """Extends a running run's lease."""
+        return self._call("heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+
+    def complete(
+        self,
+        completion: Request = None,
+        /,
+        *,
+        run_id: Optional[int] = None,
+        fencing_token: Optional[int] = None,
+        outcome: Union[CompletionOutcome, str, None] = None,
+        reason_code: Optional[str] = None,
+        summary: Optional[Mapping[str, Any]] = None,
+    ) -> CompletionResult:
+        """Ends a run; dispatch ``next`` when it is accepted."""
+        doc = _document(completion, run_id=run_id, fencing_token=fencing_token, outcome=outcome,
+                        reason_code=reason_code, summary=summary)
+        return self._call("complete", {"completion": doc}, CompletionResult.from_dict)
+
+    def cancel(self, run_id: int, reason_code: Optional[str] = None) -> CompletionResult:
+        """Cancels a pending or active run (an operator's decision)."""
+        return self._call("cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict)
+
+    def reap_stale(self) -> ReapResult:
+        """Ends stale runs; admits pending runs of the scopes this frees."""
+        return self._call("reap_stale", {}, ReapResult.from_dict)
+
+    def get_run(self, run_id: int) -> Run:
+        return self._call("get_run", {"run_id": run_id}, Run.from_dict)
+
+    def list_runs(
+        self,
+        *,
+        tenant_id: Optional[str] = None,
+        operation: Optional[str] = None,
+        status: Union[RunStatus, str, None] = None,
+        active: Optional[bool] = None,
+        limit: Optional[int] = None,
+    ) -> List[Run]:
+        """Runs matching the filter, newest first."""
+        doc = _document(None, tenant_id=tenant_id, operation=operation, status=status, active=active, limit=limit)
+        return self._call("list_runs", {"filter": doc}, _runs)
+
+    def attempts_for_run(self, run_id: int) -> List[StartAttempt]:
+        """The audit rows of the attempts that created, were refused by, or replaced a run."""
+        return self._call("attempts_for_run", {"run_id": run_id}, _attempts)
+
+    def upsert_connection(self, connection: Union[ProviderConnection, Mapping[str, Any]]) -> ProviderConnection:
+        """Records a provider connection's readiness facts."""
+        return self._call("upsert_connection", {"connection": _document(connection)}, ProviderConnection.from_dict)
+
+    def get_connection(self, tenant_id: str, id: str) -> Optional[ProviderConnection]:
+        return self._call("get_connection", {"tenant_id": tenant_id, "id": id}, _connection)
+
+    def list_connections(self, tenant_id: str) -> List[ProviderConnection]:
+        return self._call("list_connections", {"tenant_id": tenant_id}, _connections)
+
+    def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
+        """Operator feedback for a start result."""
+        return self._call("present", {"result": to_json_value(result)}, Presentation.from_dict)
+
+    def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
+        """Run-detail wording, from the same reason catalogue."""
+        return self._call("present_run", {"run": to_json_value(run)}, Presentation.from_dict)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Moves a manual clock forward (tests, demos)."""
+        return self._call("advance_clock", {"seconds": seconds}, _none)
+
+    def close(self) -> None:
+        """Closes the pool; later calls raise ``StoreUnavailable``."""
+        failure = self._native.close()
+        if failure is not None:
+            raise error_for(*failure)
+
+    def __enter__(self) -> "Gate":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _resolve(future: "asyncio.Future[Tuple[bool, Any]]", ok: bool, payload: Any) -> None:
+    if not future.cancelled():
+        future.set_result((ok, payload))
+
+
+class AsyncGate:
+    """The asyncio face of the gate: the same methods, as coroutines, on the
+    same process-wide runtime as ``Gate`` (no second runtime)."""
+
+    def __init__(self, native: "_native.NativeGate") -> None:
+        self._native = native
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        registry: Registry,
+        *,
+        connect_timeout_ms: Optional[int] = None,
+        acquire_timeout_ms: Optional[int] = None,
+        statement_timeout_ms: Optional[int] = None,
+        max_connections: Optional[int] = None,
+        manual_clock: Union[datetime, str, None] = None,
+    ) -> "AsyncGate":
+        """Opens a gate (see ``Gate.open``) without blocking the event loop."""
+        options = _options(
+            connect_timeout_ms=connect_timeout_ms,
+            acquire_timeout_ms=acquire_timeout_ms,
+            statement_timeout_ms=statement_timeout_ms,
+            max_connections=max_connections,
+            manual_clock=manual_clock,
+        )
+        loop = asyncio.get_running_loop()
+        return cls(await loop.run_in_executor(None, _open, url, registry, options))
+
+    async def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: "asyncio.Future[Tuple[bool, Any]]" = loop.create_future()
+
+        def done(ok: bool, payload: Any) -> None:  # on a startgate thread
+            loop.call_soon_threadsafe(_resolve, future, ok, payload)
+
+        self._native.call_async(method, json.dumps(args), done)
+        return _settle(await future, decode)
+
+    async def migrate(self) -> None:
+        return await self._call("migrate", {}, _none)
+
+    async def start(
+        self,
+        request: Request = None,
+        /,
+        *,
+        operation: Optional[str] = None,
+        tenant_id: Optional[str] = None,
+        actor: Optional[ActorLike] = None,
+        provider_connection_id: Optional[str] = None,
+        subject: Optional[str] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        initiator: Union[Initiator, str, None] = None,
+        tenant_active: Optional[bool] = None,
+    ) -> StartResult:
+        doc = _document(request, operation=operation, tenant_id=tenant_id, actor=actor,
+                        provider_connection_id=provider_connection_id, subject=subject,
+                        params=params, initiator=initiator, tenant_active=tenant_active)
+        return await self._call("start", {"request": doc}, StartResult.from_dict)
+
+    async def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
+        return await self._call("check", {"requests": [_document(r) for r in requests]}, _checked)
+
+    async def start_sequence(
+        self,
+        request: Request = None,
+        /,
+        *,
+        operations: Optional[Sequence[str]] = None,
+        sequence: Optional[str] = None,
+        tenant_id: Optional[str] = None,
+        actor: Optional[ActorLike] = None,
+        provider_connection_id: Optional[str] = None,
+        subject: Optional[str] = None,
+        params: Optional[Mapping[str, Any]] = None,
+        initiator: Union[Initiator, str, None] = None,
+        tenant_active: Optional[bool] = None,
+    ) -> StartResult:
+        doc = _document(request, operations=operations, sequence=sequence, tenant_id=tenant_id, actor=actor,
+                        provider_connection_id=provider_connection_id, subject=subject, params=params,
+                        initiator=initiator, tenant_active=tenant_active)
+        return await self._call("start_sequence", {"request": doc}, StartResult.from_dict)
+
+    async def mark_running(self, run_id: int, fencing_token: int) -> Run:
+        return await self._call("mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+
+    async def heartbeat(self, run_id: int, fencing_token: int) -> Run:
+        return await self._call("heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+
+    async def complete(
+        self,
+        completion: Request = None,
+        /,
+        *,
+        run_id: Optional[int] = None,
+        fencing_token: Optional[int] = None,
+        outcome: Union[CompletionOutcome, str, None] = None,
+        reason_code: Optional[str] = None,
+        summary: Optional[Mapping[str, Any]] = None,
+    ) -> CompletionResult:
+        doc = _document(completion, run_id=run_id, fencing_token=fencing_token, outcome=outcome,
+                        reason_code=reason_code, summary=summary)
+        return await self._call("complete", {"completion": doc}, CompletionResult.from_dict)
+
+    async def cancel(self, run_id: int, reason_code: Optional[str] = None) -> CompletionResult:
+        return await self._call("cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict)
+
+    async def reap_stale(self) -> ReapResult:
+        return await self._call("reap_stale", {}, ReapResult.from_dict)
+
+    async def get_run(self, run_id: int) -> Run:
+        return await self._call("get_run", {"run_id": run_id}, Run.from_dict)
+
+    async def list_runs(
+        self,
+        *,
+        tenant_id: Optional[str] = None,
+        operation: Optional[str] = None,
+        status: Union[RunStatus, str, None] = None,
+        active: Optional[bool] = None,
+        limit: Optional[int] = None,
+    ) -> List[Run]:
+        doc = _document(None, tenant_id=tenant_id, operation=operation, status=status, active=active, limit=limit)
+        return await self._call("list_runs", {"filter": doc}, _runs)
+
+    async def attempts_for_run(self, run_id: int) -> List[StartAttempt]:
+        return await self._call("attempts_for_run", {"run_id": run_id}, _attempts)
+
+    async def upsert_connection(self, connection: Union[ProviderConnection, Mapping[str, Any]]) -> ProviderConnection:
+        return await self._call("upsert_connection", {"connection": _document(connection)}, ProviderConnection.from_dict)
+
+    async def get_connection(self, tenant_id: str, id: str) -> Optional[ProviderConnection]:
+        return await self._call("get_connection", {"tenant_id": tenant_id, "id": id}, _connection)
+
+    async def list_connections(self, tenant_id: str) -> List[ProviderConnection]:
+        return await self._call("list_connections", {"tenant_id": tenant_id}, _connections)
+
+    async def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
+        return await self._call("present", {"result": to_json_value(result)}, Presentation.from_dict)
+
+    async def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
+        return await self._call("present_run", {"run": to_json_value(run)}, Presentation.from_dict)
+
+    async def advance_clock(self, seconds: float) -> None:
+        return await self._call("advance_clock", {"seconds": seconds}, _none)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        failure = await loop.run_in_executor(None, self._native.close)
+        if failure is not None:
+            raise error_for(*failure)
+
+    async def __aenter__(self) -> "AsyncGate":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,445 @@
+"""The shapes of the contract as frozen dataclasses and string enums.
+
+Field names are the contract's JSON names. Timestamps are timezone-aware
+``datetime`` objects in UTC. Every result keeps the document it was decoded
+from (``to_dict()``), so handing it back (``present``) is exact.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+
+class Outcome(str, enum.Enum):
+    """The canonical outcome of a start."""
+
+    ACCEPTED = "accepted"
+    DEDUPED = "deduped"
+    SCOPE_BUSY = "scope_busy"
+    BLOCKED = "blocked"
+    DENIED = "denied"
+
+
+class RunStatus(str, enum.Enum):
+    """The status of a run; ``queued`` and ``running`` hold the scope."""
+
+    BLOCKED = "blocked"
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIALLY_SUCCEEDED = "partially_succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Initiator(str, enum.Enum):
+    """Who started a run; only user-initiated runs notify."""
+
+    USER = "user"
+    SCHEDULE = "schedule"
+    SYSTEM = "system"
+
+
+class CompletionOutcome(str, enum.Enum):
+    """How a worker ends a run."""
+
+    SUCCEEDED = "succeeded"
+    PARTIALLY_SUCCEEDED = "partially_succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Tone(str, enum.Enum):
+    """The visual tone of a presentation."""
+
+    SUCCESS = "success"
+    INFO = "info"
+    WARNING = "warning"
+    DANGER = "danger"
+
+
+class Consent(str, enum.Enum):
+    GRANTED = "granted"
+    MISSING = "missing"
+    REVOKED = "revoked"
+
+
+class Credential(str, enum.Enum):
+    PRESENT = "present"
+    MISSING = "missing"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+
+
+class Health(str, enum.Enum):
+    OK = "ok"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
+def _time(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _required_time(value: str) -> datetime:
+    parsed = _time(value)
+    assert parsed is not None
+    return parsed
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC, as the contract writes it."""
+    if value.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    value = value.astimezone(timezone.utc)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+
+
+def _raw() -> Any:
+    return field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks, as facts the host has already established."""
+
+    id: str
+    is_member: bool
+    capabilities: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    """A labelled link: a next step, or "View run"."""
+
+    label: str
+    url: str
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Action":
+        return cls(label=doc["label"], url=doc["url"])
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One failing readiness check, rendered for people."""
+
+    code: str
+    message: str
+    next_steps: Tuple[Action, ...]
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Reason":
+        return cls(doc["code"], doc["message"], tuple(Action.from_dict(a) for a in doc["next_steps"]))
+
+
+@dataclass(frozen=True)
+class Run:
+    """The record of one start (``operation_runs``)."""
+
+    id: int
+    operation: str
+    tenant_id: str
+    provider_connection_id: Optional[str]
+    subject: Optional[str]
+    status: RunStatus
+    initiator: Initiator
+    actor_id: str
+    params: Optional[Dict[str, Any]]
+    created_at: datetime
+    since: datetime
+    queued_at: Optional[datetime]
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    stale_at: Optional[datetime]
+    fencing_token: Optional[int]
+    reason_code: Optional[str]
+    reasons: Tuple[str, ...]
+    summary: Any
+    sequence_id: Optional[int]
+    sequence_position: Optional[int]
+    replaced_run_id: Optional[int]
+    raw: Dict[str, Any] = _raw()
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Run":
+        return cls(
+            id=doc["id"],
+            operation=doc["operation"],
+            tenant_id=doc["tenant_id"],
+            provider_connection_id=doc["provider_connection_id"],
+            subject=doc["subject"],
+            status=RunStatus(doc["status"]),
+            initiator=Initiator(doc["initiator"]),
+            actor_id=doc["actor_id"],
+            params=doc["params"],
+            created_at=_required_time(doc["created_at"]),
+            since=_required_time(doc["since"]),
+            queued_at=_time(doc["queued_at"]),
+            started_at=_time(doc["started_at"]),
+            finished_at=_time(doc["finished_at"]),
+            stale_at=_time(doc["stale_at"]),
+            fencing_token=doc["fencing_token"],
+            reason_code=doc["reason_code"],
+            reasons=tuple(doc["reasons"]),
+            summary=doc["summary"],
+            sequence_id=doc["sequence_id"],
+            sequence_position=doc["sequence_position"],
+            replaced_run_id=doc["replaced_run_id"],
+            raw=dict(doc),
+        )
+
+    @property
+    def is_active(self) -> bool:
+        """``queued`` or ``running``: the run holds its scope."""
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.raw)
+
+
+def _run(doc: Optional[Mapping[str, Any]]) -> Optional[Run]:
+    return None if doc is None else Run.from_dict(doc)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """The answer to a start: accepted, deduped, scope_busy, blocked or denied."""
+
+    outcome: Outcome
+    operation: str
+    tenant_id: str
+    run: Optional[Run]
+    holder: Optional[Run]
+    reasons: Tuple[Reason, ...]
+    status: Optional[int]
+    provider_connection_id: Optional[str]
+    replaced_run_id: Optional[int]
+    params_differ: Optional[bool]
+    pending: Tuple[Run, ...]
+    raw: Dict[str, Any] = _raw()
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "StartResult":
+        return cls(
+            outcome=Outcome(doc["outcome"]),
+            operation=doc["operation"],
+            tenant_id=doc["tenant_id"],
+            run=_run(doc["run"]),
+            holder=_run(doc["holder"]),
+            reasons=tuple(Reason.from_dict(r) for r in doc["reasons"]),
+            status=doc["status"],
+            provider_connection_id=doc["provider_connection_id"],
+            replaced_run_id=doc["replaced_run_id"],
+            params_differ=doc["params_differ"],
+            pending=tuple(Run.from_dict(r) for r in doc["pending"]),
+            raw=dict(doc),
+        )
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.raw)
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    """What ending a run produced."""
+
+    run: Run
+    notify_initiator: bool
+    next: Optional[StartResult]
+    next_blocked: Tuple[StartResult, ...]
+    raw: Optional[Dict[str, Any]] = _raw()
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "CompletionResult":
+        return cls(
+            run=Run.from_dict(doc["run"]),
+            notify_initiator=doc["notify_initiator"],
+            next=None if doc["next"] is None else StartResult.from_dict(doc["next"]),
+            next_blocked=tuple(StartResult.from_dict(r) for r in doc["next_blocked"]),
+            raw=dict(doc),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    """Runs ended as stale, and pending runs admitted or blocked as scopes freed."""
+
+    reaped: Tuple[Run, ...]
+    next: Tuple[StartResult, ...]
+    raw: Optional[Dict[str, Any]] = _raw()
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "ReapResult":
+        return cls(
+            reaped=tuple(Run.from_dict(r) for r in doc["reaped"]),
+            next=tuple(StartResult.from_dict(r) for r in doc["next"]),
+            raw=dict(doc),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class ProviderConnection:
+    """A tenant's link to a provider: readiness facts only, never secrets.
+
+    Also the input of ``upsert_connection`` (build it, or ``dataclasses.replace`` one).
+    """
+
+    id: str
+    tenant_id: str
+    provider: str
+    display_name: str = ""
+    is_default: bool = False
+    enabled: bool = True
+    consent: Consent = Consent.MISSING
+    credential: Credential = Credential.MISSING
+    credential_expires_at: Optional[datetime] = None
+    health: Health = Health.UNKNOWN
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "ProviderConnection":
+        return cls(
+            id=doc["id"],
+            tenant_id=doc["tenant_id"],
+            provider=doc["provider"],
+            display_name=doc["display_name"],
+            is_default=doc["is_default"],
+            enabled=doc["enabled"],
+            consent=Consent(doc["consent"]),
+            credential=Credential(doc["credential"]),
+            credential_expires_at=_time(doc["credential_expires_at"]),
+            health=Health(doc["health"]),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """Operator feedback: the same words on every host."""
+
+    outcome: str
+    status_label: str
+    tone: Tone
+    title: str
+    body: str
+    run_url: Optional[str]
+    actions: Tuple[Action, ...]
+    raw: Optional[Dict[str, Any]] = _raw()
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Presentation":
+        return cls(
+            outcome=doc["outcome"],
+            status_label=doc["status_label"],
+            tone=Tone(doc["tone"]),
+            title=doc["title"],
+            body=doc["body"],
+            run_url=doc["run_url"],
+            actions=tuple(Action.from_dict(a) for a in doc["actions"]),
+            raw=dict(doc),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class StartAttempt:
+    """The audit row of one start attempt."""
+
+    id: int
+    attempted_at: datetime
+    source: str
+    operation: str
+    tenant_id: str
+    provider_connection_id: Optional[str]
+    subject: Optional[str]
+    actor_id: str
+    initiator: Initiator
+    outcome: Outcome
+    status: Optional[int]
+    run_id: Optional[int]
+    holder_run_id: Optional[int]
+    reason_code: Optional[str]
+    reasons: Tuple[str, ...]
+    replaced_run_id: Optional[int]
+    params_differ: Optional[bool]
+    raw: Optional[Dict[str, Any]] = _raw()
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "StartAttempt":
+        return cls(
+            id=doc["id"],
+            attempted_at=_required_time(doc["attempted_at"]),
+            source=doc["source"],
+            operation=doc["operation"],
+            tenant_id=doc["tenant_id"],
+            provider_connection_id=doc["provider_connection_id"],
+            subject=doc["subject"],
+            actor_id=doc["actor_id"],
+            initiator=Initiator(doc["initiator"]),
+            outcome=Outcome(doc["outcome"]),
+            status=doc["status"],
+            run_id=doc["run_id"],
+            holder_run_id=doc["holder_run_id"],
+            reason_code=doc["reason_code"],
+            reasons=tuple(doc["reasons"]),
+            replaced_run_id=doc["replaced_run_id"],
+            params_differ=doc["params_differ"],
+            raw=dict(doc),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return to_dict(self)
+
+
+def to_dict(value: Any) -> Dict[str, Any]:
+    """The JSON document of a result (exactly as received) or of an input."""
+    document = to_json_value(value)
+    if not isinstance(document, dict):
+        raise TypeError(f"{type(value).__name__} is not a document")
+    return document
+
+
+def to_json_value(value: Any) -> Any:
+    """Dataclasses, enums, datetimes and tuples as JSON-ready values; ``None``
+    fields of dataclasses are left out so the contract's defaults apply."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return format_time(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        raw = getattr(value, "raw", None)
+        if isinstance(raw, dict):
+            return raw
+        return {
+            f.name: to_json_value(getattr(value, f.name))
+            for f in fields(value)
+            if getattr(value, f.name) is not None
+        }
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v) for v in value]
+    return value

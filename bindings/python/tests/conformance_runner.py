@@ -1,0 +1,121 @@
+"""The Python runner of the conformance vectors (tests/conformance/README.md).
+Every call goes through Gate's own methods."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+from typing import Any, Callable, Dict, List
+
+from startgate import Error, Gate
+
+from conftest import ROOT
+
+EXPECTATION_KEYS = {"expect", "expect_error", "expect_message", "present", "present_run", "save"}
+
+
+def scenario_files() -> List[pathlib.Path]:
+    return sorted((ROOT / "tests" / "conformance").glob("*.json"))
+
+
+def document(value: Any) -> Any:
+    """A result as its JSON document (errors in place as {"error": ...})."""
+    if isinstance(value, Error):
+        return {"error": {"code": value.code, "message": str(value)}}
+    if isinstance(value, list):
+        return [document(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+def invoke(gate: Gate, name: str, a: Dict[str, Any]) -> Any:
+    calls: Dict[str, Callable[[], Any]] = {
+        "start": lambda: gate.start(a["request"]),
+        "check": lambda: gate.check(a["requests"]),
+        "start_sequence": lambda: gate.start_sequence(a["request"]),
+        "mark_running": lambda: gate.mark_running(a["run_id"], a["fencing_token"]),
+        "heartbeat": lambda: gate.heartbeat(a["run_id"], a["fencing_token"]),
+        "complete": lambda: gate.complete(a["completion"]),
+        "cancel": lambda: gate.cancel(a["run_id"], a.get("reason_code")),
+        "reap_stale": gate.reap_stale,
+        "get_run": lambda: gate.get_run(a["run_id"]),
+        "list_runs": lambda: gate.list_runs(**a.get("filter", {})),
+        "attempts_for_run": lambda: gate.attempts_for_run(a["run_id"]),
+        "upsert_connection": lambda: gate.upsert_connection(a["connection"]),
+        "get_connection": lambda: gate.get_connection(a["tenant_id"], a["id"]),
+        "list_connections": lambda: gate.list_connections(a["tenant_id"]),
+        "advance_clock": lambda: gate.advance_clock(a["seconds"]),
+    }
+    return calls[name]()
+
+
+def substitute(value: Any, saved: Dict[str, Any]) -> Any:
+    if isinstance(value, str) and value.startswith("$") and not value.startswith("${") and len(value) > 1:
+        return saved[value[1:]]
+    if isinstance(value, str) and "${" in value:
+        return re.sub(r"\$\{(\w+)\}", lambda m: str(saved[m.group(1)]), value)
+    if isinstance(value, dict):
+        return {k: substitute(v, saved) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, saved) for v in value]
+    return value
+
+
+def lookup(value: Any, path: str) -> Any:
+    for key in path.split("."):
+        value = value[int(key)] if isinstance(value, list) else (value or {}).get(key)
+    return value
+
+
+def matches(expected: Any, actual: Any, path: str) -> None:
+    if expected == "<any>":
+        assert actual is not None, f"{path}: expected a value, found null"
+    elif isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected an object, found {actual!r}"
+        for key, want in expected.items():
+            matches(want, actual.get(key), f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), f"{path}: expected {len(expected)} item(s), found {actual!r}"
+        for i, (want, have) in enumerate(zip(expected, actual)):
+            matches(want, have, f"{path}[{i}]")
+    else:
+        assert expected == actual and type(expected) is type(actual) or (
+            isinstance(expected, (int, float)) and not isinstance(expected, bool) and expected == actual
+        ), f"{path}: expected {expected!r}, found {actual!r}"
+
+
+def run_scenario(file: pathlib.Path, url: str, migrate: bool = True) -> None:
+    scenario = json.loads(file.read_text())
+    registry = file.parent / scenario["registry"] if "registry" in scenario else scenario["registry_toml"]
+    gate = Gate.open(url, registry, manual_clock=scenario.get("clock", "2026-01-01T09:00:00Z"))
+    if migrate:
+        gate.migrate()
+    for connection in scenario.get("connections", []):
+        gate.upsert_connection(connection)
+    saved: Dict[str, Any] = {}
+    for i, call in enumerate(scenario["calls"]):
+        name = call["call"]
+        where = f"{file.name} calls[{i}] ({name})"
+        args = substitute({k: v for k, v in call.items() if k not in EXPECTATION_KEYS}, saved)
+        try:
+            result = invoke(gate, name, args)
+        except Error as error:
+            assert "expect_error" in call, f"{where}: unexpected {error.code}: {error}"
+            assert error.code == call["expect_error"], f"{where}: expected {call['expect_error']}, got {error.code}: {error}"
+            assert call.get("expect_message", "") in str(error), f"{where}: {error} lacks {call.get('expect_message')}"
+            continue
+        assert "expect_error" not in call, f"{where}: expected error {call['expect_error']}, got success"
+        doc = document(result)
+        for var, path in call.get("save", {}).items():
+            saved[var] = lookup(doc, path)
+            assert saved[var] is not None, f"{where}: nothing at {path}"
+        if "expect" in call:
+            matches(substitute(call["expect"], saved), doc, f"{where}: result")
+        if "present" in call:
+            matches(substitute(call["present"], saved), gate.present(result).to_dict(), f"{where}: presentation")
+        if "present_run" in call:
+            run = result.run if name in ("complete", "cancel") else result
+            matches(substitute(call["present_run"], saved), gate.present_run(run).to_dict(), f"{where}: presentation")
+    gate.close()

@@ -1,0 +1,142 @@
+//! What every foreign surface (C ABI, Python) needs around a [`Gate`]: one
+//! tokio runtime per process, blocking calls from any host thread, and a gate
+//! that survives `fork()`.
+//!
+//! After `fork()` the child must not touch the parent's runtime or pool: their
+//! threads do not exist in the child, and PostgreSQL connections would be shared
+//! with the parent. [`ProcessGate::gate`] compares the process id with the one
+//! the gate was opened in; in a new process it sets the parent's gate aside and
+//! opens a fresh one on a fresh runtime. What the child inherited is kept,
+//! reachable, and never dropped: dropping it would join threads that are gone.
+
+use std::sync::{Mutex, MutexGuard};
+
+use startgate::{Error, Gate, GateOptions, Registry};
+use tokio::runtime::Runtime;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The data behind these locks stays consistent if a holder panicked
+    // (plain assignments), so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What a forked child inherited from its parent and must never drop.
+enum Inherited {
+    Runtime(#[allow(dead_code)] &'static Runtime),
+    Gate(#[allow(dead_code)] Gate),
+}
+
+fn keep_inherited(item: Inherited) {
+    static INHERITED: Mutex<Vec<Inherited>> = Mutex::new(Vec::new());
+    lock(&INHERITED).push(item);
+}
+
+/// The runtime of the current process: created on first use, and again in a
+/// forked child. Never dropped. Multi-threaded, so calls blocking on it from
+/// many host threads at once make progress together.
+pub fn runtime() -> Result<&'static Runtime, Error> {
+    static RUNTIME: Mutex<Option<(u32, &'static Runtime)>> = Mutex::new(None);
+    let mut slot = lock(&RUNTIME);
+    let pid = std::process::id();
+    if let Some((owner, runtime)) = *slot {
+        if owner == pid {
+            return Ok(runtime);
+        }
+        keep_inherited(Inherited::Runtime(runtime));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("startgate")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal {
+            message: format!("cannot start the async runtime: {e}"),
+        })?;
+    let runtime: &'static Runtime = Box::leak(Box::new(runtime));
+    *slot = Some((pid, runtime));
+    Ok(runtime)
+}
+
+/// Runs `future` to completion on the process's runtime, from a host thread.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Error> {
+    Ok(runtime()?.block_on(future))
+}
+
+struct State {
+    pid: u32,
+    gate: Option<Gate>,
+    closed: bool,
+}
+
+/// A gate that is reopened, lazily, in every process that uses it.
+pub struct ProcessGate {
+    url: String,
+    registry: Registry,
+    options: GateOptions,
+    state: Mutex<State>,
+}
+
+fn closed_error() -> Error {
+    Error::StoreUnavailable {
+        message: "the gate was closed".into(),
+        source: None,
+    }
+}
+
+impl ProcessGate {
+    /// Opens a gate now (so a bad URL or an unreachable database fails here).
+    pub fn open(url: &str, registry: Registry, options: GateOptions) -> Result<ProcessGate, Error> {
+        let gate = ProcessGate {
+            url: url.to_string(),
+            registry,
+            options,
+            state: Mutex::new(State {
+                pid: std::process::id(),
+                gate: None,
+                closed: false,
+            }),
+        };
+        gate.gate()?;
+        Ok(gate)
+    }
+
+    /// The gate to call in this process.
+    pub fn gate(&self) -> Result<Gate, Error> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(closed_error());
+        }
+        let pid = std::process::id();
+        if state.pid != pid {
+            // Forked: the parent's pool belongs to the parent. Leave it alone.
+            if let Some(inherited) = state.gate.take() {
+                keep_inherited(Inherited::Gate(inherited));
+            }
+            state.pid = pid;
+        }
+        if let Some(gate) = &state.gate {
+            return Ok(gate.clone());
+        }
+        let open = Gate::open_with(&self.url, self.registry.clone(), self.options.clone());
+        let gate = block_on(open)??;
+        state.gate = Some(gate.clone());
+        Ok(gate)
+    }
+
+    /// Closes the pool (in the process that opened it); later calls fail with
+    /// `store_unavailable`. Closing twice is fine.
+    pub fn close(&self) -> Result<(), Error> {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        if let Some(gate) = state.gate.take() {
+            if state.pid == std::process::id() {
+                block_on(gate.close())?;
+            } else {
+                keep_inherited(Inherited::Gate(gate));
+            }
+        }
+        Ok(())
+    }
+}
