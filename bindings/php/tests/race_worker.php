@@ -12,18 +12,7 @@ use Startgate\Gate;
 
 [, $url, $worker, $iterations] = $argv;
 mt_srand(1000 + (int) $worker);
-$registry = <<<'TOML'
-[operations."inventory.sync"]
-label = "Inventory sync"
-capability = "sync"
-dispatch_timeout = "300ms"
-lease = "300ms"
-[operations."compliance.snapshot"]
-label = "Compliance snapshot"
-capability = "sync"
-dispatch_timeout = "300ms"
-lease = "300ms"
-TOML;
+$registry = dirname(__DIR__, 3) . '/tests/race_registry.toml';
 $gate = Gate::open($url, $registry, ['statement_timeout_ms' => 20000, 'acquire_timeout_ms' => 20000]);
 $actor = ['id' => "php-$worker", 'is_member' => true, 'capabilities' => ['sync']];
 $owned = [];

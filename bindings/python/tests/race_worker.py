@@ -6,24 +6,14 @@ Usage: race_worker.py URL WORKER ITERATIONS"""
 from __future__ import annotations
 
 import json
+import pathlib
 import random
 import sys
 
 import startgate
 from startgate import Gate
 
-REGISTRY = """
-[operations."inventory.sync"]
-label = "Inventory sync"
-capability = "sync"
-dispatch_timeout = "300ms"
-lease = "300ms"
-[operations."compliance.snapshot"]
-label = "Compliance snapshot"
-capability = "sync"
-dispatch_timeout = "300ms"
-lease = "300ms"
-"""
+REGISTRY = pathlib.Path(__file__).resolve().parents[3] / "tests" / "race_registry.toml"
 
 
 def main() -> None:
