@@ -16,7 +16,8 @@ namespace Startgate;
  * present, presentRun, advanceClock, migrate, close.
  *
  * The library is found through STARTGATE_LIB (a path to libstartgate.so), or
- * target/release then target/debug of this repository; the declarations come
+ * in STARTGATE_BUILD_DIR, or target/release then target/debug of this
+ * repository; the declarations come
  * from include/startgate_php.h (or STARTGATE_HEADER).
  */
 final class Gate
@@ -253,6 +254,10 @@ final class Gate
             $root = dirname(__DIR__, 3);
             $header = getenv('STARTGATE_HEADER') ?: $root . '/include/startgate_php.h';
             $library = getenv('STARTGATE_LIB') ?: null;
+            $buildDir = getenv('STARTGATE_BUILD_DIR');
+            if ($library === null && $buildDir !== false && is_file("$buildDir/libstartgate.so")) {
+                $library = "$buildDir/libstartgate.so";
+            }
             if ($library === null) {
                 foreach (['release', 'debug'] as $profile) {
                     $candidate = (getenv('CARGO_TARGET_DIR') ?: $root . '/target') . "/$profile/libstartgate.so";

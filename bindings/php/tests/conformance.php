@@ -6,7 +6,7 @@ declare(strict_types=1);
 
 use Startgate\Gate;
 
-const EXPECTATION_KEYS = ['expect', 'expect_error', 'expect_message', 'present', 'present_run', 'save'];
+const EXPECTATION_KEYS = ['expect', 'expect_error', 'expect_message', 'expect_field', 'present', 'present_run', 'save'];
 
 /** Runs every scenario on fresh databases from $open(); returns the number passed. */
 function runConformance(callable $freshUrl, bool $migrate = true): int
@@ -58,8 +58,10 @@ function runScenario(string $file, string $url, bool $migrate): void
                 throw new AssertionFailed("$where: expected error {$call->expect_error}, got success");
             }
             same($call->expect_error, $error['code'], "$where: error code ({$error['message']})");
-            if (isset($call->expect_message)) {
-                check(str_contains($error['message'], $call->expect_message), "$where: message {$error['message']} lacks {$call->expect_message}");
+            foreach (['expect_message', 'expect_field'] as $key) {
+                if (isset($call->$key)) {
+                    check(str_contains($error['message'], $call->$key), "$where: message {$error['message']} lacks {$call->$key}");
+                }
             }
             continue;
         }

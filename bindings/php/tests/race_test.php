@@ -15,7 +15,7 @@ test('4 PHP processes on hot PostgreSQL scopes never double-admit', function ():
     }
     $workers = [];
     for ($w = 0; $w < 4; $w++) {
-        $workers[] = proc_open([PHP_BINARY, __DIR__ . '/race_worker.php', $url, (string) $w, '600'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes[$w]);
+        $workers[] = proc_open([PHP_BINARY, __DIR__ . '/race_worker.php', $url, (string) $w, '1000'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes[$w]);
     }
     $events = '';
     foreach ($workers as $w => $process) {
@@ -24,8 +24,8 @@ test('4 PHP processes on hot PostgreSQL scopes never double-admit', function ():
         same(0, proc_close($process), "worker $w exit ($stderr)");
     }
     $accepted = substr_count($events, '"event":"accepted"');
-    check($accepted > 50, "$accepted admissions");
-    $checker = (getenv('CARGO_TARGET_DIR') ?: repo('target')) . '/' . (getenv('STARTGATE_PROFILE') ?: 'debug') . '/startgate-stress';
+    check($accepted >= 30, "only $accepted admissions: the race did not happen");
+    $checker = (getenv('STARTGATE_BUILD_DIR') ?: repo('target/debug')) . '/startgate-stress';
     $check = proc_open([$checker, 'check', '--database', $url], [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $io);
     fwrite($io[0], $events);
     fclose($io[0]);

@@ -12,7 +12,7 @@ from startgate import Error, Gate
 
 from conftest import ROOT
 
-EXPECTATION_KEYS = {"expect", "expect_error", "expect_message", "present", "present_run", "save"}
+EXPECTATION_KEYS = {"expect", "expect_error", "expect_message", "expect_field", "present", "present_run", "save"}
 
 
 def scenario_files() -> List[pathlib.Path]:
@@ -104,7 +104,8 @@ def run_scenario(file: pathlib.Path, url: str, migrate: bool = True) -> None:
         except Error as error:
             assert "expect_error" in call, f"{where}: unexpected {error.code}: {error}"
             assert error.code == call["expect_error"], f"{where}: expected {call['expect_error']}, got {error.code}: {error}"
-            assert call.get("expect_message", "") in str(error), f"{where}: {error} lacks {call.get('expect_message')}"
+            for key in ("expect_message", "expect_field"):
+                assert call.get(key, "") in str(error), f"{where}: {error} lacks {call.get(key)}"
             continue
         assert "expect_error" not in call, f"{where}: expected error {call['expect_error']}, got success"
         doc = document(result)

@@ -20,7 +20,7 @@ def test_four_processes_never_double_admit(postgres_url: str) -> None:
         gate.upsert_connection(ready(f"tenant-{t}"))
     worker = os.path.join(os.path.dirname(__file__), "race_worker.py")
     processes = [
-        subprocess.Popen([sys.executable, worker, postgres_url, str(w), "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, worker, postgres_url, str(w), "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for w in range(4)
     ]
     events = ""
@@ -28,10 +28,11 @@ def test_four_processes_never_double_admit(postgres_url: str) -> None:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, err
         events += out
-    assert events.count('"event": "accepted"') > 50
-    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    admissions = events.count('"event": "accepted"')
+    assert admissions >= 30, f"only {admissions} admissions: the race did not happen"
+    build = os.environ.get("STARTGATE_BUILD_DIR", str(ROOT / "target" / "debug"))
     checker = subprocess.run(
-        [os.path.join(target, os.environ.get("STARTGATE_PROFILE", "debug"), "startgate-stress"), "check", "--database", postgres_url],
+        [os.path.join(build, "startgate-stress"), "check", "--database", postgres_url],
         input=events, capture_output=True, text=True,
     )
     verdict = json.loads(checker.stdout)

@@ -138,10 +138,14 @@ async fn run_scenario(gate: &Gate, scenario: &Value) -> Result<(), String> {
                 if actual != code {
                     return Err(context(format!("expected error {code}, got {err}")));
                 }
-                if let Some(Value::String(part)) = raw.get("expect_message") {
-                    let message = err.get("message").and_then(Value::as_str).unwrap_or("");
-                    if !message.contains(part.as_str()) {
-                        return Err(context(format!("error message {message:?} lacks {part:?}")));
+                let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+                for key in ["expect_message", "expect_field"] {
+                    if let Some(Value::String(part)) = raw.get(key) {
+                        if !message.contains(part.as_str()) {
+                            return Err(context(format!(
+                                "error message {message:?} lacks {part:?}"
+                            )));
+                        }
                     }
                 }
                 continue;
