@@ -139,19 +139,24 @@ pub enum Error {
         message: String,
     },
     /// The database is unreachable, closed or refused the work.
-    #[error("store unavailable: {message}")]
+    #[error("store unavailable: {message}{}", unknown_note(*outcome_unknown))]
     StoreUnavailable {
         /// What failed, in words.
         message: String,
+        /// The failure came after a write was sent and before its answer: the
+        /// write may or may not have been committed (see [`Error::outcome_unknown`]).
+        outcome_unknown: bool,
         /// The driver error, when there is one.
         #[source]
         source: Option<sqlx::Error>,
     },
     /// The database did not answer within the configured bound.
-    #[error("store timeout: {message}")]
+    #[error("store timeout: {message}{}", unknown_note(*outcome_unknown))]
     StoreTimeout {
         /// Which bound was hit.
         message: String,
+        /// As for `StoreUnavailable`: the write may or may not have been committed.
+        outcome_unknown: bool,
         /// The driver error, when there is one.
         #[source]
         source: Option<sqlx::Error>,
@@ -173,7 +178,56 @@ pub enum Error {
     },
 }
 
+/// Appended to store errors whose write may have been committed, so every
+/// surface (which carries the message) says so.
+fn unknown_note(outcome_unknown: bool) -> &'static str {
+    if outcome_unknown {
+        " (outcome unknown: the write may have been committed; look before retrying, \
+         a repeated start is safe because it dedupes)"
+    } else {
+        ""
+    }
+}
+
 impl Error {
+    /// Whether a write may have been committed although the call failed: the
+    /// connection broke or the client-side bound ran out after the write was
+    /// sent. `false` for every other error, which guarantees nothing was
+    /// written. A repeated `start` is always safe (it dedupes against the run
+    /// the lost answer would have named).
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::StoreUnavailable {
+                outcome_unknown, ..
+            }
+            | Error::StoreTimeout {
+                outcome_unknown, ..
+            } => *outcome_unknown,
+            _ => false,
+        }
+    }
+
+    /// The same error, marked as having happened after a write was sent.
+    pub(crate) fn after_write_sent(self) -> Self {
+        match self {
+            Error::StoreUnavailable {
+                message, source, ..
+            } => Error::StoreUnavailable {
+                message,
+                source,
+                outcome_unknown: true,
+            },
+            Error::StoreTimeout {
+                message, source, ..
+            } => Error::StoreTimeout {
+                message,
+                source,
+                outcome_unknown: true,
+            },
+            other => other,
+        }
+    }
+
     /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -232,10 +286,12 @@ impl From<sqlx::Error> for Error {
         use sqlx::Error as E;
         let timeout = |message: &str, err| Error::StoreTimeout {
             message: message.to_string(),
+            outcome_unknown: false,
             source: Some(err),
         };
         let unavailable = |message: String, err| Error::StoreUnavailable {
             message,
+            outcome_unknown: false,
             source: Some(err),
         };
         match err {

@@ -11,7 +11,7 @@ use startgate_core::json::OpenOptions;
 use startgate_core::{Error, Gate, Registry};
 use startgate_host::ProcessGate;
 
-use crate::{invalid, startgate_gate};
+use super::{invalid, startgate_gate};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain inserts and removes: a poisoned lock still holds consistent data.
@@ -94,6 +94,7 @@ impl Handle {
     pub(crate) fn gate(&self) -> Result<Gate, Error> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::StoreUnavailable {
+                outcome_unknown: false,
                 message: "the gate was closed".into(),
                 source: None,
             });

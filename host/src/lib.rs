@@ -80,6 +80,7 @@ pub struct ProcessGate {
 
 fn closed_error() -> Error {
     Error::StoreUnavailable {
+        outcome_unknown: false,
         message: "the gate was closed".into(),
         source: None,
     }

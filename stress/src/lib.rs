@@ -48,13 +48,81 @@ pub enum Event {
         /// The stale run it replaced.
         replaced_run_id: Option<i64>,
     },
+    /// A call failed with a store error (fault mode only).
+    Failure {
+        /// What was called (`start`, `complete`, …).
+        call: String,
+        /// The stable error code.
+        code: String,
+        /// Wall-clock time the call returned, in ms since the Unix epoch.
+        at_ms: u64,
+        /// How long the call took.
+        elapsed_ms: u64,
+        /// Whether the error said the write may have been committed.
+        outcome_unknown: bool,
+        /// The tenant the call was for (`None` for calls across tenants, like reap).
+        tenant_id: Option<String>,
+    },
     /// The worker's totals.
     Summary {
         /// Calls made.
         calls: u64,
         /// Outcome and error counts by name.
         counts: BTreeMap<String, u64>,
+        /// The slowest call, in ms (excluding the worker's own pauses).
+        #[serde(default)]
+        max_call_ms: u64,
+        /// When the last call that did not fail with a store error returned
+        /// (ms since the Unix epoch).
+        #[serde(default)]
+        last_ok_at_ms: u64,
     },
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Admitted runs that no caller was told about and that no error flagged as
+/// possibly written (`outcome_unknown`) explains. A run is explained by an
+/// unknown-outcome failure for its tenant (or one across tenants); each such
+/// failure explains at most one run, except a cross-tenant one (a reap may
+/// admit several).
+pub fn unreported_runs(runs: &[RunRecord], events: &[Event]) -> Vec<String> {
+    let reported: BTreeSet<i64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Accepted { run_id, .. } => Some(*run_id),
+            _ => None,
+        })
+        .collect();
+    let mut unknown: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    for event in events {
+        if let Event::Failure {
+            outcome_unknown: true,
+            tenant_id,
+            ..
+        } = event
+        {
+            *unknown.entry(tenant_id.as_deref()).or_default() += 1;
+        }
+    }
+    let wildcard = unknown.get(&None).copied().unwrap_or(0) > 0;
+    let mut problems = Vec::new();
+    for run in runs.iter().filter(|r| !reported.contains(&r.id)) {
+        match unknown.get_mut(&Some(run.tenant_id.as_str())) {
+            Some(left) if *left > 0 => *left -= 1,
+            _ if wildcard => {}
+            _ => problems.push(format!(
+                "run {} ({}) was admitted but no caller was told, and no error said it may exist",
+                run.id, run.tenant_id
+            )),
+        }
+    }
+    problems
 }
 
 /// An admitted run (one that got a fencing token) as the checker reads it

@@ -16,7 +16,7 @@ use startgate::{
     Actor, Completion, CompletionOutcome, ErrorCode, Gate, GateOptions, Outcome, Registry,
     SequenceRequest, StartRequest, StartResult,
 };
-use startgate_stress::{tenants, Event, Rng, REGISTRY};
+use startgate_stress::{now_ms, tenants, Event, Rng, REGISTRY};
 
 struct Args {
     database: String,
@@ -24,9 +24,19 @@ struct Args {
     iterations: u64,
     tenants: usize,
     seed: u64,
+    /// Run for this long instead of a number of iterations.
+    duration_ms: Option<u64>,
+    /// Connect, acquire and statement timeouts (fault mode keeps them short).
+    timeout_ms: u64,
+    /// Store errors are expected (faults are being injected): report each one
+    /// as a `failure` event instead of complaining.
+    faults: bool,
 }
 
-const USAGE: &str = "usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]\n       startgate-stress check --database URL < events.jsonl";
+const USAGE: &str = "usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]\n\
+                     \x20                              [--duration-ms N] [--timeout-ms N] [--faults 1]\n\
+                     \x20      startgate-stress hold --database URL [--tenants N]   (start, mark running, print, sleep)\n\
+                     \x20      startgate-stress check --database URL < events.jsonl";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
@@ -35,6 +45,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         iterations: 300,
         tenants: 3,
         seed: 1,
+        duration_ms: None,
+        timeout_ms: 20_000,
+        faults: false,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -51,6 +64,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 parsed.tenants = usize::try_from(number()?).map_err(|e| e.to_string())?
             }
             "--seed" => parsed.seed = number()?,
+            "--duration-ms" => parsed.duration_ms = Some(number()?),
+            "--timeout-ms" => parsed.timeout_ms = number()?,
+            "--faults" => parsed.faults = number()? != 0,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -64,6 +80,7 @@ struct Owned {
     run_id: i64,
     token: i64,
     running: bool,
+    tenant_id: String,
 }
 
 struct Worker {
@@ -73,6 +90,9 @@ struct Worker {
     counts: BTreeMap<String, u64>,
     calls: u64,
     out: std::io::StdoutLock<'static>,
+    faults: bool,
+    max_call: Duration,
+    last_ok_at_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,28 +161,89 @@ impl Worker {
             run_id: run.id,
             token,
             running: false,
+            tenant_id: run.tenant_id.clone(),
         });
     }
 
     fn record_error(&mut self, err: &startgate::Error) {
         let code = err.code();
         self.count(&format!("error:{code}"));
-        if !matches!(code, ErrorCode::InvalidTransition | ErrorCode::StoreTimeout) {
+        let expected = match code {
+            ErrorCode::InvalidTransition | ErrorCode::StoreTimeout => true,
+            ErrorCode::StoreUnavailable => self.faults,
+            _ => false,
+        };
+        if !expected {
             eprintln!("unexpected error: {err}");
         }
+    }
+
+    /// Fault mode: reports a store error with its timing.
+    fn record_failure(
+        &mut self,
+        call: &str,
+        err: &startgate::Error,
+        elapsed: Duration,
+        tenant: Option<&str>,
+    ) {
+        if !self.faults
+            || !matches!(
+                err.code(),
+                ErrorCode::StoreTimeout | ErrorCode::StoreUnavailable
+            )
+        {
+            return;
+        }
+        let at_ms = now_ms();
+        if err.outcome_unknown() {
+            self.count("outcome_unknown");
+        }
+        self.emit(&Event::Failure {
+            call: call.to_string(),
+            code: err.code().to_string(),
+            at_ms,
+            elapsed_ms: elapsed.as_millis() as u64,
+            outcome_unknown: err.outcome_unknown(),
+            tenant_id: tenant.map(str::to_string),
+        });
     }
 
     async fn step(&mut self, tenant_names: &[String], actor: &Actor) {
         self.calls += 1;
         let action = self.choose();
         let tenant = &tenant_names[self.rng.below(tenant_names.len() as u64) as usize];
+        let began = std::time::Instant::now();
+        let failure = self.act(action, tenant, actor).await;
+        let elapsed = began.elapsed();
+        if action != Action::Pause {
+            self.max_call = self.max_call.max(elapsed);
+        }
+        match failure {
+            Some((call, err, tenant)) => {
+                self.record_error(&err);
+                self.record_failure(call, &err, elapsed, tenant.as_deref());
+            }
+            None if action != Action::Pause => self.last_ok_at_ms = now_ms(),
+            None => {}
+        }
+    }
+
+    /// Performs one action; returns the store error it ended with, if any
+    /// (with what was called and for which tenant).
+    async fn act(
+        &mut self,
+        action: Action,
+        tenant: &str,
+        actor: &Actor,
+    ) -> Option<(&'static str, startgate::Error, Option<String>)> {
+        let for_tenant = Some(tenant.to_string());
         if action == Action::Start {
             let op = if self.rng.below(2) == 0 {
                 "inventory.sync"
             } else {
                 "compliance.snapshot"
             };
-            let request = StartRequest::new(op, tenant.as_str(), actor.clone());
+            let request = StartRequest::new(op, tenant, actor.clone());
             match self.gate.start(&request).await {
                 Ok(result) => {
                     self.count(result.outcome.as_str());
@@ -171,16 +252,16 @@ impl Worker {
                     }
                     self.own(&result);
                 }
-                Err(err) => self.record_error(&err),
+                Err(err) => return Some(("start", err, for_tenant)),
             }
         } else if action == Action::Sequence {
-            let request = SequenceRequest::named("pair", tenant.as_str(), actor.clone());
+            let request = SequenceRequest::named("pair", tenant, actor.clone());
             match self.gate.start_sequence(&request).await {
                 Ok(result) => {
                     self.count(&format!("sequence_{}", result.outcome));
                     self.own(&result);
                 }
-                Err(err) => self.record_error(&err),
+                Err(err) => return Some(("start_sequence", err, for_tenant)),
             }
         } else if action == Action::Drive {
             let index = self.rng.below(self.owned.len() as u64) as usize;
@@ -188,18 +269,19 @@ impl Worker {
                 let o = &self.owned[index];
                 (o.run_id, o.token, o.running)
             };
+            let for_tenant = Some(self.owned[index].tenant_id.clone());
             if !running {
                 match self.gate.mark_running(run_id, token).await {
                     Ok(_) => self.owned[index].running = true,
                     Err(err) => {
-                        self.record_error(&err);
                         self.owned.swap_remove(index);
+                        return Some(("mark_running", err, for_tenant));
                     }
                 }
             } else if self.rng.below(5) == 0 {
                 if let Err(err) = self.gate.heartbeat(run_id, token).await {
-                    self.record_error(&err);
                     self.owned.swap_remove(index);
+                    return Some(("heartbeat", err, for_tenant));
                 }
             } else {
                 let outcome = if self.rng.below(4) == 0 {
@@ -220,7 +302,8 @@ impl Worker {
                             self.own(next);
                         }
                     }
-                    Err(err) => self.record_error(&err),
+                    // Completing can admit the scope's next pending run.
+                    Err(err) => return Some(("complete", err, for_tenant)),
                 }
             }
         } else if action == Action::Abandon {
@@ -238,19 +321,22 @@ impl Worker {
                         }
                     }
                 }
-                Err(err) => self.record_error(&err),
+                Err(err) => return Some(("reap_stale", err, None)),
             }
         } else {
             tokio::time::sleep(Duration::from_millis(1 + self.rng.below(3))).await;
         }
+        None
     }
 }
 
 async fn run(args: Args) -> Result<(), String> {
     let registry = Registry::from_toml_str(REGISTRY).map_err(|e| e.to_string())?;
+    let timeout = Duration::from_millis(args.timeout_ms);
     let options = GateOptions {
-        statement_timeout: Duration::from_secs(20),
-        acquire_timeout: Duration::from_secs(20),
+        statement_timeout: timeout,
+        acquire_timeout: timeout,
+        connect_timeout: timeout,
         max_connections: 2,
         ..GateOptions::default()
     };
@@ -266,16 +352,65 @@ async fn run(args: Args) -> Result<(), String> {
         counts: BTreeMap::new(),
         calls: 0,
         out: std::io::stdout().lock(),
+        faults: args.faults,
+        max_call: Duration::ZERO,
+        last_ok_at_ms: 0,
     };
-    for _ in 0..args.iterations {
-        worker.step(&tenant_names, &actor).await;
+    match args.duration_ms {
+        Some(ms) => {
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            while std::time::Instant::now() < until {
+                worker.step(&tenant_names, &actor).await;
+            }
+        }
+        None => {
+            for _ in 0..args.iterations {
+                worker.step(&tenant_names, &actor).await;
+            }
+        }
     }
     let summary = Event::Summary {
         calls: worker.calls,
         counts: worker.counts.clone(),
+        max_call_ms: worker.max_call.as_millis() as u64,
+        last_ok_at_ms: worker.last_ok_at_ms,
     };
     worker.emit(&summary);
     gate.close().await;
+    Ok(())
+}
+
+/// Plays a worker that dies holding a scope: starts `inventory.sync` on the
+/// first tenant, marks it running, prints the `accepted` event line, then
+/// sleeps until it is killed.
+async fn hold(args: Args) -> Result<(), String> {
+    let registry = Registry::from_toml_str(REGISTRY).map_err(|e| e.to_string())?;
+    let gate = Gate::open(&args.database, registry)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tenant = tenants(1).remove(0);
+    let actor = Actor::member("doomed-worker", ["inventory.sync"]);
+    let result = gate
+        .start(&StartRequest::new("inventory.sync", tenant.as_str(), actor))
+        .await
+        .map_err(|e| e.to_string())?;
+    let run = result
+        .accepted_run()
+        .ok_or(format!("not accepted: {}", result.outcome))?;
+    let token = run.fencing_token.ok_or("accepted run without a token")?;
+    gate.mark_running(run.id, token)
+        .await
+        .map_err(|e| e.to_string())?;
+    let line = serde_json::to_string(&Event::Accepted {
+        run_id: run.id,
+        fencing_token: token,
+        tenant_id: tenant,
+        replaced_run_id: result.replaced_run_id,
+    })
+    .map_err(|e| e.to_string())?;
+    println!("{line}");
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_secs(3600)).await;
     Ok(())
 }
 
@@ -332,6 +467,13 @@ fn main() -> ExitCode {
             Err(message) => {
                 eprintln!("check failed: {message}");
                 ExitCode::from(2)
+            }
+        },
+        "hold" => match runtime.block_on(hold(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("hold failed: {message}");
+                ExitCode::FAILURE
             }
         },
         "worker" => match runtime.block_on(run(args)) {

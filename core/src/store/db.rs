@@ -4,7 +4,9 @@
 
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{FromRow, Postgres, Sqlite, Transaction};
+use sqlx::{Executor as _, FromRow, Postgres, Sqlite};
+
+use super::pool::Pooled;
 
 /// A bound parameter.
 #[derive(Debug, Clone)]
@@ -150,24 +152,86 @@ impl Conn<'_> {
     }
 }
 
-/// An open transaction on either backend.
+/// An open transaction on either backend, begun and ended with plain
+/// statements on a leased connection, so ending it costs exactly the COMMIT or
+/// ROLLBACK and nothing else.
 pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
-    Pg(Transaction<'static, Postgres>, bool),
+    /// With this process's writer turn, for write transactions.
+    Sqlite(Pooled<SqliteConnection>, Option<WriterTurn>),
+    Pg(Pooled<PgConnection>, bool),
 }
 
+/// A turn in the process's SQLite writer queue, held until the write ends.
+pub(crate) type WriterTurn = tokio::sync::OwnedMutexGuard<()>;
+
 impl Tx {
-    pub(crate) fn conn(&mut self) -> Conn<'_> {
-        match self {
-            Tx::Sqlite(tx) => Conn::Sqlite(tx),
-            Tx::Pg(tx, persistent) => Conn::Pg(tx, *persistent),
-        }
+    /// Opens a SQLite transaction with `begin` (`BEGIN` or `BEGIN IMMEDIATE`).
+    pub(crate) async fn begin_sqlite(
+        mut lease: Pooled<SqliteConnection>,
+        begin: &str,
+        turn: Option<WriterTurn>,
+    ) -> Result<Tx, sqlx::Error> {
+        lease.conn()?.execute(begin).await?;
+        Ok(Tx::Sqlite(lease, turn))
+    }
+
+    /// Opens a PostgreSQL transaction with `begin` (which may also set
+    /// transaction-local settings).
+    pub(crate) async fn begin_pg(
+        mut lease: Pooled<PgConnection>,
+        begin: &str,
+        persistent: bool,
+    ) -> Result<Tx, sqlx::Error> {
+        lease.conn()?.execute(begin).await?;
+        Ok(Tx::Pg(lease, persistent))
+    }
+
+    pub(crate) fn conn(&mut self) -> Result<Conn<'_>, sqlx::Error> {
+        Ok(match self {
+            Tx::Sqlite(lease, _) => Conn::Sqlite(lease.conn()?),
+            Tx::Pg(lease, persistent) => Conn::Pg(lease.conn()?, *persistent),
+        })
     }
 
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await,
-            Tx::Pg(tx, _) => tx.commit().await,
+            Tx::Sqlite(mut lease, turn) => {
+                lease.conn()?.execute("COMMIT").await?;
+                lease.release();
+                drop(turn);
+            }
+            Tx::Pg(mut lease, _) => {
+                lease.conn()?.execute("COMMIT").await?;
+                lease.release();
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the transaction after the call failed. The connection goes back to
+    /// the pool only when the failure left it `healthy` and the rollback
+    /// worked; otherwise its lease is dropped (see `pool`).
+    pub(crate) async fn roll_back(self, healthy: bool) {
+        match self {
+            Tx::Sqlite(mut lease, turn) => {
+                let rolled_back = match lease.conn() {
+                    Ok(conn) => conn.execute("ROLLBACK").await.is_ok(),
+                    Err(_) => false,
+                };
+                if rolled_back && healthy {
+                    lease.release();
+                }
+                drop(turn);
+            }
+            Tx::Pg(mut lease, _) => {
+                let rolled_back = match lease.conn() {
+                    Ok(conn) => conn.execute("ROLLBACK").await.is_ok(),
+                    Err(_) => false,
+                };
+                if rolled_back && healthy {
+                    lease.release();
+                }
+            }
         }
     }
 }

@@ -1,9 +1,11 @@
-//! PostgreSQL's single-statement admission. The accepted path is one round
-//! trip: resolve the connection, check readiness, insert the run (the partial
-//! unique index refuses a second active run) and write the audit row, all in
-//! one statement. Deduped and scope busy cost one more statement (the holder and
-//! its audit row); blocked one more (the blocked run and its audit row); a stale
-//! takeover runs the general transaction.
+//! PostgreSQL's single-statement admission. Accepted, deduped and scope busy
+//! are one round trip: resolve the connection, check readiness, insert the run
+//! (the partial unique index refuses a second active run), or else read the
+//! holder, and write the audit row, all in one statement. Blocked costs one more
+//! statement (the blocked run and its audit row); a stale takeover runs the
+//! general transaction. When the holder committed after the statement's
+//! snapshot was taken (the insert saw it, the read could not), a second
+//! statement reads it.
 
 use std::collections::HashMap;
 
@@ -20,29 +22,46 @@ use crate::store::{
 };
 use crate::time::{Clock, Timestamp};
 
-/// The accepted-path statement of each operation type (its readiness checks
-/// are part of the SQL), built once when the gate opens.
+/// The accepted-path statements of each operation type (its readiness checks
+/// are part of the SQL), built once when the gate opens: one for a named
+/// connection, one for the tenant's default.
 pub(super) struct Statements {
-    accept: HashMap<String, String>,
+    accept: HashMap<String, Accept>,
+}
+
+struct Accept {
+    named: String,
+    default: String,
 }
 
 impl Statements {
     pub(super) fn new(registry: &Registry) -> Self {
         let accept = registry
             .operations()
-            .map(|op| (op.name.clone(), accept_statement(&sql_ready_condition(op))))
+            .map(|op| {
+                let ready = sql_ready_condition(op);
+                let accept = Accept {
+                    named: accept_statement(&ready, "id = $3"),
+                    default: accept_statement(&ready, "is_default AND $3::text IS NULL"),
+                };
+                (op.name.clone(), accept)
+            })
             .collect();
         Statements { accept }
     }
 }
 
-fn accept_statement(ready: &str) -> String {
+/// `which` picks the connection. Two statements rather than one with
+/// `CASE WHEN $3 IS NULL …`: PostgreSQL caches a generic plan for a prepared
+/// statement, and a generic plan cannot use an index through that CASE, so it
+/// read every connection of the tenant on every start.
+fn accept_statement(ready: &str, which: &str) -> String {
     format!(
         "WITH c AS (\
            SELECT tenant_id, id, provider, display_name, is_default, enabled, consent, credential, \
                   credential_expires_at, health \
            FROM provider_connections \
-           WHERE tenant_id = $2 AND CASE WHEN $3::text IS NULL THEN is_default ELSE id = $3 END), \
+           WHERE tenant_id = $2 AND {which}), \
          ins AS (\
            INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, \
              initiator, actor_id, params, fencing_token, lease_us, tenant_active, created_at, \
@@ -54,16 +73,29 @@ fn accept_statement(ready: &str) -> String {
            FROM c WHERE {ready} \
            ON CONFLICT DO NOTHING \
            RETURNING {columns}), \
+         h AS (\
+           SELECT {columns} FROM operation_runs \
+           WHERE tenant_id = $2 AND provider_connection_id IN (SELECT c.id FROM c WHERE {ready}) \
+             AND status IN ('queued', 'running') AND NOT EXISTS (SELECT 1 FROM ins)), \
          audit AS (\
            INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, provider_connection_id, \
-             subject, actor_id, initiator, outcome, run_id) \
-           SELECT $10, $12, $1, $2, ins.provider_connection_id, $4, $6, $5, 'accepted', ins.id FROM ins) \
+             subject, actor_id, initiator, outcome, run_id, holder_run_id, params_differ) \
+           SELECT $10, $12, $1, $2, ins.provider_connection_id, $4, $6, $5, 'accepted', ins.id, NULL, NULL \
+           FROM ins \
+           UNION ALL \
+           SELECT $10, $12, $1, $2, h.provider_connection_id, $4, $6, $5, \
+             CASE WHEN s.same THEN 'deduped' ELSE 'scope_busy' END, CASE WHEN s.same THEN h.id END, h.id, \
+             CASE WHEN s.same THEN COALESCE(h.params, '{{}}') <> COALESCE($7, '{{}}') END \
+           FROM h CROSS JOIN LATERAL \
+             (SELECT h.operation = $1 AND h.subject IS NOT DISTINCT FROM $4 AS same) s \
+           WHERE h.stale_at > $10), \
+         r AS (SELECT TRUE AS r_accepted, ins.* FROM ins UNION ALL SELECT FALSE, h.* FROM h) \
          SELECT c.tenant_id AS c_tenant_id, c.id AS c_id, c.provider AS c_provider, \
            c.display_name AS c_display_name, c.is_default AS c_is_default, c.enabled AS c_enabled, \
            c.consent AS c_consent, c.credential AS c_credential, \
            c.credential_expires_at AS c_credential_expires_at, c.health AS c_health, \
-           ({ready}) AS c_ready, ins.* \
-         FROM c LEFT JOIN ins ON TRUE",
+           ({ready}) AS c_ready, r.* \
+         FROM c LEFT JOIN r ON TRUE",
         columns = run_columns!()
     )
 }
@@ -118,7 +150,10 @@ enum Attempt {
     Accepted(Box<Admission>),
     /// The connection (if any) failed a readiness check.
     NotReady(Option<crate::model::ProviderConnection>),
-    /// Ready, but a unique index refused the run: the scope is held.
+    /// Ready, but the scope is held by this run (connection id alongside).
+    HeldBy(Box<crate::model::Run>, String),
+    /// Ready, but a unique index refused the run and its holder committed too
+    /// late for this statement to see it.
     Held(String),
 }
 
@@ -138,12 +173,16 @@ pub(super) async fn admit(
     let Some(accept) = backend.fast.accept.get(&plan.op.name) else {
         return store.admit_in_transaction(plan, clock).await;
     };
+    let accept = match plan.requested_connection {
+        Some(_) => &accept.named,
+        None => &accept.default,
+    };
     for _ in 0..MAX_ATTEMPTS {
         let now = clock.now();
         let attempt = leased!(store, Access::Write, |conn| try_accept(
             conn, accept, plan, now
         )
-        .await?)?;
+        .await)?;
         let connection_id = match attempt {
             Attempt::Accepted(admission) => return Ok(*admission),
             Attempt::NotReady(connection) => {
@@ -159,10 +198,14 @@ pub(super) async fn admit(
                     .map(|c| c.id)
                     .or_else(|| plan.requested_connection.map(str::to_string));
                 let run = leased!(store, Access::Write, |conn| {
-                    record_blocked(conn, plan, connection_id.as_deref(), &reasons, now).await?
+                    record_blocked(conn, plan, connection_id.as_deref(), &reasons, now).await
                 })?;
                 return Ok(Admission::blocked(Some(run), reasons, connection_id));
             }
+            Attempt::HeldBy(holder, connection_id) => match judge_holder(plan, &holder, now) {
+                Verdict::TakeOver => return store.admit_in_transaction(plan, clock).await,
+                verdict => return Ok(Admission::refused(verdict, *holder, connection_id)),
+            },
             Attempt::Held(connection_id) => connection_id,
         };
         let holder = leased!(store, Access::Write, |conn| holder_with_audit(
@@ -171,7 +214,7 @@ pub(super) async fn admit(
             &connection_id,
             now
         )
-        .await?)?;
+        .await)?;
         match holder {
             // The holder ended between the two statements: try again.
             None => continue,
@@ -211,11 +254,18 @@ async fn try_accept(
         return Ok(Attempt::NotReady(None));
     };
     let c = ResolvedConnection::from_row(&row)?;
-    if row.try_get::<Option<i64>, _>("id")?.is_some() {
-        let run = RunRow::from_row(&row)?.into_run(true)?;
-        return Ok(Attempt::Accepted(Box::new(Admission::accepted(
-            run, c.c_id, None,
-        ))));
+    match row.try_get::<Option<bool>, _>("r_accepted")? {
+        Some(true) => {
+            let run = RunRow::from_row(&row)?.into_run(true)?;
+            return Ok(Attempt::Accepted(Box::new(Admission::accepted(
+                run, c.c_id, None,
+            ))));
+        }
+        Some(false) => {
+            let holder = RunRow::from_row(&row)?.into_run(false)?;
+            return Ok(Attempt::HeldBy(Box::new(holder), c.c_id));
+        }
+        None => {}
     }
     if !c.c_ready {
         let connection = ConnectionRow {

@@ -5,13 +5,14 @@
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::ConnectOptions;
 
 use crate::error::{Error, Result};
 use crate::gate::GateOptions;
@@ -20,6 +21,7 @@ use crate::model::{
 };
 use crate::registry::{OperationType, Registry};
 use crate::time::{Clock, Timestamp};
+use db::WriterTurn;
 
 pub(crate) mod db;
 pub(crate) mod ops;
@@ -187,6 +189,9 @@ pub(crate) enum StoreError {
     Db(sqlx::Error),
     Gate(Error),
     Retry(&'static str),
+    /// The connection failed after a write (or its COMMIT) was sent and
+    /// before the answer came: the write may or may not have been committed.
+    AfterWriteSent(sqlx::Error),
 }
 
 pub(crate) type SResult<T> = std::result::Result<T, StoreError>;
@@ -207,6 +212,7 @@ impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Db(err) => err.into(),
+            StoreError::AfterWriteSent(err) => Error::from(err).after_write_sent(),
             StoreError::Gate(err) => err,
             StoreError::Retry(why) => Error::internal(format!(
                 "gave up after {MAX_ATTEMPTS} attempts under contention: {why}"
@@ -219,6 +225,28 @@ impl StoreError {
     /// A lost race under READ COMMITTED: a unique violation from a concurrent
     /// admission, a serialization failure or a deadlock. The transaction rolled
     /// back; running it again sees the winner.
+    /// Whether the connection is still fit for reuse after this error: the
+    /// server answered (a refusal, a constraint, a timeout it enforced), so no
+    /// reply is pending. Anything else (I/O, protocol, decoding) closes it.
+    fn leaves_connection_healthy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Gate(_) | StoreError::Retry(_) | StoreError::Db(sqlx::Error::Database(_))
+        )
+    }
+
+    /// Marks a failure of a sent write: a server-reported error means the
+    /// statement failed and its transaction rolled back, anything else
+    /// (I/O, protocol) leaves its fate unknown.
+    fn after_write_sent(self) -> StoreError {
+        match self {
+            StoreError::Db(err) if !matches!(err, sqlx::Error::Database(_)) => {
+                StoreError::AfterWriteSent(err)
+            }
+            other => other,
+        }
+    }
+
     fn is_transient(&self) -> bool {
         match self {
             StoreError::Retry(_) => true,
@@ -233,7 +261,7 @@ impl StoreError {
 }
 
 struct PgBackend {
-    pool: PgPool,
+    pool: pool::Pool<PgConnection>,
     /// Behind a transaction pooler: every statement inside an explicit
     /// transaction, no named prepared statements.
     pooled: bool,
@@ -245,15 +273,26 @@ struct PgBackend {
 
 impl PgBackend {
     async fn begin_read(&self) -> SResult<Tx> {
-        Ok(Tx::Pg(
-            self.pool.begin_with(self.begin_read.clone()).await?,
-            !self.pooled,
-        ))
+        Ok(Tx::begin_pg(self.pool.acquire().await?, &self.begin_read, !self.pooled).await?)
+    }
+
+    async fn begin_write(&self) -> SResult<Tx> {
+        Ok(Tx::begin_pg(self.pool.acquire().await?, &self.begin_write, !self.pooled).await?)
     }
 }
 
+/// SQLite: a pool, and a queue for this process's writers. SQLite admits one
+/// writer at a time and makes the others poll with growing sleeps (its busy
+/// handler); queueing them here hands the write lock over without sleeping.
+/// Correctness never rests on the queue: `BEGIN IMMEDIATE` and the unique
+/// index decide, across processes too.
+struct SqliteBackend {
+    pool: pool::Pool<SqliteConnection>,
+    writers: Arc<tokio::sync::Mutex<()>>,
+}
+
 enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteBackend),
     Postgres(Box<PgBackend>),
 }
 
@@ -270,26 +309,44 @@ enum Access {
 
 /// A connection for one call: a pooled connection, or a transaction where one
 /// is needed (snapshots; anything behind a transaction pooler).
-enum Lease {
-    Sqlite(PoolConnection<Sqlite>),
-    Pg(PoolConnection<Postgres>),
+pub(crate) enum Lease {
+    Sqlite(pool::Pooled<SqliteConnection>, Option<WriterTurn>),
+    Pg(pool::Pooled<PgConnection>),
     Tx(Tx),
 }
 
 impl Lease {
-    fn conn(&mut self) -> Conn<'_> {
-        match self {
-            Lease::Sqlite(c) => Conn::Sqlite(&mut *c),
-            Lease::Pg(c) => Conn::Pg(&mut *c, true),
-            Lease::Tx(tx) => tx.conn(),
-        }
+    fn conn(&mut self) -> std::result::Result<Conn<'_>, sqlx::Error> {
+        Ok(match self {
+            Lease::Sqlite(c, _) => Conn::Sqlite(c.conn()?),
+            Lease::Pg(c) => Conn::Pg(c.conn()?, true),
+            Lease::Tx(tx) => tx.conn()?,
+        })
     }
 
     async fn finish(self) -> SResult<()> {
-        if let Lease::Tx(tx) = self {
-            tx.commit().await?;
+        match self {
+            Lease::Tx(tx) => tx.commit().await?,
+            Lease::Pg(c) => c.release(),
+            // The connection goes back to its pool, then the next writer's turn.
+            Lease::Sqlite(conn, turn) => {
+                conn.release();
+                drop(turn);
+            }
         }
         Ok(())
+    }
+
+    /// Ends the lease after the call failed; `healthy` says whether the
+    /// failure left the connection fit for reuse.
+    async fn abandon(self, healthy: bool) {
+        match self {
+            Lease::Tx(tx) => tx.roll_back(healthy).await,
+            Lease::Pg(c) if healthy => c.release(),
+            Lease::Sqlite(c, _turn) if healthy => c.release(),
+            // Dropped: the pool closes or rolls back the connection.
+            Lease::Pg(_) | Lease::Sqlite(..) => {}
+        }
     }
 }
 
@@ -312,7 +369,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Runs `$body` in a write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
+/// Runs `$body` (an expression of type `Result<T, E: Into<StoreError>>`) in a write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
 /// `BEGIN` with a server-side statement timeout), with `$now` read once the
 /// transaction is open. A transaction that lost a race is run again.
 macro_rules! write_tx {
@@ -325,13 +382,24 @@ macro_rules! write_tx {
                 let mut tx = store.begin_write().await?;
                 // Read under SQLite's write lock, so timestamps follow commit order.
                 let $now = $clock.now();
-                let value = {
-                    let mut conn = tx.conn();
+                let value: SResult<_> = {
+                    let mut conn = tx.conn()?;
                     let $conn = &mut conn;
-                    $body
+                    $body.map_err(StoreError::from)
                 };
-                tx.commit().await?;
-                Ok(value)
+                match value {
+                    Ok(value) => {
+                        tx.commit()
+                            .await
+                            .map_err(|e| StoreError::from(e).after_write_sent())?;
+                        Ok(value)
+                    }
+                    Err(err) => {
+                        let healthy = err.leaves_connection_healthy();
+                        tx.roll_back(healthy).await;
+                        Err(err)
+                    }
+                }
             }
             .await;
             match outcome {
@@ -342,20 +410,41 @@ macro_rules! write_tx {
     }};
 }
 
-/// Runs `$body` on a connection leased for `$access` (no retry: reads and
+/// Runs `$body` (a `Result`, as for `write_tx!`) on a connection leased for `$access` (no retry: reads and
 /// single statements do not lose races that a retry would fix).
 macro_rules! leased {
     ($store:expr, $access:expr, |$conn:ident| $body:expr) => {{
         let store: &Store = $store;
         let outcome: SResult<_> = async {
             let mut lease = store.lease($access).await?;
-            let value = {
-                let mut conn = lease.conn();
+            let value: SResult<_> = {
+                let mut conn = lease.conn()?;
                 let $conn = &mut conn;
-                $body
+                $body.map_err(StoreError::from)
             };
-            lease.finish().await?;
-            Ok(value)
+            // A single write statement runs in autocommit: once sent, a broken
+            // connection leaves its fate unknown (as a lost COMMIT answer does).
+            let value = match value {
+                Err(err) if $access == Access::Write => Err(err.after_write_sent()),
+                other => other,
+            };
+            match value {
+                Ok(value) => {
+                    lease.finish().await.map_err(|err| {
+                        if $access == Access::Write {
+                            err.after_write_sent()
+                        } else {
+                            err
+                        }
+                    })?;
+                    Ok(value)
+                }
+                Err(err) => {
+                    let healthy = err.leaves_connection_healthy();
+                    lease.abandon(healthy).await;
+                    Err(err)
+                }
+            }
         }
         .await;
         outcome
@@ -364,6 +453,7 @@ macro_rules! leased {
 
 // After the macros, which it uses.
 mod fast;
+mod pool;
 
 impl Store {
     pub(crate) async fn open(
@@ -375,7 +465,10 @@ impl Store {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres(Box::new(open_postgres(url, registry, options).await?))
         } else {
-            Backend::Sqlite(open_sqlite(url, options).await?)
+            Backend::Sqlite(SqliteBackend {
+                pool: open_sqlite(url, options).await?,
+                writers: Arc::new(tokio::sync::Mutex::new(())),
+            })
         };
         Ok(Store {
             backend,
@@ -386,7 +479,13 @@ impl Store {
 
     pub(crate) async fn migrate(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Backend::Sqlite(lite) => {
+                let mut lease = lite.pool.acquire().await?;
+                sqlx::migrate!("../migrations/sqlite")
+                    .run_direct(lease.conn()?)
+                    .await?;
+                lease.release();
+            }
             Backend::Postgres(pg) if pg.pooled => {
                 return Err(Error::MigrationFailed {
                     message: "migrations take a session-level lock and prepared statements, which a \
@@ -395,32 +494,49 @@ impl Store {
                     source: None,
                 })
             }
-            Backend::Postgres(pg) => sqlx::migrate!("../migrations/postgres").run(&pg.pool).await?,
+            Backend::Postgres(pg) => {
+                // Closed afterwards rather than reused: migrating takes a
+                // session-level lock.
+                let mut lease = pg.pool.acquire().await?;
+                sqlx::migrate!("../migrations/postgres")
+                    .run_direct(lease.conn()?)
+                    .await?;
+            }
         }
         Ok(())
     }
 
     pub(crate) async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Sqlite(lite) => lite.pool.close().await,
             Backend::Postgres(pg) => pg.pool.close().await,
         }
     }
 
     async fn begin_write(&self) -> SResult<Tx> {
         Ok(match &self.backend {
-            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres(pg) => Tx::Pg(
-                pg.pool.begin_with(pg.begin_write.clone()).await?,
-                !pg.pooled,
-            ),
+            Backend::Sqlite(lite) => {
+                let turn = Arc::clone(&lite.writers).lock_owned().await;
+                Tx::begin_sqlite(lite.pool.acquire().await?, "BEGIN IMMEDIATE", Some(turn)).await?
+            }
+            Backend::Postgres(pg) => pg.begin_write().await?,
         })
     }
 
     async fn lease(&self, access: Access) -> SResult<Lease> {
         Ok(match (&self.backend, access) {
-            (Backend::Sqlite(pool), Access::Snapshot) => Tx::Sqlite(pool.begin().await?).into(),
-            (Backend::Sqlite(pool), _) => Lease::Sqlite(pool.acquire().await?),
+            (Backend::Sqlite(lite), Access::Snapshot) => {
+                Tx::begin_sqlite(lite.pool.acquire().await?, "BEGIN", None)
+                    .await?
+                    .into()
+            }
+            (Backend::Sqlite(lite), Access::Read) => {
+                Lease::Sqlite(lite.pool.acquire().await?, None)
+            }
+            (Backend::Sqlite(lite), Access::Write) => {
+                let turn = Arc::clone(&lite.writers).lock_owned().await;
+                Lease::Sqlite(lite.pool.acquire().await?, Some(turn))
+            }
             (Backend::Postgres(pg), Access::Write) if pg.pooled => self.begin_write().await?.into(),
             (Backend::Postgres(pg), Access::Snapshot) => pg.begin_read().await?.into(),
             (Backend::Postgres(pg), Access::Read) if pg.pooled => pg.begin_read().await?.into(),
@@ -431,14 +547,25 @@ impl Store {
     /// Bounds a call on the client side, and tells an unreachable PostgreSQL
     /// (`store_unavailable`) apart from a pool that stayed busy (`store_timeout`).
     async fn bounded<T>(&self, call: impl Future<Output = SResult<T>>) -> Result<T> {
+        self.bounded_call(call, true).await
+    }
+
+    /// `bounded` for calls that write nothing.
+    async fn bounded_read<T>(&self, call: impl Future<Output = SResult<T>>) -> Result<T> {
+        self.bounded_call(call, false).await
+    }
+
+    async fn bounded_call<T>(
+        &self,
+        call: impl Future<Output = SResult<T>>,
+        writes: bool,
+    ) -> Result<T> {
         let result = match tokio::time::timeout(self.call_bound, call).await {
             Ok(result) => result.map_err(Error::from),
+            // Cut off mid-call, a write may already be on its way to commit.
             Err(_) => Err(Error::StoreTimeout {
-                message: format!(
-                    "no answer within {:?}; a write may still complete in the database \
-                     (retrying a start is safe: it dedupes)",
-                    self.call_bound
-                ),
+                outcome_unknown: writes,
+                message: format!("no answer within {:?}", self.call_bound),
                 source: None,
             }),
         };
@@ -453,6 +580,7 @@ impl Store {
 
     async fn diagnose_pool_timeout(&self) -> Error {
         let busy = Error::StoreTimeout {
+            outcome_unknown: false,
             message: "every pooled connection stayed busy past acquire_timeout".into(),
             source: Some(sqlx::Error::PoolTimedOut),
         };
@@ -465,10 +593,12 @@ impl Store {
                 busy
             }
             Ok(Err(err)) => Error::StoreUnavailable {
+                outcome_unknown: false,
                 message: format!("cannot reach PostgreSQL ({err})"),
                 source: Some(err),
             },
             Err(_) => Error::StoreUnavailable {
+                outcome_unknown: false,
                 message: format!(
                     "PostgreSQL did not accept a connection within {:?}",
                     self.connect_timeout
@@ -492,9 +622,7 @@ impl Store {
     /// admission (or takeover) and the audit row.
     async fn admit_in_transaction(&self, plan: &Plan<'_>, clock: &Clock) -> SResult<Admission> {
         write_tx!(self, clock, |conn, now| {
-            let admission = ops::admit_in(conn, plan, now).await?;
-            ops::insert_attempt(conn, &AttemptValues::for_plan(plan, &admission), now).await?;
-            admission
+            ops::admit_and_audit(conn, plan, now).await
         })
     }
 
@@ -515,21 +643,18 @@ impl Store {
             leased!(self, Access::Write, |conn| ops::insert_attempt(
                 conn, &values, now
             )
-            .await?)
+            .await)
         })
         .await
     }
 
     pub(crate) async fn check(&self, plans: &[Plan<'_>], clock: &Clock) -> Result<Vec<Admission>> {
-        self.bounded(async {
+        self.bounded_read(async {
             let now = clock.now();
-            leased!(self, Access::Snapshot, |conn| {
-                let mut out = Vec::with_capacity(plans.len());
-                for plan in plans {
-                    out.push(ops::check_in(conn, plan, now).await?);
-                }
-                out
-            })
+            leased!(self, Access::Snapshot, |conn| ops::check_all(
+                conn, plans, now
+            )
+            .await)
         })
         .await
     }
@@ -544,7 +669,7 @@ impl Store {
             write_tx!(self, clock, |conn, now| ops::start_sequence_in(
                 conn, first, rest, now
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -556,12 +681,12 @@ impl Store {
                 return leased!(self, Access::Write, |conn| ops::mark_running_in(
                     conn, run_id, token, now
                 )
-                .await?);
+                .await);
             }
             write_tx!(self, clock, |conn, now| ops::mark_running_in(
                 conn, run_id, token, now
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -573,12 +698,12 @@ impl Store {
                 return leased!(self, Access::Write, |conn| ops::heartbeat_in(
                     conn, run_id, token, now
                 )
-                .await?);
+                .await);
             }
             write_tx!(self, clock, |conn, now| ops::heartbeat_in(
                 conn, run_id, token, now
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -599,7 +724,7 @@ impl Store {
     ) -> Result<Ended> {
         self.bounded(async {
             write_tx!(self, clock, |conn, now| {
-                ops::complete_in(conn, registry, completion, summary.as_deref(), now).await?
+                ops::complete_in(conn, registry, completion, summary.as_deref(), now).await
             })
         })
         .await
@@ -620,7 +745,7 @@ impl Store {
                 reason_code,
                 now
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -632,7 +757,7 @@ impl Store {
     ) -> Result<(Vec<Run>, Vec<Admission>)> {
         self.bounded(async {
             write_tx!(self, clock, |conn, now| ops::reap_in(conn, registry, now)
-                .await?)
+                .await)
         })
         .await
     }
@@ -646,7 +771,7 @@ impl Store {
             write_tx!(self, clock, |conn, now| ops::upsert_connection_in(
                 conn, connection, now
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -656,13 +781,13 @@ impl Store {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<ProviderConnection>> {
-        self.bounded(async {
+        self.bounded_read(async {
             leased!(self, Access::Read, |conn| ops::resolve(
                 conn,
                 tenant_id,
                 Some(id)
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -671,11 +796,11 @@ impl Store {
         &self,
         tenant_id: &str,
     ) -> Result<Option<ProviderConnection>> {
-        self.bounded(async {
+        self.bounded_read(async {
             leased!(self, Access::Read, |conn| ops::resolve(
                 conn, tenant_id, None
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -684,41 +809,42 @@ impl Store {
         &self,
         tenant_id: &str,
     ) -> Result<Vec<ProviderConnection>> {
-        self.bounded(async {
+        self.bounded_read(async {
             leased!(self, Access::Read, |conn| ops::list_connections_in(
                 conn, tenant_id
             )
-            .await?)
+            .await)
         })
         .await
     }
 
     pub(crate) async fn get_run(&self, run_id: i64) -> Result<Run> {
-        self.bounded(async {
-            leased!(self, Access::Read, |conn| ops::fetch_run(conn, run_id)
-                .await?
-                .ok_or(Error::RunNotFound { run_id })?)
+        self.bounded_read(async {
+            leased!(self, Access::Read, |conn| ops::fetch_existing_run(
+                conn, run_id
+            )
+            .await)
         })
         .await
     }
 
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        self.bounded(async {
+        self.bounded_read(async {
             leased!(self, Access::Read, |conn| ops::list_runs_in(conn, filter)
-                .await?)
+                .await)
         })
         .await
     }
 
     pub(crate) async fn attempts_for_run(&self, run_id: i64) -> Result<Vec<StartAttempt>> {
-        self.bounded(async {
+        self.bounded_read(async {
             leased!(self, Access::Read, |conn| ops::attempts_in(
                 conn,
                 Some(run_id),
                 None,
                 0
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -728,11 +854,11 @@ impl Store {
         tenant_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StartAttempt>> {
-        self.bounded(async {
+        self.bounded_read(async {
             leased!(self, Access::Read, |conn| ops::attempts_in(
                 conn, None, tenant_id, limit
             )
-            .await?)
+            .await)
         })
         .await
     }
@@ -744,7 +870,7 @@ impl From<Tx> for Lease {
     }
 }
 
-async fn open_sqlite(url: &str, options: &GateOptions) -> Result<SqlitePool> {
+async fn open_sqlite(url: &str, options: &GateOptions) -> Result<pool::Pool<SqliteConnection>> {
     let url = if url.starts_with("sqlite:") {
         url.to_string()
     } else {
@@ -752,6 +878,7 @@ async fn open_sqlite(url: &str, options: &GateOptions) -> Result<SqlitePool> {
     };
     let connect = SqliteConnectOptions::from_str(&url)
         .map_err(|err| Error::StoreUnavailable {
+            outcome_unknown: false,
             message: format!("bad SQLite URL \"{url}\": {err}"),
             source: Some(err),
         })?
@@ -762,21 +889,33 @@ async fn open_sqlite(url: &str, options: &GateOptions) -> Result<SqlitePool> {
         .foreign_keys(true);
     // An in-memory database exists once per connection: keep exactly one, forever.
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let mut pool = SqlitePoolOptions::new()
-        .max_connections(if in_memory {
-            1
-        } else {
-            options.max_connections.max(1)
-        })
-        .acquire_timeout(options.acquire_timeout);
-    if in_memory {
-        pool = pool
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None);
-    }
-    Ok(pool.connect_with(connect).await?)
+    let pool = pool::Pool::new(
+        connect,
+        pool::Settings {
+            max_connections: if in_memory {
+                1
+            } else {
+                options.max_connections
+            },
+            acquire_timeout: options.acquire_timeout,
+            // A connection to a local file does not go stale the way a socket
+            // does; pinging it would only cost a trip to its worker thread.
+            ping_after_idle: None,
+            idle_timeout: if in_memory { None } else { Some(IDLE_TIMEOUT) },
+            keep_abandoned: true,
+        },
+    );
+    // Open one now, so a bad path fails at open (and an in-memory database
+    // exists from the start).
+    pool.acquire().await?.release();
+    Ok(pool)
 }
+
+/// Reused within this long after its last call, a PostgreSQL connection is
+/// trusted as is; after longer it is pinged first.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(2);
+/// Idle this long, a connection is closed rather than kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The startgate-specific URL parameter that says a transaction pooler
 /// (pgbouncer `pool_mode = transaction`) sits in front of PostgreSQL.
@@ -787,6 +926,7 @@ async fn open_postgres(url: &str, registry: &Registry, options: &GateOptions) ->
     let timeout_ms = options.statement_timeout.as_millis().max(1);
     let mut connect = PgConnectOptions::from_str(&url)
         .map_err(|err| Error::StoreUnavailable {
+            outcome_unknown: false,
             message: format!("bad PostgreSQL URL: {err}"),
             source: Some(err),
         })?
@@ -799,21 +939,29 @@ async fn open_postgres(url: &str, registry: &Registry, options: &GateOptions) ->
         // statement runs in a transaction that sets it (`begin_write`).
         connect = connect.options([("statement_timeout", timeout_ms.to_string())]);
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(options.max_connections.max(1))
-        .acquire_timeout(options.acquire_timeout)
-        .connect_lazy_with(connect.clone());
+    let pool = pool::Pool::new(
+        connect.clone(),
+        pool::Settings {
+            max_connections: options.max_connections,
+            acquire_timeout: options.acquire_timeout,
+            ping_after_idle: Some(PING_AFTER_IDLE),
+            idle_timeout: Some(IDLE_TIMEOUT),
+            keep_abandoned: false,
+        },
+    );
     // Fail at open, clearly, when the server cannot be reached at all.
     match tokio::time::timeout(options.connect_timeout, pool.acquire()).await {
-        Ok(Ok(conn)) => drop(conn),
+        Ok(Ok(lease)) => lease.release(),
         Ok(Err(err)) => {
             return Err(Error::StoreUnavailable {
+                outcome_unknown: false,
                 message: format!("cannot connect to PostgreSQL ({err})"),
                 source: Some(err),
             })
         }
         Err(_) => {
             return Err(Error::StoreUnavailable {
+                outcome_unknown: false,
                 message: format!(
                     "PostgreSQL did not accept a connection within {:?}",
                     options.connect_timeout

@@ -47,6 +47,13 @@ pub(crate) async fn fetch_run(conn: &mut Conn<'_>, run_id: i64) -> SResult<Optio
     Ok(row.map(|r| r.into_run(false)).transpose()?)
 }
 
+/// The run, or `run_not_found`.
+pub(crate) async fn fetch_existing_run(conn: &mut Conn<'_>, run_id: i64) -> SResult<Run> {
+    Ok(fetch_run(conn, run_id)
+        .await?
+        .ok_or(Error::RunNotFound { run_id })?)
+}
+
 /// Explains why a worker call on `run_id` was refused.
 async fn refusal(conn: &mut Conn<'_>, run_id: i64, token: i64, action: &str) -> StoreError {
     let row: Result<Option<RunRow>, sqlx::Error> = conn
@@ -184,6 +191,30 @@ pub(crate) async fn admit_in(
         }
         verdict => Admission::refused(verdict, holder, connection_id),
     })
+}
+
+/// The general admission and its audit row, on an open write transaction.
+pub(crate) async fn admit_and_audit(
+    conn: &mut Conn<'_>,
+    plan: &Plan<'_>,
+    now: Timestamp,
+) -> SResult<Admission> {
+    let admission = admit_in(conn, plan, now).await?;
+    insert_attempt(conn, &AttemptValues::for_plan(plan, &admission), now).await?;
+    Ok(admission)
+}
+
+/// `check` for every plan, on one snapshot.
+pub(crate) async fn check_all(
+    conn: &mut Conn<'_>,
+    plans: &[Plan<'_>],
+    now: Timestamp,
+) -> SResult<Vec<Admission>> {
+    let mut out = Vec::with_capacity(plans.len());
+    for plan in plans {
+        out.push(check_in(conn, plan, now).await?);
+    }
+    Ok(out)
 }
 
 /// The same decision as [`admit_in`], without writing anything.
@@ -772,17 +803,31 @@ pub(crate) async fn list_connections_in(
         .collect::<crate::error::Result<_>>()?)
 }
 
+/// Text of a listing query whose tenant filter is optional. A given tenant is
+/// written into the SQL as `tenant_id = $1` rather than `($1 IS NULL OR …)`,
+/// because PostgreSQL's cached generic plan cannot use the per-tenant index
+/// through an OR with a parameter test.
+macro_rules! per_tenant {
+    ($tenant:expr, $head:expr, $tail:expr) => {
+        match $tenant {
+            Some(_) => concat!($head, "WHERE tenant_id = $1 AND ", $tail),
+            None => concat!($head, "WHERE $1::text IS NULL AND ", $tail),
+        }
+    };
+}
+
 pub(crate) async fn list_runs_in(conn: &mut Conn<'_>, filter: &RunFilter) -> SResult<Vec<Run>> {
+    let sql = per_tenant!(
+        filter.tenant_id,
+        concat!("SELECT ", run_columns!(), " FROM operation_runs "),
+        concat!(
+            "($2 IS NULL OR operation = $2) AND ($3 IS NULL OR status = $3) ",
+            "AND (NOT $4 OR status IN ('queued', 'running')) ORDER BY id DESC LIMIT $5"
+        )
+    );
     let rows: Vec<RunRow> = conn
         .fetch_all(
-            concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM operation_runs ",
-                "WHERE ($1 IS NULL OR tenant_id = $1) AND ($2 IS NULL OR operation = $2) ",
-                "AND ($3 IS NULL OR status = $3) AND (NOT $4 OR status IN ('queued', 'running')) ",
-                "ORDER BY id DESC LIMIT $5"
-            ),
+            sql,
             args![
                 filter.tenant_id.as_deref(),
                 filter.operation.as_deref(),
@@ -818,11 +863,10 @@ pub(crate) async fn attempts_in(
             }
             None => {
                 conn.fetch_all(
-                    concat!(
-                        "SELECT id, ",
-                        attempt_columns!(),
-                        " FROM start_attempts ",
-                        "WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY id DESC LIMIT $2"
+                    per_tenant!(
+                        tenant_id,
+                        concat!("SELECT id, ", attempt_columns!(), " FROM start_attempts "),
+                        "TRUE ORDER BY id DESC LIMIT $2"
                     ),
                     args![tenant_id, i64::from(limit)],
                 )

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use startgate::{Gate, ProviderConnection, Registry};
-use startgate_stress::{check, load_history, tenants, Event, Verdict, REGISTRY};
+use startgate_stress::{check, load_history, tenants, unreported_runs, Event, Verdict, REGISTRY};
 
 pub const TENANTS: usize = 3;
 
@@ -95,7 +95,9 @@ pub fn hammer(url: &str, workers: usize, iterations: u64) -> (Vec<Event>, Verdic
     }
     println!("{workers} processes finished in {:?}", started.elapsed());
     let (runs, attempts) = runtime().block_on(load_history(url)).expect("history");
-    let verdict = check(&runs, &events, &attempts);
+    let mut verdict = check(&runs, &events, &attempts);
+    // No store errors here, so every admitted run was reported to a caller.
+    verdict.violations.extend(unreported_runs(&runs, &events));
     (events, verdict, seed)
 }
 

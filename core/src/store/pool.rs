@@ -1,0 +1,218 @@
+//! A connection pool that costs no round trips of its own.
+//!
+//! sqlx's pool pings a connection when it hands it out and again, from a
+//! spawned task, when it comes back: on a one-statement PostgreSQL start that
+//! was three round trips for one statement, and on SQLite two extra trips to
+//! the connection's worker thread plus a wake-up of a runtime thread per call.
+//! Here a connection goes back to the pool through [`Pooled::release`], which
+//! the store calls after a call ended cleanly (idle, outside any transaction).
+//! A lease dropped any other way (an I/O error, a client-side timeout, a
+//! cancelled future) may be mid-statement: a PostgreSQL connection is then
+//! closed; a SQLite connection (a file, or an in-memory database that must not
+//! be lost) is kept and rolled back before its next use.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::{ConnectOptions, Connection, Executor};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A connection that can undo what an abandoned call left open.
+pub(crate) trait Undo: Connection {
+    /// `ROLLBACK`, ignoring "no transaction is active".
+    fn roll_back(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl Undo for sqlx::SqliteConnection {
+    fn roll_back(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let _ = self.execute("ROLLBACK").await;
+        })
+    }
+}
+
+impl Undo for sqlx::PgConnection {
+    fn roll_back(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let _ = self.execute("ROLLBACK").await;
+        })
+    }
+}
+
+/// How a pool treats its connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub max_connections: u32,
+    /// Bounds the wait for a slot plus any connect or ping.
+    pub acquire_timeout: Duration,
+    /// Reused after being idle this long, a connection is pinged first (so a
+    /// restarted server is noticed without taxing the hot path).
+    pub ping_after_idle: Option<Duration>,
+    /// Idle this long, a connection is closed rather than reused.
+    pub idle_timeout: Option<Duration>,
+    /// Keep a connection whose lease was dropped mid-call, rolling it back
+    /// before reuse (SQLite), instead of closing it (PostgreSQL).
+    pub keep_abandoned: bool,
+}
+
+/// A pool of `C` connections.
+pub(crate) struct Pool<C: Connection> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C: Connection> {
+    connect: C::Options,
+    settings: Settings,
+    /// One permit per connection that may exist (idle or leased).
+    permits: Arc<Semaphore>,
+    /// Most recently used last: reuse takes from the back, ageing from the front.
+    idle: Mutex<Vec<Idle<C>>>,
+}
+
+struct Idle<C> {
+    conn: C,
+    since: Instant,
+    abandoned: bool,
+}
+
+fn lock<T>(idle: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the Vec inconsistent.
+    idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<C> Pool<C>
+where
+    C: Undo,
+    C::Options: ConnectOptions<Connection = C>,
+{
+    pub(crate) fn new(connect: C::Options, settings: Settings) -> Pool<C> {
+        Pool {
+            inner: Arc::new(Inner {
+                connect,
+                settings,
+                permits: Arc::new(Semaphore::new(settings.max_connections.max(1) as usize)),
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Waits for a free slot, then reuses an idle connection or opens one;
+    /// `PoolTimedOut` after the acquire timeout.
+    pub(crate) async fn acquire(&self) -> Result<Pooled<C>, sqlx::Error> {
+        tokio::time::timeout(
+            self.inner.settings.acquire_timeout,
+            self.acquire_unbounded(),
+        )
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    }
+
+    async fn acquire_unbounded(&self) -> Result<Pooled<C>, sqlx::Error> {
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        let settings = self.inner.settings;
+        loop {
+            let (reusable, expired) = {
+                let mut idle = lock(&self.inner.idle);
+                let expired = match settings.idle_timeout {
+                    Some(limit) => idle
+                        .iter()
+                        .take_while(|i| i.since.elapsed() >= limit)
+                        .count(),
+                    None => 0,
+                };
+                let expired: Vec<Idle<C>> = idle.drain(..expired).collect();
+                (idle.pop(), expired)
+            };
+            // Closed outside the lock; dropping a connection closes it.
+            drop(expired);
+            let conn = match reusable {
+                None => self.inner.connect.connect().await?,
+                Some(Idle {
+                    mut conn,
+                    abandoned: true,
+                    ..
+                }) => {
+                    // Whatever the abandoned call left open is undone first.
+                    conn.roll_back().await;
+                    match conn.ping().await {
+                        Ok(()) => conn,
+                        Err(_) => continue,
+                    }
+                }
+                Some(Idle {
+                    mut conn, since, ..
+                }) => match settings.ping_after_idle {
+                    Some(after) if since.elapsed() >= after => match conn.ping().await {
+                        Ok(()) => conn,
+                        // Dead (say, the server restarted): try the next one.
+                        Err(_) => continue,
+                    },
+                    _ => conn,
+                },
+            };
+            return Ok(Pooled {
+                conn: Some(conn),
+                pool: Arc::clone(&self.inner),
+                _permit: permit,
+            });
+        }
+    }
+
+    /// Refuses new leases and closes the idle connections; leased ones close
+    /// when their lease ends.
+    pub(crate) async fn close(&self) {
+        self.inner.permits.close();
+        let idle: Vec<Idle<C>> = lock(&self.inner.idle).drain(..).collect();
+        for Idle { conn, .. } in idle {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// A connection leased for one call: [`Pooled::release`] returns it to the
+/// pool; dropping it abandons it (see the module docs).
+pub(crate) struct Pooled<C: Connection> {
+    /// `None` only after release.
+    conn: Option<C>,
+    pool: Arc<Inner<C>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<C: Connection> Pooled<C> {
+    pub(crate) fn conn(&mut self) -> Result<&mut C, sqlx::Error> {
+        self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Returns the connection for reuse. Only for a connection that is idle
+    /// outside a transaction, with no reply pending.
+    pub(crate) fn release(mut self) {
+        self.put_back(false);
+    }
+
+    fn put_back(&mut self, abandoned: bool) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if self.pool.permits.is_closed() || (abandoned && !self.pool.settings.keep_abandoned) {
+            return;
+        }
+        lock(&self.pool.idle).push(Idle {
+            conn,
+            since: Instant::now(),
+            abandoned,
+        });
+        // The permit drops after the push, so the next acquire finds it.
+    }
+}
+
+impl<C: Connection> Drop for Pooled<C> {
+    fn drop(&mut self) {
+        self.put_back(true);
+    }
+}
