@@ -9,7 +9,7 @@ use startgate_testkit::TempDb;
 fn eight_processes_never_hold_one_scope_twice() {
     let db = TempDb::new("hammer");
     prepare(&db.url(), false);
-    let (events, verdict, seed) = hammer(&db.url(), 8, 3_000);
+    let (events, verdict, seed) = hammer(&db.url(), 8, 5_000);
     let totals = totals(&events);
     report("sqlite", 8, &verdict, &totals, seed);
     assert!(
