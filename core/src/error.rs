@@ -250,6 +250,24 @@ impl Error {
         }
     }
 
+    /// `store_unavailable` for a failure that wrote nothing.
+    pub(crate) fn unavailable(message: impl Into<String>, source: Option<sqlx::Error>) -> Self {
+        Error::StoreUnavailable {
+            message: message.into(),
+            outcome_unknown: false,
+            source,
+        }
+    }
+
+    /// `store_timeout` for a failure that wrote nothing.
+    pub(crate) fn timeout(message: impl Into<String>, source: Option<sqlx::Error>) -> Self {
+        Error::StoreTimeout {
+            message: message.into(),
+            outcome_unknown: false,
+            source,
+        }
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Error::Internal {
             message: message.into(),
@@ -284,16 +302,8 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         use sqlx::Error as E;
-        let timeout = |message: &str, err| Error::StoreTimeout {
-            message: message.to_string(),
-            outcome_unknown: false,
-            source: Some(err),
-        };
-        let unavailable = |message: String, err| Error::StoreUnavailable {
-            message,
-            outcome_unknown: false,
-            source: Some(err),
-        };
+        let timeout = |message: &str, err| Error::timeout(message, Some(err));
+        let unavailable = |message: String, err| Error::unavailable(message, Some(err));
         match err {
             E::PoolTimedOut => timeout("no database connection became free in time", err),
             E::PoolClosed => unavailable("the gate is closed".into(), err),

@@ -93,11 +93,7 @@ impl Handle {
     /// The gate to call, reopened in a forked child.
     pub(crate) fn gate(&self) -> Result<Gate, Error> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(Error::StoreUnavailable {
-                outcome_unknown: false,
-                message: "the gate was closed".into(),
-                source: None,
-            });
+            return Err(startgate_host::closed_error());
         }
         self.shared.gate()
     }

@@ -78,7 +78,8 @@ pub struct ProcessGate {
     state: Mutex<State>,
 }
 
-fn closed_error() -> Error {
+/// What a call on a closed gate handle fails with (`store_unavailable`).
+pub fn closed_error() -> Error {
     Error::StoreUnavailable {
         outcome_unknown: false,
         message: "the gate was closed".into(),

@@ -4,9 +4,9 @@
 
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Executor as _, FromRow, Postgres, Sqlite};
+use sqlx::{FromRow, Postgres, Sqlite};
 
-use super::pool::Pooled;
+use super::pool::{Pooled, TxControl};
 
 /// A bound parameter.
 #[derive(Debug, Clone)]
@@ -171,7 +171,7 @@ impl Tx {
         begin: &str,
         turn: Option<WriterTurn>,
     ) -> Result<Tx, sqlx::Error> {
-        lease.conn()?.execute(begin).await?;
+        lease.conn()?.control(begin).await?;
         Ok(Tx::Sqlite(lease, turn))
     }
 
@@ -182,7 +182,7 @@ impl Tx {
         begin: &str,
         persistent: bool,
     ) -> Result<Tx, sqlx::Error> {
-        lease.conn()?.execute(begin).await?;
+        lease.conn()?.control(begin).await?;
         Ok(Tx::Pg(lease, persistent))
     }
 
@@ -193,19 +193,13 @@ impl Tx {
         })
     }
 
+    /// Commits and returns the connection to its pool (a SQLite writer's turn
+    /// passes on after that).
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(mut lease, turn) => {
-                lease.conn()?.execute("COMMIT").await?;
-                lease.release();
-                drop(turn);
-            }
-            Tx::Pg(mut lease, _) => {
-                lease.conn()?.execute("COMMIT").await?;
-                lease.release();
-            }
+            Tx::Sqlite(lease, _turn) => commit(lease).await,
+            Tx::Pg(lease, _) => commit(lease).await,
         }
-        Ok(())
     }
 
     /// Ends the transaction after the call failed. The connection goes back to
@@ -213,25 +207,24 @@ impl Tx {
     /// worked; otherwise its lease is dropped (see `pool`).
     pub(crate) async fn roll_back(self, healthy: bool) {
         match self {
-            Tx::Sqlite(mut lease, turn) => {
-                let rolled_back = match lease.conn() {
-                    Ok(conn) => conn.execute("ROLLBACK").await.is_ok(),
-                    Err(_) => false,
-                };
-                if rolled_back && healthy {
-                    lease.release();
-                }
-                drop(turn);
-            }
-            Tx::Pg(mut lease, _) => {
-                let rolled_back = match lease.conn() {
-                    Ok(conn) => conn.execute("ROLLBACK").await.is_ok(),
-                    Err(_) => false,
-                };
-                if rolled_back && healthy {
-                    lease.release();
-                }
-            }
+            Tx::Sqlite(lease, _turn) => roll_back(lease, healthy).await,
+            Tx::Pg(lease, _) => roll_back(lease, healthy).await,
         }
+    }
+}
+
+async fn commit<C: TxControl>(mut lease: Pooled<C>) -> Result<(), sqlx::Error> {
+    lease.conn()?.control("COMMIT").await?;
+    lease.release();
+    Ok(())
+}
+
+async fn roll_back<C: TxControl>(mut lease: Pooled<C>, healthy: bool) {
+    let rolled_back = match lease.conn() {
+        Ok(conn) => conn.control("ROLLBACK").await.is_ok(),
+        Err(_) => false,
+    };
+    if rolled_back && healthy {
+        lease.release();
     }
 }

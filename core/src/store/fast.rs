@@ -183,7 +183,7 @@ pub(super) async fn admit(
             conn, accept, plan, now
         )
         .await)?;
-        let connection_id = match attempt {
+        let (holder, connection_id) = match attempt {
             Attempt::Accepted(admission) => return Ok(*admission),
             Attempt::NotReady(connection) => {
                 let reasons = preflight(plan.op, plan.tenant_active, connection.as_ref(), now);
@@ -202,27 +202,26 @@ pub(super) async fn admit(
                 })?;
                 return Ok(Admission::blocked(Some(run), reasons, connection_id));
             }
-            Attempt::HeldBy(holder, connection_id) => match judge_holder(plan, &holder, now) {
-                Verdict::TakeOver => return store.admit_in_transaction(plan, clock).await,
-                verdict => return Ok(Admission::refused(verdict, *holder, connection_id)),
-            },
-            Attempt::Held(connection_id) => connection_id,
+            Attempt::HeldBy(holder, connection_id) => (*holder, connection_id),
+            Attempt::Held(connection_id) => {
+                let holder = leased!(store, Access::Write, |conn| holder_with_audit(
+                    conn,
+                    plan,
+                    &connection_id,
+                    now
+                )
+                .await)?;
+                match holder {
+                    Some(holder) => (holder, connection_id),
+                    // The holder ended between the two statements: try again.
+                    None => continue,
+                }
+            }
         };
-        let holder = leased!(store, Access::Write, |conn| holder_with_audit(
-            conn,
-            plan,
-            &connection_id,
-            now
-        )
-        .await)?;
-        match holder {
-            // The holder ended between the two statements: try again.
-            None => continue,
-            Some(holder) => match judge_holder(plan, &holder, now) {
-                Verdict::TakeOver => return store.admit_in_transaction(plan, clock).await,
-                verdict => return Ok(Admission::refused(verdict, holder, connection_id)),
-            },
-        }
+        return match judge_holder(plan, &holder, now) {
+            Verdict::TakeOver => store.admit_in_transaction(plan, clock).await,
+            verdict => Ok(Admission::refused(verdict, holder, connection_id)),
+        };
     }
     Err(StoreError::Retry("the scope kept changing hands"))
 }

@@ -222,9 +222,6 @@ impl From<StoreError> for Error {
 }
 
 impl StoreError {
-    /// A lost race under READ COMMITTED: a unique violation from a concurrent
-    /// admission, a serialization failure or a deadlock. The transaction rolled
-    /// back; running it again sees the winner.
     /// Whether the connection is still fit for reuse after this error: the
     /// server answered (a refusal, a constraint, a timeout it enforced), so no
     /// reply is pending. Anything else (I/O, protocol, decoding) closes it.
@@ -247,6 +244,9 @@ impl StoreError {
         }
     }
 
+    /// A lost race under READ COMMITTED: a unique violation from a concurrent
+    /// admission, a serialization failure or a deadlock. The transaction rolled
+    /// back; running it again sees the winner.
     fn is_transient(&self) -> bool {
         match self {
             StoreError::Retry(_) => true,
@@ -422,21 +422,14 @@ macro_rules! leased {
                 let $conn = &mut conn;
                 $body.map_err(StoreError::from)
             };
-            // A single write statement runs in autocommit: once sent, a broken
-            // connection leaves its fate unknown (as a lost COMMIT answer does).
-            let value = match value {
-                Err(err) if $access == Access::Write => Err(err.after_write_sent()),
-                other => other,
-            };
-            match value {
+            // A single write statement runs in autocommit (or, behind a
+            // pooler, in a transaction `finish` commits): once sent, a broken
+            // connection leaves its fate unknown, as a lost COMMIT answer does.
+            let writes = $access == Access::Write;
+            let sent = |err: StoreError| if writes { err.after_write_sent() } else { err };
+            match value.map_err(sent) {
                 Ok(value) => {
-                    lease.finish().await.map_err(|err| {
-                        if $access == Access::Write {
-                            err.after_write_sent()
-                        } else {
-                            err
-                        }
-                    })?;
+                    lease.finish().await.map_err(sent)?;
                     Ok(value)
                 }
                 Err(err) => {
@@ -579,11 +572,10 @@ impl Store {
     }
 
     async fn diagnose_pool_timeout(&self) -> Error {
-        let busy = Error::StoreTimeout {
-            outcome_unknown: false,
-            message: "every pooled connection stayed busy past acquire_timeout".into(),
-            source: Some(sqlx::Error::PoolTimedOut),
-        };
+        let busy = Error::timeout(
+            "every pooled connection stayed busy past acquire_timeout",
+            Some(sqlx::Error::PoolTimedOut),
+        );
         let Backend::Postgres(pg) = &self.backend else {
             return busy;
         };
@@ -592,19 +584,16 @@ impl Store {
                 let _ = sqlx::Connection::close(conn).await;
                 busy
             }
-            Ok(Err(err)) => Error::StoreUnavailable {
-                outcome_unknown: false,
-                message: format!("cannot reach PostgreSQL ({err})"),
-                source: Some(err),
-            },
-            Err(_) => Error::StoreUnavailable {
-                outcome_unknown: false,
-                message: format!(
+            Ok(Err(err)) => {
+                Error::unavailable(format!("cannot reach PostgreSQL ({err})"), Some(err))
+            }
+            Err(_) => Error::unavailable(
+                format!(
                     "PostgreSQL did not accept a connection within {:?}",
                     self.connect_timeout
                 ),
-                source: None,
-            },
+                None,
+            ),
         }
     }
 
@@ -877,11 +866,7 @@ async fn open_sqlite(url: &str, options: &GateOptions) -> Result<pool::Pool<Sqli
         format!("sqlite://{url}")
     };
     let connect = SqliteConnectOptions::from_str(&url)
-        .map_err(|err| Error::StoreUnavailable {
-            outcome_unknown: false,
-            message: format!("bad SQLite URL \"{url}\": {err}"),
-            source: Some(err),
-        })?
+        .map_err(|err| Error::unavailable(format!("bad SQLite URL \"{url}\": {err}"), Some(err)))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -925,11 +910,7 @@ async fn open_postgres(url: &str, registry: &Registry, options: &GateOptions) ->
     let (url, pooled) = strip_pool_mode(url)?;
     let timeout_ms = options.statement_timeout.as_millis().max(1);
     let mut connect = PgConnectOptions::from_str(&url)
-        .map_err(|err| Error::StoreUnavailable {
-            outcome_unknown: false,
-            message: format!("bad PostgreSQL URL: {err}"),
-            source: Some(err),
-        })?
+        .map_err(|err| Error::unavailable(format!("bad PostgreSQL URL: {err}"), Some(err)))?
         // Poolers accept only a few startup parameters; send none we can avoid.
         .extra_float_digits(None)
         .application_name("startgate");
@@ -953,21 +934,19 @@ async fn open_postgres(url: &str, registry: &Registry, options: &GateOptions) ->
     match tokio::time::timeout(options.connect_timeout, pool.acquire()).await {
         Ok(Ok(lease)) => lease.release(),
         Ok(Err(err)) => {
-            return Err(Error::StoreUnavailable {
-                outcome_unknown: false,
-                message: format!("cannot connect to PostgreSQL ({err})"),
-                source: Some(err),
-            })
+            return Err(Error::unavailable(
+                format!("cannot connect to PostgreSQL ({err})"),
+                Some(err),
+            ))
         }
         Err(_) => {
-            return Err(Error::StoreUnavailable {
-                outcome_unknown: false,
-                message: format!(
+            return Err(Error::unavailable(
+                format!(
                     "PostgreSQL did not accept a connection within {:?}",
                     options.connect_timeout
                 ),
-                source: None,
-            })
+                None,
+            ))
         }
     }
     Ok(PgBackend {

@@ -20,27 +20,34 @@ use std::pin::Pin;
 use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A connection that can undo what an abandoned call left open.
-pub(crate) trait Undo: Connection {
-    /// `ROLLBACK`, ignoring "no transaction is active".
-    fn roll_back(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+/// A connection that runs transaction control (`BEGIN …`, `COMMIT`,
+/// `ROLLBACK`) as one plain statement: how transactions are begun and ended
+/// on a leased connection, and how the pool undoes what an abandoned call
+/// left open.
+pub(crate) trait TxControl: Connection {
+    /// Runs `sql`, one transaction-control statement.
+    fn control<'a>(
+        &'a mut self,
+        sql: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
 }
 
-impl Undo for sqlx::SqliteConnection {
-    fn roll_back(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let _ = self.execute("ROLLBACK").await;
-        })
-    }
+// Written per connection type: a blanket impl over `&mut C: Executor` is not
+// provably `Send` for every lifetime, which the store's futures must be.
+macro_rules! tx_control {
+    ($($conn:ty),+) => {$(
+        impl TxControl for $conn {
+            fn control<'a>(
+                &'a mut self,
+                sql: &'a str,
+            ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>> {
+                Box::pin(async move { self.execute(sql).await.map(|_| ()) })
+            }
+        }
+    )+};
 }
 
-impl Undo for sqlx::PgConnection {
-    fn roll_back(&mut self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let _ = self.execute("ROLLBACK").await;
-        })
-    }
-}
+tx_control!(sqlx::SqliteConnection, sqlx::PgConnection);
 
 /// How a pool treats its connections.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +92,7 @@ fn lock<T>(idle: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl<C> Pool<C>
 where
-    C: Undo,
+    C: TxControl,
     C::Options: ConnectOptions<Connection = C>,
 {
     pub(crate) fn new(connect: C::Options, settings: Settings) -> Pool<C> {
@@ -138,8 +145,9 @@ where
                     abandoned: true,
                     ..
                 }) => {
-                    // Whatever the abandoned call left open is undone first.
-                    conn.roll_back().await;
+                    // Whatever the abandoned call left open is undone first
+                    // ("no transaction is active" is fine).
+                    let _ = conn.control("ROLLBACK").await;
                     match conn.ping().await {
                         Ok(()) => conn,
                         Err(_) => continue,
