@@ -2,6 +2,7 @@
 //! gate against the bare admission statement it cannot avoid, measured in the
 //! same run, interleaved round by round (A B, then B A).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -227,13 +228,12 @@ pub async fn latency(stores: &[Store], scale: &Scale) -> BenchResult<Section> {
         for round in 0..scale.rounds {
             setup::reset(&store.url).await?;
             let ops = 0..scale.latency_ops;
-            let (g, p) = if round % 2 == 0 {
-                let p = time_primitive(&primitive, ops.clone()).await?;
-                (time_gate(&gate, ops).await?, p)
-            } else {
-                let g = time_gate(&gate, ops.clone()).await?;
-                (g, time_primitive(&primitive, ops).await?)
-            };
+            let (g, p) = in_turn(
+                round,
+                || time_gate(&gate, ops.clone()),
+                || time_primitive(&primitive, ops.clone()),
+            )
+            .await?;
             gate_cpu.push(g.1);
             prim_cpu.push(p.1);
             gate_p50.push(g.p(0.5));
@@ -356,6 +356,25 @@ pub async fn breakdown(stores: &[Store], scale: &Scale) -> BenchResult<Section> 
 
 /// Runs `total` operations from `clients` tasks (`op(client, i)`); returns
 /// operations per second.
+/// Measures the gate and its baseline in the order the round says (primitive
+/// first in even rounds, gate first in odd ones), so drift over a run
+/// favours neither; returns (gate, primitive).
+async fn in_turn<G, GF, P, PF, T>(round: usize, gate: G, primitive: P) -> BenchResult<(T, T)>
+where
+    G: FnOnce() -> GF,
+    GF: Future<Output = BenchResult<T>>,
+    P: FnOnce() -> PF,
+    PF: Future<Output = BenchResult<T>>,
+{
+    if round.is_multiple_of(2) {
+        let p = primitive().await?;
+        Ok((gate().await?, p))
+    } else {
+        let g = gate().await?;
+        Ok((g, primitive().await?))
+    }
+}
+
 async fn concurrent<F, Fut>(clients: usize, total: usize, op: F) -> BenchResult<f64>
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
@@ -423,13 +442,7 @@ pub async fn throughput(stores: &[Store], scale: &Scale) -> BenchResult<Section>
                     })
                 }
             };
-            let (g, p) = if round % 2 == 0 {
-                let p = run_primitive().await?;
-                (run_gate().await?, p)
-            } else {
-                let g = run_gate().await?;
-                (g, run_primitive().await?)
-            };
+            let (g, p) = in_turn(round, run_gate, run_primitive).await?;
             if round == 0 {
                 continue; // warm-up round
             }
@@ -528,13 +541,7 @@ pub async fn hot_scopes(stores: &[Store], scale: &Scale) -> BenchResult<Section>
                     })
                 }
             };
-            let (g, p) = if round % 2 == 0 {
-                let p = run_primitive().await?;
-                (run_gate().await?, p)
-            } else {
-                let g = run_gate().await?;
-                (g, run_primitive().await?)
-            };
+            let (g, p) = in_turn(round, run_gate, run_primitive).await?;
             let active = gate
                 .list_runs(&RunFilter {
                     active: true,

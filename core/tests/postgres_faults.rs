@@ -5,7 +5,6 @@
 //! This binary stops and restarts the local PostgreSQL cluster, so it holds one
 //! test only (cargo runs test binaries one after another).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
@@ -13,7 +12,7 @@ use startgate::{
     Actor, Completion, CompletionOutcome, ErrorCode, Gate, GateOptions, ProviderConnection,
     Registry, StartRequest,
 };
-use startgate_testkit::{run_script, PgTestDb};
+use startgate_testkit::{pg_ctlcluster, run_script, PgTestDb};
 
 const REGISTRY: &str = r#"
 [operations."inventory.sync"]
@@ -27,30 +26,6 @@ fn request(n: usize) -> StartRequest {
         format!("tenant-{n}"),
         Actor::member("alice", ["sync"]),
     )
-}
-
-fn cluster_version() -> String {
-    let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
-        .expect("/etc/postgresql")
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    versions.sort();
-    versions.pop().expect("a PostgreSQL cluster")
-}
-
-fn pg_ctl(action: &str) {
-    let status = Command::new("pg_ctlcluster")
-        .args([
-            "--skip-systemctl-redirect",
-            &cluster_version(),
-            "main",
-            action,
-            "-m",
-            "fast",
-        ])
-        .status()
-        .expect("pg_ctlcluster");
-    assert!(status.success(), "pg_ctlcluster {action} failed");
 }
 
 /// Restarts PostgreSQL however the test ends, so later tests find it running.
@@ -152,7 +127,7 @@ async fn waits_are_bounded_and_the_gate_recovers() {
 
     // 2. PostgreSQL stops: store_unavailable within the bound, no hang.
     let _restart = Restart;
-    pg_ctl("stop");
+    pg_ctlcluster("stop");
     for n in 2..4 {
         let started = Instant::now();
         let err = gate

@@ -24,7 +24,7 @@ use common::{prepare, runtime, seed, TENANTS};
 use sqlx::{Connection, PgConnection};
 use startgate::{Actor, Gate, Outcome, Registry, StartRequest};
 use startgate_stress::{check, load_history, now_ms, tenants, unreported_runs, Event, REGISTRY};
-use startgate_testkit::{admin_url, repo_root, PgTestDb};
+use startgate_testkit::{admin_url, pg_ctlcluster, run_script, PgTestDb};
 
 const WORKERS: usize = 4;
 /// Connect, acquire and statement timeout of every worker's gate.
@@ -116,21 +116,8 @@ async fn hold_lock(url: &str, hold: Duration) {
 }
 
 fn restart_postgres() {
-    let version = std::fs::read_dir("/etc/postgresql")
-        .expect("/etc/postgresql")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
-        .expect("a PostgreSQL cluster");
-    let status = Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, "main", "restart"])
-        .args(["-m", "fast"])
-        .status()
-        .expect("pg_ctlcluster");
-    assert!(status.success(), "pg_ctlcluster restart failed");
-    let up = Command::new(repo_root().join("scripts/postgres-up"))
-        .status()
-        .expect("postgres-up");
-    assert!(up.success(), "PostgreSQL did not come back up");
+    pg_ctlcluster("restart");
+    run_script("postgres-up");
 }
 
 #[test]

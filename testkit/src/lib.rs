@@ -22,6 +22,27 @@ pub fn run_script(name: &str) {
     assert!(status.success(), "scripts/{name} failed");
 }
 
+/// Runs `pg_ctlcluster ACTION` (`stop`, `start`, `restart`; fast mode) on the
+/// local cluster of the newest PostgreSQL version, and panics when it fails.
+/// The fault tests use it; it needs the rights of root or postgres.
+pub fn pg_ctlcluster(action: &str) {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .expect("/etc/postgresql")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max_by(|a, b| version_key(a).total_cmp(&version_key(b)))
+        .expect("a PostgreSQL cluster");
+    let status = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &version, "main", action])
+        .args(["-m", "fast"])
+        .status()
+        .expect("pg_ctlcluster");
+    assert!(status.success(), "pg_ctlcluster {action} failed");
+}
+
+fn version_key(version: &str) -> f64 {
+    version.parse().unwrap_or(0.0)
+}
+
 fn unique(tag: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!(
