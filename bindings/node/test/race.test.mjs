@@ -19,7 +19,7 @@ test('4 Node processes on hot PostgreSQL scopes never double-admit', async () =>
     await gate.close()
     const worker = join(import.meta.dirname, 'race_worker.mjs')
     const runs = await Promise.all([0, 1, 2, 3].map((w) =>
-      promisify(execFile)(process.execPath, [worker, url, String(w), '1000'], { maxBuffer: 64 << 20 })))
+      promisify(execFile)(process.execPath, [worker, url, String(w), '3000'], { maxBuffer: 64 << 20 })))
     const events = runs.map((r) => r.stdout).join('')
     const admissions = (events.match(/"event":"accepted"/g) ?? []).length
     assert.ok(admissions >= 30, `only ${admissions} admissions: the race did not happen`)

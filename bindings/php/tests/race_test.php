@@ -15,7 +15,7 @@ test('4 PHP processes on hot PostgreSQL scopes never double-admit', function ():
     }
     $workers = [];
     for ($w = 0; $w < 4; $w++) {
-        $workers[] = proc_open([PHP_BINARY, __DIR__ . '/race_worker.php', $url, (string) $w, '1000'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes[$w]);
+        $workers[] = proc_open([PHP_BINARY, __DIR__ . '/race_worker.php', $url, (string) $w, '3000'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes[$w]);
     }
     $events = '';
     foreach ($workers as $w => $process) {

@@ -20,7 +20,7 @@ def test_four_processes_never_double_admit(postgres_url: str) -> None:
         gate.upsert_connection(ready(f"tenant-{t}"))
     worker = os.path.join(os.path.dirname(__file__), "race_worker.py")
     processes = [
-        subprocess.Popen([sys.executable, worker, postgres_url, str(w), "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, worker, postgres_url, str(w), "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for w in range(4)
     ]
     events = ""
