@@ -36,6 +36,10 @@ startgate_status startgate_open_file(const char *url,
                                      startgate_gate **out_gate,
                                      startgate_error **out_error);
 
+startgate_status startgate_open_json(const char *open_json,
+                                     startgate_gate **out_gate,
+                                     startgate_error **out_error);
+
 startgate_status startgate_close(const startgate_gate *gate, startgate_error **out_error);
 
 void startgate_free(startgate_gate *gate);
@@ -140,5 +144,7 @@ void startgate_string_free(char *s);
 const char *startgate_error_code(const startgate_error *error);
 
 const char *startgate_error_message(const startgate_error *error);
+
+const char *startgate_error_field(const startgate_error *error);
 
 void startgate_error_free(startgate_error *error);

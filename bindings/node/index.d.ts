@@ -15,8 +15,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare class Gate {
   /**
-   * Opens a gate on `url` (a SQLite path or `sqlite:` URL, or a
-   * `postgres://` URL) with `options.registry` as TOML text or a file path.
+   * Opens a gate on `url` (a SQLite path, `sqlite::memory:` or a
+   * `postgres://` URL) with `options.registry`, the path of a registry
+   * TOML file (or `options.registryToml`, its text).
    */
   static open(url: string, options: OpenOptions): Promise<Gate>
   /** Applies the schema migrations (idempotent). */
@@ -25,27 +26,27 @@ export declare class Gate {
   start(request: StartRequest): Promise<StartResult>
   /**
    * What `start` would answer for each request, writing nothing; an invalid
-   * request gets `{ error: { code, message } }` in place.
+   * request gets `{ error: { code, message, field } }` in place.
    */
   check(requests: Array<StartRequest>): Promise<Array<StartResult | CheckError>>
   /** Starts operations in order on one scope; later steps are `pending`. */
   startSequence(request: SequenceRequest): Promise<StartResult>
   /** The worker took the run. A rejection with code `invalid_transition` means: stop. */
-  markRunning(runId: number, fencingToken: number): Promise<Run>
+  markRunning(runId: number | bigint, fencingToken: number | bigint): Promise<Run>
   /** Extends a running run's lease. */
-  heartbeat(runId: number, fencingToken: number): Promise<Run>
+  heartbeat(runId: number | bigint, fencingToken: number | bigint): Promise<Run>
   /** Ends a run; dispatch `next` when it is accepted. */
   complete(completion: Completion): Promise<CompletionResult>
   /** Cancels a pending or active run (an operator's decision). */
-  cancel(runId: number, reasonCode?: string | undefined | null): Promise<CompletionResult>
+  cancel(runId: number | bigint, reasonCode?: string | undefined | null): Promise<CompletionResult>
   /** Ends stale runs; admits pending runs of the scopes this frees. */
   reapStale(): Promise<ReapResult>
   /** One run by id. */
-  getRun(runId: number): Promise<Run>
+  getRun(runId: number | bigint): Promise<Run>
   /** Runs matching the filter, newest first. */
   listRuns(filter?: RunFilter | undefined | null): Promise<Array<Run>>
   /** The audit rows of the start attempts that created, were refused by, or replaced a run. */
-  attemptsForRun(runId: number): Promise<Array<StartAttempt>>
+  attemptsForRun(runId: number | bigint): Promise<Array<StartAttempt>>
   /** Records a provider connection's readiness facts (never secrets). */
   upsertConnection(connection: ProviderConnectionInput): Promise<ProviderConnection>
   /** One connection of a tenant, or `null`. */
@@ -97,16 +98,22 @@ export interface CompletionResult {
   nextBlocked: Array<StartResult>
 }
 
-/** A stable code and a message. */
+/** A stable code and a message (and, for `invalid_request`, the field). */
 export interface ErrorInfo {
   code: 'invalid_request' | 'unknown_operation' | 'registry_invalid' | 'run_not_found' | 'invalid_transition' | 'store_unavailable' | 'store_timeout' | 'migration_failed' | 'internal'
   message: string
+  field?: string
 }
 
-/** Options of `Gate.open`. */
+/**
+ * Options of `Gate.open`: the registry (a file path, or `registryToml`,
+ * its text; exactly one) and the gate's bounds.
+ */
 export interface OpenOptions {
-  /** The registry: TOML text, or the path of a TOML file. */
-  registry: string
+  /** The path of the registry TOML file. */
+  registry?: string
+  /** The registry as TOML text (instead of `registry`). */
+  registryToml?: string
   connectTimeoutMs?: number
   acquireTimeoutMs?: number
   statementTimeoutMs?: number

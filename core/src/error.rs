@@ -280,21 +280,6 @@ impl Error {
             message: message.into(),
         }
     }
-
-    /// Parses a JSON document into `T`, turning any mismatch into
-    /// `invalid_request` naming the field (e.g. `actor.capabilities[2]`).
-    pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(|err| {
-            let path = err.path().to_string();
-            let field = if path == "." {
-                "(document)".to_string()
-            } else {
-                path
-            };
-            Error::invalid(field, err.into_inner().to_string())
-        })
-    }
 }
 
 /// Maps a driver error to the contract's codes. Timeouts and lock waits become

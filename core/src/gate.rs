@@ -316,6 +316,9 @@ impl Gate {
         if let Some(tenant) = &filter.tenant_id {
             crate::model::validate_id("tenant_id", tenant)?;
         }
+        if let Some(operation) = &filter.operation {
+            crate::model::validate_id("operation", operation)?;
+        }
         self.inner.store.list_runs(filter).await
     }
 
@@ -330,6 +333,9 @@ impl Gate {
         tenant_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StartAttempt>> {
+        if let Some(tenant) = tenant_id {
+            crate::model::validate_id("tenant_id", tenant)?;
+        }
         self.inner
             .store
             .list_attempts(tenant_id, limit.min(10_000))
@@ -355,16 +361,20 @@ impl Gate {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<ProviderConnection>> {
+        crate::model::validate_id("tenant_id", tenant_id)?;
+        crate::model::validate_id("id", id)?;
         self.inner.store.get_connection(tenant_id, id).await
     }
 
     /// The tenant's default connection.
     pub async fn default_connection(&self, tenant_id: &str) -> Result<Option<ProviderConnection>> {
+        crate::model::validate_id("tenant_id", tenant_id)?;
         self.inner.store.default_connection(tenant_id).await
     }
 
     /// Every connection of a tenant, by id.
     pub async fn list_connections(&self, tenant_id: &str) -> Result<Vec<ProviderConnection>> {
+        crate::model::validate_id("tenant_id", tenant_id)?;
         self.inner.store.list_connections(tenant_id).await
     }
 

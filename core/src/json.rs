@@ -1,6 +1,10 @@
-//! The contract as JSON documents: what the C ABI (and every surface that
-//! speaks JSON) calls. One method name and one JSON object of arguments in,
-//! one JSON document out, the same names as DESIGN.md.
+//! The contract as JSON documents: what the C ABI and every binding call.
+//! One method name and one object of named arguments in, one JSON document
+//! out, the names of docs/DESIGN.md. Text arrives here through [`call`] and
+//! the document functions; the Python and Node bindings convert their own
+//! values and call [`call_value`]. Either way each argument is checked by
+//! [`crate::input`] under its own name, so every surface refuses bad input
+//! with the same words.
 
 use std::time::Duration;
 
@@ -9,9 +13,11 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::gate::{Gate, GateOptions};
+use crate::input;
 use crate::model::{
     Completion, ProviderConnection, Run, RunFilter, SequenceRequest, StartRequest, StartResult,
 };
+use crate::registry::Registry;
 use crate::time::{Clock, Timestamp};
 
 /// Options for opening a gate, as a JSON object (every field optional):
@@ -41,7 +47,16 @@ impl OpenOptions {
         if trimmed.is_empty() || trimmed == "null" {
             return Ok(OpenOptions::default());
         }
-        Error::parse_json(trimmed)
+        input::parse("options", trimmed)
+    }
+
+    /// Options from a checked document (`null` means defaults).
+    pub fn from_value(value: Value) -> Result<OpenOptions> {
+        if value.is_null() {
+            return Ok(OpenOptions::default());
+        }
+        input::check_value("options", &value)?;
+        input::from_value("options", value)
     }
 
     /// The gate options these describe.
@@ -79,6 +94,67 @@ impl OpenOptions {
     }
 }
 
+/// The registry a gate opens with, given the one way every surface gives it:
+/// `registry`, the path of a TOML file, or `registry_toml`, the TOML text
+/// itself; exactly one of the two.
+pub fn load_registry(registry: Option<&str>, registry_toml: Option<&str>) -> Result<Registry> {
+    match (registry, registry_toml) {
+        (Some(_), Some(_)) => Err(input::invalid(
+            "registry",
+            "give the path of a registry file or its text as registry_toml, not both",
+        )),
+        (None, None) => Err(input::invalid(
+            "registry",
+            "missing: give the path of a registry file (or its text as registry_toml)",
+        )),
+        (Some(path), None) => {
+            input::text("registry", path)?;
+            if path.is_empty() {
+                return Err(input::invalid("registry", "must not be empty"));
+            }
+            Registry::from_toml_file(path)
+        }
+        (None, Some(text)) => {
+            input::text("registry_toml", text)?;
+            Registry::from_toml_str(text)
+        }
+    }
+}
+
+/// Everything `open` needs as one document (the C ABI's
+/// `startgate_open_json`): `url`, `registry` or `registry_toml`, and the
+/// fields of [`OpenOptions`]. `share` is read by the C ABI itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRequest {
+    /// The database URL.
+    pub url: String,
+    /// The path of a registry TOML file.
+    #[serde(default)]
+    pub registry: Option<String>,
+    /// The registry as TOML text.
+    #[serde(default)]
+    pub registry_toml: Option<String>,
+    /// Share one pool per process among identical opens (C ABI, PHP).
+    #[serde(default)]
+    pub share: Option<bool>,
+    /// The gate's options.
+    #[serde(flatten)]
+    pub options: OpenOptions,
+}
+
+impl OpenRequest {
+    /// Parses an open document.
+    pub fn from_json(json: &str) -> Result<OpenRequest> {
+        input::parse("open", json)
+    }
+
+    /// The registry it names ([`load_registry`]).
+    pub fn registry(&self) -> Result<Registry> {
+        load_registry(self.registry.as_deref(), self.registry_toml.as_deref())
+    }
+}
+
 /// The methods [`call`] accepts, in the order of the contract.
 pub const METHODS: [&str; 20] = [
     "migrate",
@@ -103,9 +179,15 @@ pub const METHODS: [&str; 20] = [
     "advance_clock",
 ];
 
-/// An error as a JSON object: `{"code": "...", "message": "..."}`.
+/// An error as a JSON object: `{"code": "...", "message": "...", "field":
+/// ...}`, where `field` names the offending field of an `invalid_request`
+/// and is `null` otherwise.
 pub fn error_json(err: &Error) -> Value {
-    json!({ "code": err.code().as_str(), "message": err.to_string() })
+    let field = match err {
+        Error::InvalidRequest { field, .. } => Value::String(field.clone()),
+        _ => Value::Null,
+    };
+    json!({ "code": err.code().as_str(), "message": err.to_string(), "field": field })
 }
 
 fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
@@ -130,45 +212,24 @@ impl Args<'_> {
     }
 
     fn int(&mut self, key: &str) -> Result<i64> {
-        let value = self.take(key)?;
-        value
-            .as_i64()
-            .ok_or_else(|| Error::invalid(key, format!("expected an integer, found {value}")))
+        input::integer(key, &self.take(key)?)
     }
 
     fn string(&mut self, key: &str) -> Result<String> {
-        match self.take(key)? {
-            Value::String(s) => Ok(s),
-            other => Err(Error::invalid(
-                key,
-                format!("expected a string, found {other}"),
-            )),
-        }
+        let value = self.take(key)?;
+        text_value(key, value)
     }
 
     fn optional_string(&mut self, key: &str) -> Result<Option<String>> {
-        match self.optional(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(Error::invalid(
-                key,
-                format!("expected a string, found {other}"),
-            )),
-        }
+        self.optional(key).map(|v| text_value(key, v)).transpose()
     }
 
-    /// A document argument, parsed with its path in errors (`request.actor.id`).
+    /// A document argument: checked (no NUL, not too deep), then parsed with
+    /// its path in errors (`actor.id`), or its own name for the whole.
     fn document<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Result<T> {
         let value = self.take(key)?;
-        serde_path_to_error::deserialize(value).map_err(|err| {
-            let path = err.path().to_string();
-            let field = if path == "." {
-                key.to_string()
-            } else {
-                format!("{key}.{path}")
-            };
-            Error::invalid(field, err.into_inner().to_string())
-        })
+        input::check_value(key, &value)?;
+        input::from_value(key, value)
     }
 
     fn done(self) -> Result<()> {
@@ -182,25 +243,44 @@ impl Args<'_> {
     }
 }
 
-/// Parses each element of a JSON list of start requests on its own, so one
-/// malformed request gets its error in place instead of failing the batch.
+fn text_value(key: &str, value: Value) -> Result<String> {
+    match value {
+        Value::String(s) => {
+            input::text(key, &s)?;
+            Ok(s)
+        }
+        other => Err(Error::invalid(
+            key,
+            format!("expected a string, found {}", input::describe(&other)),
+        )),
+    }
+}
+
+/// Parses each element of a list of start requests on its own, so one
+/// malformed request gets its error in place (named as for `start`: the
+/// field inside the request, or `request` for the whole) instead of failing
+/// the batch.
 pub fn parse_requests(value: Value, field: &str) -> Result<Vec<Result<StartRequest>>> {
     let Value::Array(items) = value else {
-        return Err(Error::invalid(field, "expected a list of start requests"));
+        return Err(Error::invalid(
+            field,
+            format!(
+                "expected a list of start requests, found {}",
+                input::describe(&value)
+            ),
+        ));
     };
+    if items.len() > crate::MAX_CHECK_REQUESTS {
+        return Err(Error::invalid(
+            field,
+            format!("at most {} requests per check", crate::MAX_CHECK_REQUESTS),
+        ));
+    }
     Ok(items
         .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            serde_path_to_error::deserialize(item).map_err(|err| {
-                let path = err.path().to_string();
-                let at = if path == "." {
-                    format!("{field}[{i}]")
-                } else {
-                    format!("{field}[{i}].{path}")
-                };
-                Error::invalid(at, err.into_inner().to_string())
-            })
+        .map(|item| {
+            input::check_value("request", &item)?;
+            input::from_value("request", item)
         })
         .collect())
 }
@@ -227,16 +307,10 @@ pub async fn check_documents(gate: &Gate, requests: Vec<Result<StartRequest>>) -
 }
 
 /// Largest JSON document accepted by the JSON surfaces, in bytes.
-pub const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_JSON_BYTES: usize = input::MAX_JSON_BYTES;
 
 fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
-    if json.len() > MAX_JSON_BYTES {
-        return Err(Error::invalid(
-            what,
-            format!("is {} bytes; the limit is {MAX_JSON_BYTES}", json.len()),
-        ));
-    }
-    Error::parse_json(json)
+    input::parse(what, json)
 }
 
 /// Encodes a result document.
@@ -256,7 +330,7 @@ pub async fn start(gate: &Gate, request: &str) -> Result<String> {
 
 /// `check` with a JSON list of start requests; returns a list of answers.
 pub async fn check(gate: &Gate, requests: &str) -> Result<String> {
-    let requests = parse_requests(parse::<Value>(requests, "requests")?, "requests")?;
+    let requests = parse_requests(input::parse_value("requests", requests)?, "requests")?;
     to_json(&check_documents(gate, requests).await?)
 }
 
@@ -309,23 +383,95 @@ pub fn present_run(gate: &Gate, run: &str) -> Result<String> {
 /// Calls `method` with a JSON object of named arguments and returns the result
 /// as a JSON document. The argument names are the contract's: `start` takes
 /// `request`, `complete` takes `completion`, `mark_running` takes `run_id` and
-/// `fencing_token`, and so on (see [`METHODS`]).
+/// `fencing_token`, and so on (see [`METHODS`]). Each argument is checked
+/// under its own name, as [`call_value`] does.
 pub async fn call(gate: &Gate, method: &str, args: &str) -> Result<String> {
-    let args = args.trim();
-    let map = if args.is_empty() || args == "null" {
+    call_bytes(gate, method, args.as_bytes()).await
+}
+
+/// [`call`] with arguments as bytes that need not be UTF-8 (a C caller's):
+/// text inside that is not valid Unicode is refused naming its field.
+pub async fn call_bytes(gate: &Gate, method: &str, args: &[u8]) -> Result<String> {
+    let blank = std::str::from_utf8(args).is_ok_and(|text| matches!(text.trim(), "" | "null"));
+    let map = if blank {
         Map::new()
     } else {
-        match parse::<Value>(args, "(arguments)")? {
+        match input::parse_arguments(args)? {
             Value::Object(map) => map,
             other => {
                 return Err(Error::invalid(
-                    "(arguments)",
-                    format!("expected a JSON object of named arguments, found {other}"),
+                    "args",
+                    format!(
+                        "expected an object of named arguments, found {}",
+                        input::describe(&other)
+                    ),
                 ))
             }
         }
     };
-    let mut a = Args { method, map };
+    to_json(&call_value(gate, method, map).await?)
+}
+
+/// The methods that touch no database: [`call_pure`] answers them at once.
+pub const PURE_METHODS: [&str; 3] = ["present", "present_run", "advance_clock"];
+
+/// A call of one of [`PURE_METHODS`], answered at once on the caller's
+/// thread (no runtime, no database), with the arguments checked as for
+/// [`call_value`].
+pub fn call_pure(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<Value> {
+    if !PURE_METHODS.contains(&method) {
+        return Err(Error::invalid(
+            "method",
+            format!(
+                "\"{method}\" is not one of the calls that touch no database ({})",
+                PURE_METHODS.join(", ")
+            ),
+        ));
+    }
+    pure(gate, method, Args { method, map: args })
+}
+
+fn pure(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<Value> {
+    Ok(match method {
+        "present" => {
+            let result: StartResult = a.document("result")?;
+            a.done()?;
+            to_value(&gate.present(&result))?
+        }
+        "present_run" => {
+            let run: Run = a.document("run")?;
+            a.done()?;
+            to_value(&gate.present_run(&run))?
+        }
+        "advance_clock" => {
+            let seconds = a.take("seconds")?;
+            let seconds = seconds
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "seconds",
+                        format!(
+                            "expected a non-negative number, found {}",
+                            input::describe(&seconds)
+                        ),
+                    )
+                })?;
+            a.done()?;
+            gate.advance_clock(Duration::from_secs_f64(seconds))?;
+            Value::Null
+        }
+        other => {
+            return Err(Error::internal(format!("{other} is not a pure method")));
+        }
+    })
+}
+
+/// [`call`] with the arguments as values: what the Python and Node bindings
+/// use after converting their own values (with the checks of
+/// [`crate::input`] that only they can make). Returns the result document.
+pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<Value> {
+    let mut a = Args { method, map: args };
     let value = match method {
         "migrate" => {
             a.done()?;
@@ -426,31 +572,7 @@ pub async fn call(gate: &Gate, method: &str, args: &str) -> Result<String> {
                 to_value(&gate.list_connections(&tenant).await?)?
             }
         }
-        "present" => {
-            let result: StartResult = a.document("result")?;
-            a.done()?;
-            to_value(&gate.present(&result))?
-        }
-        "present_run" => {
-            let run: Run = a.document("run")?;
-            a.done()?;
-            to_value(&gate.present_run(&run))?
-        }
-        "advance_clock" => {
-            let seconds = a.take("seconds")?;
-            let seconds = seconds
-                .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "seconds",
-                        format!("expected a non-negative number, found {seconds}"),
-                    )
-                })?;
-            a.done()?;
-            gate.advance_clock(Duration::from_secs_f64(seconds))?;
-            Value::Null
-        }
+        "present" | "present_run" | "advance_clock" => pure(gate, method, a)?,
         other => {
             return Err(Error::invalid(
                 "method",
@@ -458,5 +580,5 @@ pub async fn call(gate: &Gate, method: &str, args: &str) -> Result<String> {
             ))
         }
     };
-    to_json(&value)
+    Ok(value)
 }

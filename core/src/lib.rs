@@ -31,6 +31,7 @@
 
 mod error;
 mod gate;
+pub mod input;
 pub mod json;
 mod model;
 mod preflight;

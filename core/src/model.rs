@@ -1,4 +1,4 @@
-//! The shapes of the contract (DESIGN.md §8): requests, results, runs,
+//! The shapes of the contract (docs/DESIGN.md §8): requests, results, runs,
 //! provider connections, completions and presentations.
 //!
 //! Field names are the JSON names on every surface. Requests reject unknown
@@ -73,7 +73,7 @@ impl Default for Initiator {
 }
 
 string_enum! {
-    /// The canonical outcome of a start (DESIGN.md §4).
+    /// The canonical outcome of a start (docs/DESIGN.md §4).
     Outcome {
         /// A `queued` run was inserted; the host dispatches its job. Public wording: "queued".
         Accepted = "accepted",
@@ -89,7 +89,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// The status of a run (DESIGN.md §3). Active = `queued` or `running`.
+    /// The status of a run (docs/DESIGN.md §3). Active = `queued` or `running`.
     RunStatus {
         /// Preflight failed; terminal, never active, never dispatched.
         Blocked = "blocked",
@@ -272,7 +272,7 @@ fn is_true(value: &bool) -> bool {
     *value
 }
 
-/// A request to start one operation (DESIGN.md §8 "Start request").
+/// A request to start one operation (docs/DESIGN.md §8 "Start request").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
@@ -348,9 +348,10 @@ impl StartRequest {
         self
     }
 
-    /// Parses a start request from JSON; a mismatch names the field.
+    /// Parses a start request from JSON; a mismatch names the field (the
+    /// document as a whole is `request`).
     pub fn from_json(json: &str) -> Result<Self> {
-        Error::parse_json(json)
+        crate::input::parse("request", json)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -366,7 +367,7 @@ impl StartRequest {
 }
 
 /// A request to start an ordered list of operations on one scope
-/// (`start_sequence`, DESIGN.md §3 "Sequences").
+/// (`start_sequence`, docs/DESIGN.md §3 "Sequences").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SequenceRequest {
@@ -431,9 +432,10 @@ impl SequenceRequest {
         }
     }
 
-    /// Parses a sequence request from JSON; a mismatch names the field.
+    /// Parses a sequence request from JSON; a mismatch names the field (the
+    /// document as a whole is `request`).
     pub fn from_json(json: &str) -> Result<Self> {
-        Error::parse_json(json)
+        crate::input::parse("request", json)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -515,6 +517,9 @@ pub(crate) fn validate_id(field: &str, value: &str) -> Result<()> {
             format!("is {} bytes long; the limit is {MAX_ID_BYTES}", value.len()),
         ));
     }
+    if value.contains('\0') {
+        return Err(crate::input::holds_nul(field));
+    }
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
@@ -548,6 +553,13 @@ pub(crate) fn is_name(value: &str) -> bool {
 }
 
 pub(crate) fn validate_document(field: &str, doc: &Map<String, Value>) -> Result<()> {
+    for (key, value) in doc {
+        let path = format!("{field}.{key}");
+        if key.contains('\0') {
+            return Err(crate::input::holds_nul(path));
+        }
+        crate::input::check_field(&path, value)?;
+    }
     let size = serde_json::to_vec(doc)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -633,7 +645,7 @@ pub struct Action {
     pub url: String,
 }
 
-/// The result of a start, a check, or a sequence advance (DESIGN.md §8 "Start result").
+/// The result of a start, a check, or a sequence advance (docs/DESIGN.md §8 "Start result").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartResult {
     /// `accepted`, `deduped`, `scope_busy`, `blocked` or `denied`.
@@ -671,7 +683,7 @@ impl StartResult {
     }
 }
 
-/// A worker ending its run (DESIGN.md §8 "Completion").
+/// A worker ending its run (docs/DESIGN.md §8 "Completion").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Completion {
@@ -705,9 +717,10 @@ impl Completion {
         }
     }
 
-    /// Parses a completion from JSON; a mismatch names the field.
+    /// Parses a completion from JSON; a mismatch names the field (the
+    /// document as a whole is `completion`).
     pub fn from_json(json: &str) -> Result<Self> {
-        Error::parse_json(json)
+        crate::input::parse("completion", json)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -808,9 +821,10 @@ impl ProviderConnection {
         }
     }
 
-    /// Parses a connection from JSON; a mismatch names the field.
+    /// Parses a connection from JSON; a mismatch names the field (the
+    /// document as a whole is `connection`).
     pub fn from_json(json: &str) -> Result<Self> {
-        Error::parse_json(json)
+        crate::input::parse("connection", json)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -880,7 +894,7 @@ pub struct StartAttempt {
     pub params_differ: Option<bool>,
 }
 
-/// Operator feedback for a start result or a run (DESIGN.md §4).
+/// Operator feedback for a start result or a run (docs/DESIGN.md §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presentation {
     /// The canonical outcome (for `present_run`: the run status).

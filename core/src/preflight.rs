@@ -60,7 +60,7 @@ fn failing_reason(
 
 /// The same checks as [`preflight`], as one SQL condition over the connection
 /// row `c` (PostgreSQL's single-statement admission): `$9` is the request's
-/// `tenant_active`, `$10` is now. Kept beside [`preflight`] so the two change
+/// `tenant_active`, `t.now` the statement's instant. Kept beside [`preflight`] so the two change
 /// together; the fast path cross-checks them on every call that is not ready.
 pub(crate) fn sql_ready_condition(op: &OperationType) -> String {
     let mut terms: Vec<&str> = op
@@ -72,7 +72,7 @@ pub(crate) fn sql_ready_condition(op: &OperationType) -> String {
             Check::ConnectionEnabled => Some("c.enabled"),
             Check::Consent => Some("c.consent = 'granted'"),
             Check::Credential => Some(
-                "(c.credential = 'present' AND (c.credential_expires_at IS NULL OR c.credential_expires_at > $10))",
+                "(c.credential = 'present' AND (c.credential_expires_at IS NULL OR c.credential_expires_at > t.now))",
             ),
             Check::Health => Some("c.health <> 'unhealthy'"),
         })

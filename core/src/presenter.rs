@@ -1,4 +1,4 @@
-//! The presenter: one operator vocabulary for every host (DESIGN.md §4).
+//! The presenter: one operator vocabulary for every host (docs/DESIGN.md §4).
 //!
 //! Pure functions of a result (or run) and the registry: no database, no clock.
 

@@ -32,7 +32,7 @@ pub const RUN_LEASE_EXPIRED: &str = "run_lease_expired";
 /// A pending step's operation is no longer in the registry.
 pub const OPERATION_UNREGISTERED: &str = "operation_unregistered";
 
-/// The preflight reason codes, in the order of DESIGN.md §2.
+/// The preflight reason codes, in the order of docs/DESIGN.md §2.
 pub const PREFLIGHT_CODES: [&str; 9] = [
     TENANT_INACTIVE,
     PROVIDER_CONNECTION_MISSING,

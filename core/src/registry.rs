@@ -1,5 +1,5 @@
 //! The registry: operation types, sequences, reason texts, operator texts and
-//! URL templates (DESIGN.md §5).
+//! URL templates (docs/DESIGN.md §5).
 //!
 //! Load it from TOML with [`Registry::from_toml_str`] or build it in code with
 //! [`Registry::builder`]. Either way it is validated as a whole and every problem
@@ -502,6 +502,43 @@ fn check_operation(path: &str, op: &OperationType, problems: &mut Vec<RegistryPr
     }
 }
 
+/// A TOML syntax error with where it is: the line and column, and, as the
+/// problem's path, the key being defined on that line under the nearest
+/// table header (the parser itself names neither).
+fn syntax_problem(text: &str, err: &toml::de::Error) -> RegistryProblem {
+    let offset = err.span().map_or(0, |span| span.start).min(text.len());
+    let before = text.get(..offset).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let mut table = String::new();
+    for header in text.lines().take(line.saturating_sub(1)) {
+        let header = header.trim();
+        if header.starts_with('[') && header.ends_with(']') {
+            table = header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+        }
+    }
+    let current = text.lines().nth(line - 1).unwrap_or_default().trim();
+    let key = current
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| !key.is_empty() && !key.starts_with('['));
+    let path = match key {
+        Some(key) if table.is_empty() => key.to_string(),
+        Some(key) => format!("{table}.{key}"),
+        None => table,
+    };
+    problem(
+        &path,
+        &format!(
+            "not valid TOML at line {line}, column {column}: {}",
+            err.message().trim_end()
+        ),
+    )
+}
+
 fn problem(path: &str, message: &str) -> RegistryProblem {
     RegistryProblem {
         path: path.to_string(),
@@ -605,23 +642,47 @@ impl Registry {
             Ok(table) => table,
             Err(err) => {
                 let err: toml::de::Error = err;
-                return Err(Error::RegistryInvalid(RegistryProblems(vec![problem(
-                    "",
-                    &format!("not valid TOML: {}", err.message()),
-                )])));
+                return Err(Error::RegistryInvalid(RegistryProblems(vec![
+                    syntax_problem(text, &err),
+                ])));
             }
         };
         TomlReader::default().read(&table)
     }
 
-    /// Reads, parses and validates a TOML registry file.
+    /// Reads, parses and validates a TOML registry file. A file that does
+    /// not exist, cannot be read or is not UTF-8 is `registry_invalid` with
+    /// a message that says which and names the path.
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Registry> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|err| {
+        let unreadable = |why: String| {
             Error::RegistryInvalid(RegistryProblems(vec![problem(
                 "",
-                &format!("cannot read {}: {err}", path.display()),
+                &format!(
+                    "cannot read the registry file {:?}: {why}",
+                    path.display().to_string()
+                ),
             )]))
+        };
+        let bytes = std::fs::read(path).map_err(|err| {
+            unreadable(match err.kind() {
+                std::io::ErrorKind::NotFound => {
+                    let hint = if path.to_string_lossy().contains(['\n', '=', '[']) {
+                        " (to pass TOML text, give it as registry_toml)"
+                    } else {
+                        ""
+                    };
+                    format!("it does not exist{hint}")
+                }
+                std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+                _ => err.to_string(),
+            })
+        })?;
+        let text = String::from_utf8(bytes).map_err(|err| {
+            unreadable(format!(
+                "it is not UTF-8 text (invalid byte at offset {})",
+                err.utf8_error().valid_up_to()
+            ))
         })?;
         Registry::from_toml_str(&text)
     }
@@ -1114,7 +1175,43 @@ mod tests {
     #[test]
     fn toml_syntax_errors_are_registry_invalid() {
         let found = problems("[operations\n");
-        assert!(found[0].starts_with("not valid TOML"), "{found:?}");
+        assert!(
+            found[0].starts_with("not valid TOML at line 1"),
+            "{found:?}"
+        );
+        let found = problems(
+            "[operations.\"inventory.sync\"]\nlabel = \"Inventory sync\"\ncapability = \"x\"\nrequires = [\"consent\",\n",
+        );
+        assert!(
+            found[0]
+                .starts_with("operations.\"inventory.sync\".requires: not valid TOML at line 4"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn unreadable_registry_files_say_why() {
+        let missing = std::env::temp_dir().join("startgate-no-such-registry.toml");
+        let err = Registry::from_toml_file(&missing).expect_err("missing file");
+        assert_eq!(err.code().as_str(), "registry_invalid");
+        assert!(err.to_string().contains("it does not exist"), "{err}");
+        assert!(
+            err.to_string().contains("startgate-no-such-registry.toml"),
+            "{err}"
+        );
+        let dir = std::env::temp_dir().join(format!("startgate-registry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let latin1 = dir.join("latin1.toml");
+        std::fs::write(&latin1, b"[operations.a]\nlabel = \"caf\xe9\"\n").expect("write");
+        let err = Registry::from_toml_file(&latin1).expect_err("not UTF-8");
+        assert!(
+            err.to_string()
+                .contains("not UTF-8 text (invalid byte at offset 27)"),
+            "{err}"
+        );
+        let err = Registry::from_toml_file(&dir).expect_err("a directory");
+        assert!(err.to_string().contains("it is a directory"), "{err}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

@@ -257,8 +257,10 @@ pub(crate) fn format_duration(duration: Duration) -> String {
 /// takeover without waiting out a lease.
 #[derive(Debug, Clone, Default)]
 pub enum Clock {
-    /// The operating system's wall clock. Hosts sharing one database must keep
-    /// their clocks synchronised (NTP): leases are judged by the caller's clock.
+    /// The real time. On PostgreSQL that is the database server's clock,
+    /// read inside the statement that uses it, so every host sharing the
+    /// database judges leases by the same clock; on SQLite (one host) it is
+    /// the process's wall clock.
     #[default]
     System,
     /// A clock that stands still until [`Clock::advance`] moves it.
@@ -282,6 +284,15 @@ impl Clock {
                 Timestamp(micros)
             }
             Clock::Manual(micros) => Timestamp(micros.load(Ordering::SeqCst)),
+        }
+    }
+
+    /// The instant a manual clock stands at; `None` for the system clock,
+    /// whose "now" a PostgreSQL store takes from the server instead.
+    pub fn fixed(&self) -> Option<Timestamp> {
+        match self {
+            Clock::System => None,
+            Clock::Manual(micros) => Some(Timestamp(micros.load(Ordering::SeqCst))),
         }
     }
 

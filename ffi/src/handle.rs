@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use startgate_core::json::OpenOptions;
-use startgate_core::{Error, Gate, Registry};
+use serde_json::{Map, Value};
+use startgate_core::json::{load_registry, OpenOptions};
+use startgate_core::{input, Error, Gate};
 use startgate_host::ProcessGate;
 
 use super::{invalid, startgate_gate};
@@ -37,21 +38,117 @@ fn shared_gates() -> &'static Mutex<HashMap<String, Arc<ProcessGate>>> {
     SHARED.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// What opening a handle needs, however the caller gave it.
+pub(crate) struct OpenSpec {
+    pub url: String,
+    /// The path of a registry file.
+    pub registry: Option<String>,
+    /// The registry as TOML text.
+    pub registry_toml: Option<String>,
+    /// The options object, without `share`.
+    pub options: Map<String, Value>,
+    pub share: bool,
+}
+
+impl OpenSpec {
+    /// From the separate arguments of `startgate_open` / `startgate_open_file`.
+    pub(crate) fn from_parts(
+        url: &str,
+        registry: Option<&str>,
+        registry_toml: Option<&str>,
+        options_json: &str,
+    ) -> Result<OpenSpec, Error> {
+        let trimmed = options_json.trim();
+        let options = if trimmed.is_empty() || trimmed == "null" {
+            Map::new()
+        } else {
+            match input::parse_value("options", trimmed)? {
+                Value::Object(map) => map,
+                other => {
+                    return Err(invalid(
+                        "options",
+                        &format!("expected an object, found {}", input::describe(&other)),
+                    ))
+                }
+            }
+        };
+        let mut spec = OpenSpec {
+            url: url.to_string(),
+            registry: registry.map(str::to_string),
+            registry_toml: registry_toml.map(str::to_string),
+            options,
+            share: false,
+        };
+        spec.share = take_share(&mut spec.options)?;
+        Ok(spec)
+    }
+
+    /// From one `startgate_open_json` document: `url`, `registry` or
+    /// `registry_toml`, `share`, and the options.
+    pub(crate) fn from_json(open_json: &str) -> Result<OpenSpec, Error> {
+        let mut map = match input::parse_value("open", open_json)? {
+            Value::Object(map) => map,
+            other => {
+                return Err(invalid(
+                    "open",
+                    &format!("expected an object, found {}", input::describe(&other)),
+                ))
+            }
+        };
+        let mut text = |key: &str| -> Result<Option<String>, Error> {
+            match map.remove(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(other) => Err(invalid(
+                    key,
+                    &format!("expected a string, found {}", input::describe(&other)),
+                )),
+            }
+        };
+        let url = text("url")?.ok_or_else(|| invalid("url", "missing"))?;
+        let registry = text("registry")?;
+        let registry_toml = text("registry_toml")?;
+        let share = take_share(&mut map)?;
+        Ok(OpenSpec {
+            url,
+            registry,
+            registry_toml,
+            options: map,
+            share,
+        })
+    }
+}
+
+/// Takes the C ABI's own `share` flag out of an options object.
+fn take_share(options: &mut Map<String, Value>) -> Result<bool, Error> {
+    match options.remove("share") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(b),
+        Some(other) => Err(invalid(
+            "share",
+            &format!("expected true or false, found {}", input::describe(&other)),
+        )),
+    }
+}
+
 impl Handle {
     /// Opens (or, with `"share": true`, reuses) a gate and registers a handle.
-    pub(crate) fn open(
-        url: &str,
-        registry_toml: &str,
-        options_json: &str,
-    ) -> Result<*mut startgate_gate, Error> {
-        let (share, rest) = split_share(options_json)?;
+    pub(crate) fn open(spec: OpenSpec) -> Result<*mut startgate_gate, Error> {
+        let url = spec.url.as_str();
+        input::text("url", url)?;
+        let rest = Value::Object(spec.options).to_string();
         let open = OpenOptions::from_json(&rest)?;
         let options = open.to_gate_options()?;
-        let registry = Registry::from_toml_str(registry_toml)?;
+        let registry = load_registry(spec.registry.as_deref(), spec.registry_toml.as_deref())?;
         // A manual clock is per gate: never shared.
-        let share = share && open.manual_clock.is_none();
+        let share = spec.share && open.manual_clock.is_none();
         let shared = if share {
-            let key = format!("{url}\u{0}{registry_toml}\u{0}{rest}");
+            let source = match (&spec.registry, &spec.registry_toml) {
+                (Some(path), _) => format!("file:{path}"),
+                (None, Some(text)) => format!("toml:{text}"),
+                (None, None) => String::new(),
+            };
+            let key = format!("{url}\u{0}{source}\u{0}{rest}");
             let mut cache = lock(shared_gates());
             match cache.get(&key) {
                 Some(existing) => existing.clone(),
@@ -119,28 +216,4 @@ impl Handle {
             drop(unsafe { Box::from_raw(pointer) });
         }
     }
-}
-
-/// Takes the FFI-only `share` flag out of the options object.
-fn split_share(options_json: &str) -> Result<(bool, String), Error> {
-    let trimmed = options_json.trim();
-    if trimmed.is_empty() || trimmed == "null" {
-        return Ok((false, String::new()));
-    }
-    let mut value: serde_json::Value = serde_json::from_str(trimmed)
-        .map_err(|e| invalid("options_json", &format!("is not JSON: {e}")))?;
-    let Some(map) = value.as_object_mut() else {
-        return Err(invalid("options_json", "must be a JSON object"));
-    };
-    let share = match map.remove("share") {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::Bool(b)) => b,
-        Some(other) => {
-            return Err(invalid(
-                "share",
-                &format!("expected true or false, found {other}"),
-            ))
-        }
-    };
-    Ok((share, value.to_string()))
 }

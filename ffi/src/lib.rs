@@ -8,6 +8,9 @@
 //! - Structured values cross as UTF-8 JSON documents in the shapes of the
 //!   contract. A returned `char *` belongs to the caller, who frees it with
 //!   `startgate_string_free`. Strings passed in are borrowed for the call only.
+//! - Input follows docs/DESIGN.md §10: a document is exactly one JSON value,
+//!   text is valid Unicode without NUL, ids are exact integers; a refusal is
+//!   `invalid_request` whose error object also names the field.
 //! - Every `*_free` accepts NULL. A handle is safe to use from several threads
 //!   at once, and after `fork()` in the child (which gets its own connections).
 //! - No panic crosses the boundary: it becomes `STARTGATE_INTERNAL`.
@@ -21,7 +24,7 @@ use startgate_core::{json, Error, ErrorCode};
 
 mod handle;
 
-use handle::Handle;
+use handle::{Handle, OpenSpec};
 use startgate_host::runtime;
 
 /// The outcome of a call. The values are stable: a retired value stays reserved.
@@ -71,11 +74,13 @@ pub struct startgate_gate {
     _private: u8,
 }
 
-/// Details of a failed call: a stable code string and a message. Opaque;
-/// released by `startgate_error_free`.
+/// Details of a failed call: a stable code string, a message and, for
+/// `invalid_request`, the offending field. Opaque; released by
+/// `startgate_error_free`.
 pub struct startgate_error {
     code: &'static CStr,
     message: CString,
+    field: Option<CString>,
 }
 
 fn invalid(field: &str, message: &str) -> Error {
@@ -140,11 +145,17 @@ fn guard(
         Err(err) => {
             let status = status_of(err.code());
             if !out_error.is_null() {
-                let message = CString::new(err.to_string().replace('\0', "\\0"))
-                    .unwrap_or_else(|_| CString::from(c"(unprintable error)"));
+                let printable = |text: &str| CString::new(text.replace('\0', "\\0")).ok();
+                let message = printable(&err.to_string())
+                    .unwrap_or_else(|| CString::from(c"(unprintable error)"));
+                let field = match &err {
+                    Error::InvalidRequest { field, .. } => printable(field),
+                    _ => None,
+                };
                 let error = Box::new(startgate_error {
                     code: code_cstr(err.code()),
                     message,
+                    field,
                 });
                 // SAFETY: the caller passes a valid location or NULL (checked).
                 unsafe { *out_error = Box::into_raw(error) };
@@ -165,7 +176,7 @@ unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
     // SAFETY: non-NULL and NUL-terminated per the contract above.
     unsafe { CStr::from_ptr(ptr) }
         .to_str()
-        .map_err(|e| invalid(name, &format!("is not valid UTF-8 ({e})")))
+        .map_err(|_| startgate_core::input::not_unicode(name))
 }
 
 /// Like [`text`], but NULL means "absent".
@@ -179,6 +190,55 @@ unsafe fn optional_text<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a
         // SAFETY: as for `text`.
         unsafe { text(ptr, name) }.map(Some)
     }
+}
+
+/// A borrowed document argument, parsed from its bytes (which need not be
+/// UTF-8: text inside that is not is refused naming its field).
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn document(ptr: *const c_char, name: &str) -> Result<serde_json::Value, Error> {
+    if ptr.is_null() {
+        return Err(invalid(name, "must not be NULL"));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the contract of `text`.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    startgate_core::input::parse_value_bytes(name, bytes)
+}
+
+/// Calls `method` with one named document argument and encodes the result.
+async fn with_document(
+    core: startgate_core::Gate,
+    method: &'static str,
+    name: &'static str,
+    value: serde_json::Value,
+) -> Result<String, Error> {
+    let mut args = serde_json::Map::new();
+    args.insert(name.to_string(), value);
+    if json::PURE_METHODS.contains(&method) {
+        return json::to_json(&json::call_pure(&core, method, args)?);
+    }
+    json::to_json(&json::call_value(&core, method, args).await?)
+}
+
+/// Opens a handle from the spec `spec` builds and writes it to `*out_gate`.
+///
+/// # Safety
+/// `out_gate` and `out_error` are valid locations or NULL.
+unsafe fn open_into(
+    out_gate: *mut *mut startgate_gate,
+    out_error: *mut *mut startgate_error,
+    spec: impl FnOnce() -> Result<OpenSpec, Error>,
+) -> startgate_status {
+    guard(out_error, || {
+        if out_gate.is_null() {
+            return Err(invalid("out_gate", "must not be NULL"));
+        }
+        let gate = Handle::open(spec()?)?;
+        // SAFETY: checked non-NULL above; valid per the caller's contract.
+        unsafe { *out_gate = gate };
+        Ok(())
+    })
 }
 
 /// Hands a JSON document to the caller.
@@ -276,23 +336,15 @@ pub unsafe extern "C" fn startgate_open(
     out_gate: *mut *mut startgate_gate,
     out_error: *mut *mut startgate_error,
 ) -> startgate_status {
-    guard(out_error, || {
-        if out_gate.is_null() {
-            return Err(invalid("out_gate", "must not be NULL"));
-        }
-        // SAFETY: per the function's contract.
-        let (url, toml, options) = unsafe {
-            (
-                text(url, "url")?,
-                text(registry_toml, "registry_toml")?,
-                optional_text(options_json, "options_json")?,
-            )
-        };
-        let gate = Handle::open(url, toml, options.unwrap_or(""))?;
-        // SAFETY: checked non-NULL above.
-        unsafe { *out_gate = gate };
-        Ok(())
-    })
+    // SAFETY: per the function's contract.
+    unsafe {
+        open_into(out_gate, out_error, || {
+            let url = text(url, "url")?;
+            let toml = text(registry_toml, "registry_toml")?;
+            let options = optional_text(options_json, "options")?.unwrap_or("");
+            OpenSpec::from_parts(url, None, Some(toml), options)
+        })
+    }
 }
 
 /// Like `startgate_open`, with the registry read from the TOML file at
@@ -308,31 +360,37 @@ pub unsafe extern "C" fn startgate_open_file(
     out_gate: *mut *mut startgate_gate,
     out_error: *mut *mut startgate_error,
 ) -> startgate_status {
-    guard(out_error, || {
-        if out_gate.is_null() {
-            return Err(invalid("out_gate", "must not be NULL"));
-        }
-        // SAFETY: per the function's contract.
-        let (url, path, options) = unsafe {
-            (
-                text(url, "url")?,
-                text(registry_path, "registry_path")?,
-                optional_text(options_json, "options_json")?,
-            )
-        };
-        let toml = std::fs::read_to_string(path).map_err(|e| {
-            Error::RegistryInvalid(startgate_core::RegistryProblems(vec![
-                startgate_core::RegistryProblem {
-                    path: String::new(),
-                    message: format!("cannot read {path}: {e}"),
-                },
-            ]))
-        })?;
-        let gate = Handle::open(url, &toml, options.unwrap_or(""))?;
-        // SAFETY: checked non-NULL above.
-        unsafe { *out_gate = gate };
-        Ok(())
-    })
+    // SAFETY: per the function's contract.
+    unsafe {
+        open_into(out_gate, out_error, || {
+            let url = text(url, "url")?;
+            let path = text(registry_path, "registry")?;
+            let options = optional_text(options_json, "options")?.unwrap_or("");
+            OpenSpec::from_parts(url, Some(path), None, options)
+        })
+    }
+}
+
+/// Like `startgate_open`, with everything in one JSON document: `url`, the
+/// registry as `registry` (the path of a TOML file) or `registry_toml` (its
+/// text), `share`, and the options of `startgate_open`. JSON carries any
+/// character, so this is the entry point for hosts whose strings may hold a
+/// NUL byte (PHP): such a URL or path is refused, never cut short.
+///
+/// # Safety
+/// Every pointer is NULL or valid for the call; strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_open_json(
+    open_json: *const c_char,
+    out_gate: *mut *mut startgate_gate,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    // SAFETY: per the function's contract.
+    unsafe {
+        open_into(out_gate, out_error, || {
+            OpenSpec::from_json(text(open_json, "open")?)
+        })
+    }
 }
 
 /// Closes the gate: its pool is closed (unless shared) and every later call on
@@ -391,8 +449,8 @@ pub unsafe extern "C" fn startgate_start(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let request = text(request_json, "request_json")?.to_string();
-            Ok(async move { json::start(&core, &request).await })
+            let request = document(request_json, "request")?;
+            Ok(with_document(core, "start", "request", request))
         })
     }
 }
@@ -413,8 +471,8 @@ pub unsafe extern "C" fn startgate_check(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let requests = text(requests_json, "requests_json")?.to_string();
-            Ok(async move { json::check(&core, &requests).await })
+            let requests = document(requests_json, "requests")?;
+            Ok(with_document(core, "check", "requests", requests))
         })
     }
 }
@@ -435,8 +493,8 @@ pub unsafe extern "C" fn startgate_start_sequence(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let request = text(request_json, "request_json")?.to_string();
-            Ok(async move { json::start_sequence(&core, &request).await })
+            let request = document(request_json, "request")?;
+            Ok(with_document(core, "start_sequence", "request", request))
         })
     }
 }
@@ -499,8 +557,8 @@ pub unsafe extern "C" fn startgate_complete(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let completion = text(completion_json, "completion_json")?.to_string();
-            Ok(async move { json::complete(&core, &completion).await })
+            let completion = document(completion_json, "completion")?;
+            Ok(with_document(core, "complete", "completion", completion))
         })
     }
 }
@@ -580,10 +638,12 @@ pub unsafe extern "C" fn startgate_list_runs(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let filter = optional_text(filter_json, "filter_json")?
-                .unwrap_or("")
-                .to_string();
-            Ok(async move { json::list_runs(&core, &filter).await })
+            let filter = if filter_json.is_null() {
+                serde_json::Value::Null
+            } else {
+                document(filter_json, "filter")?
+            };
+            Ok(with_document(core, "list_runs", "filter", filter))
         })
     }
 }
@@ -622,8 +682,13 @@ pub unsafe extern "C" fn startgate_upsert_connection(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let connection = text(connection_json, "connection_json")?.to_string();
-            Ok(async move { json::upsert_connection(&core, &connection).await })
+            let connection = document(connection_json, "connection")?;
+            Ok(with_document(
+                core,
+                "upsert_connection",
+                "connection",
+                connection,
+            ))
         })
     }
 }
@@ -644,7 +709,7 @@ pub unsafe extern "C" fn startgate_get_connection(
     unsafe {
         json_call(gate, out_json, out_error, |core| {
             let tenant = text(tenant_id, "tenant_id")?.to_string();
-            let id = text(connection_id, "connection_id")?.to_string();
+            let id = text(connection_id, "id")?.to_string();
             Ok(async move { json::to_json(&core.get_connection(&tenant, &id).await?) })
         })
     }
@@ -684,8 +749,8 @@ pub unsafe extern "C" fn startgate_present(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let result = text(result_json, "result_json")?.to_string();
-            Ok(async move { json::present(&core, &result) })
+            let result = document(result_json, "result")?;
+            Ok(with_document(core, "present", "result", result))
         })
     }
 }
@@ -704,8 +769,8 @@ pub unsafe extern "C" fn startgate_present_run(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let run = text(run_json, "run_json")?.to_string();
-            Ok(async move { json::present_run(&core, &run) })
+            let run = document(run_json, "run")?;
+            Ok(with_document(core, "present_run", "run", run))
         })
     }
 }
@@ -748,10 +813,14 @@ pub unsafe extern "C" fn startgate_call(
     unsafe {
         json_call(gate, out_json, out_error, |core| {
             let method = text(method, "method")?.to_string();
-            let args = optional_text(args_json, "args_json")?
-                .unwrap_or("")
-                .to_string();
-            Ok(async move { json::call(&core, &method, &args).await })
+            let args = if args_json.is_null() {
+                Vec::new()
+            } else {
+                // Non-NULL and NUL-terminated per the contract (the
+                // surrounding unsafe block is this function's).
+                CStr::from_ptr(args_json).to_bytes().to_vec()
+            };
+            Ok(async move { json::call_bytes(&core, &method, &args).await })
         })
     }
 }
@@ -796,6 +865,21 @@ pub unsafe extern "C" fn startgate_error_message(error: *const startgate_error) 
     }
 }
 
+/// The field an `invalid_request` names, by its contract path (`tenant_id`,
+/// `actor.capabilities[2]`, `run_id`); NULL for other errors. Owned by the
+/// error object: valid until `startgate_error_free`. NULL gives NULL.
+///
+/// # Safety
+/// `error` is NULL or a live error object.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_error_field(error: *const startgate_error) -> *const c_char {
+    // SAFETY: NULL or live per the contract.
+    match unsafe { error.as_ref() }.and_then(|e| e.field.as_ref()) {
+        Some(field) => field.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
 /// Frees an error object. NULL is ignored.
 ///
 /// # Safety
@@ -807,6 +891,9 @@ pub unsafe extern "C" fn startgate_error_free(error: *mut startgate_error) {
         drop(unsafe { Box::from_raw(error) });
     }
 }
+
+#[cfg(test)]
+mod conformance_tests;
 
 #[cfg(test)]
 mod tests {

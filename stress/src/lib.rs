@@ -28,6 +28,24 @@ label = "Pair"
 operations = ["inventory.sync", "compliance.snapshot"]
 "#;
 
+/// The registry of the clock-skew test: leases far shorter than the skew
+/// (±120 s) between its hosts, long enough to heartbeat comfortably.
+pub const SKEW_REGISTRY: &str = r#"
+[operations."skew.hold"]
+label = "Skew hold"
+capability = "inventory.sync"
+requires = ["connection_enabled"]
+dispatch_timeout = "1500ms"
+lease = "1500ms"
+
+[operations."skew.other"]
+label = "Skew other"
+capability = "inventory.sync"
+requires = ["connection_enabled"]
+dispatch_timeout = "1500ms"
+lease = "1500ms"
+"#;
+
 /// The hot tenants; each has one default connection `graph`.
 pub fn tenants(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("tenant-{i}")).collect()
@@ -141,6 +159,10 @@ pub struct RunRecord {
     pub fencing_token: i64,
     /// The scope's highest token when the run ended (`None` while active).
     pub scope_token_at_end: Option<i64>,
+    /// When it was admitted, as recorded (µs since the epoch).
+    pub queued_at: Option<i64>,
+    /// When it ended, as recorded (`None` while active).
+    pub finished_at: Option<i64>,
 }
 
 /// What the checker found.
@@ -167,6 +189,12 @@ pub struct Verdict {
 /// run admitted while it was active would have raised it), and the run still
 /// active, if any, holds the highest token. Unlike timestamps, this does not
 /// depend on clocks or on commit order matching statement order.
+///
+/// The recorded timestamps must tell the same story: per scope, in token
+/// order, each run was admitted no earlier than the one before it ended, and
+/// ended no earlier than it was admitted. (Where the stores read the time
+/// from — the database server on PostgreSQL — is what makes this hold for
+/// hosts whose clocks disagree.)
 ///
 /// Also: every accepted result names a distinct run that exists with the token
 /// the caller was given, and every admitted run has exactly one accepted audit
@@ -212,6 +240,37 @@ pub fn check(runs: &[RunRecord], accepted: &[Event], accepted_attempt_run_ids: &
                     "run {} is still active on ({tenant}, {connection}) but a later run (token {highest}) was admitted",
                     run.id
                 ));
+            }
+        }
+        for run in &scope_runs {
+            if let (Some(queued), Some(finished)) = (run.queued_at, run.finished_at) {
+                if finished < queued {
+                    verdict.violations.push(format!(
+                        "run {} on ({tenant}, {connection}) ended ({finished} µs) before it was admitted ({queued} µs)",
+                        run.id
+                    ));
+                }
+            }
+        }
+        for pair in scope_runs.windows(2) {
+            let (before, after) = (pair[0], pair[1]);
+            match (before.finished_at, after.queued_at) {
+                (Some(ended), Some(admitted)) if admitted < ended => {
+                    verdict.violations.push(format!(
+                        "by the recorded times, runs {} and {} were active at once on ({tenant}, {connection}): \
+                         {} was admitted at {admitted} µs, {} µs before {} ended",
+                        before.id,
+                        after.id,
+                        after.id,
+                        ended - admitted,
+                        before.id
+                    ))
+                }
+                (None, Some(_)) => verdict.violations.push(format!(
+                    "run {} on ({tenant}, {connection}) has no end time although run {} was admitted after it",
+                    before.id, after.id
+                )),
+                _ => {}
             }
         }
         for run in scope_runs
@@ -288,14 +347,23 @@ pub fn check(runs: &[RunRecord], accepted: &[Event], accepted_attempt_run_ids: &
 }
 
 const HISTORY: &str =
-    "SELECT id, tenant_id, provider_connection_id, status, fencing_token, scope_token_at_end \
-                       FROM operation_runs WHERE fencing_token IS NOT NULL";
+    "SELECT id, tenant_id, provider_connection_id, status, fencing_token, scope_token_at_end, \
+     queued_at, finished_at FROM operation_runs WHERE fencing_token IS NOT NULL";
 const ACCEPTED_ATTEMPTS: &str = "SELECT run_id FROM start_attempts WHERE outcome = 'accepted'";
 
 /// Reads the admitted runs and the accepted audit rows with plain SQL,
 /// independent of the gate's code. Works on SQLite and PostgreSQL URLs.
 pub async fn load_history(url: &str) -> Result<(Vec<RunRecord>, Vec<i64>), sqlx::Error> {
-    type Raw = (i64, String, String, String, i64, Option<i64>);
+    type Raw = (
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
     let (rows, attempts): (Vec<Raw>, Vec<i64>) = if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await?;
         let rows = sqlx::query_as(HISTORY).fetch_all(&pool).await?;
@@ -316,13 +384,24 @@ pub async fn load_history(url: &str) -> Result<(Vec<RunRecord>, Vec<i64>), sqlx:
     let runs = rows
         .into_iter()
         .map(
-            |(id, tenant_id, connection_id, status, fencing_token, scope_token_at_end)| RunRecord {
+            |(
                 id,
                 tenant_id,
                 connection_id,
                 status,
                 fencing_token,
                 scope_token_at_end,
+                queued_at,
+                finished_at,
+            )| RunRecord {
+                id,
+                tenant_id,
+                connection_id,
+                status,
+                fencing_token,
+                scope_token_at_end,
+                queued_at,
+                finished_at,
             },
         )
         .collect();
@@ -360,6 +439,7 @@ mod tests {
     use super::*;
 
     fn run(id: i64, token: i64, status: &str, at_end: Option<i64>) -> RunRecord {
+        let active = matches!(status, "queued" | "running");
         RunRecord {
             id,
             tenant_id: "t".into(),
@@ -367,6 +447,8 @@ mod tests {
             status: status.into(),
             fencing_token: token,
             scope_token_at_end: at_end,
+            queued_at: Some(token * 10),
+            finished_at: (!active).then_some(token * 10 + 5),
         }
     }
 
@@ -420,5 +502,25 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn recorded_times_that_overlap_are_caught() {
+        let mut first = run(1, 1, "succeeded", Some(1));
+        first.finished_at = Some(30);
+        let second = run(2, 2, "succeeded", Some(2)); // admitted at 20, before 30
+        let mut third = run(3, 3, "failed", Some(3));
+        third.finished_at = Some(25); // ends before it was admitted (30)
+        let verdict = check(&[first, second, third], &[], &[1, 2, 3]);
+        let text = verdict.violations.join("\n");
+        assert!(
+            text.contains("runs 1 and 2 were active at once")
+                && text.contains("10 µs before 1 ended"),
+            "{text}"
+        );
+        assert!(
+            text.contains("run 3 on (t, c) ended (25 µs) before it was admitted (30 µs)"),
+            "{text}"
+        );
     }
 }

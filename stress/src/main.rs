@@ -16,7 +16,7 @@ use startgate::{
     Actor, Completion, CompletionOutcome, ErrorCode, Gate, GateOptions, Outcome, Registry,
     SequenceRequest, StartRequest, StartResult,
 };
-use startgate_stress::{now_ms, tenants, Event, Rng, REGISTRY};
+use startgate_stress::{now_ms, tenants, Event, Rng, REGISTRY, SKEW_REGISTRY};
 
 struct Args {
     database: String,
@@ -31,11 +31,17 @@ struct Args {
     /// Store errors are expected (faults are being injected): report each one
     /// as a `failure` event instead of complaining.
     faults: bool,
+    /// `lease-holder`: how long to keep heartbeating.
+    alive_ms: u64,
+    /// `probe`: give up after this long.
+    stop_after_ms: u64,
 }
 
 const USAGE: &str = "usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]\n\
                      \x20                              [--duration-ms N] [--timeout-ms N] [--faults 1]\n\
                      \x20      startgate-stress hold --database URL [--tenants N]   (start, mark running, print, sleep)\n\
+                     \x20      startgate-stress lease-holder --database URL --alive-ms N   (hold a run, heartbeat, then vanish)\n\
+                     \x20      startgate-stress probe --database URL --stop-after-ms N   (start until accepted or time is up)\n\
                      \x20      startgate-stress check --database URL < events.jsonl";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -48,6 +54,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         duration_ms: None,
         timeout_ms: 20_000,
         faults: false,
+        alive_ms: 3_000,
+        stop_after_ms: 20_000,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -67,6 +75,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--duration-ms" => parsed.duration_ms = Some(number()?),
             "--timeout-ms" => parsed.timeout_ms = number()?,
             "--faults" => parsed.faults = number()? != 0,
+            "--alive-ms" => parsed.alive_ms = number()?,
+            "--stop-after-ms" => parsed.stop_after_ms = number()?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -414,6 +424,127 @@ async fn hold(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+fn print_line(value: serde_json::Value) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}").map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
+}
+
+async fn skew_gate(database: &str) -> Result<Gate, String> {
+    let registry = Registry::from_toml_str(SKEW_REGISTRY).map_err(|e| e.to_string())?;
+    Gate::open(database, registry)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The clock-skew test's holder: takes the first tenant's scope with
+/// `skew.hold`, marks the run running, heartbeats every 250 ms for
+/// `--alive-ms`, printing each lease deadline the store granted, then exits
+/// without completing (its run goes stale one lease after the last heartbeat).
+async fn lease_holder(args: Args) -> Result<(), String> {
+    let gate = skew_gate(&args.database).await?;
+    let tenant = tenants(1).remove(0);
+    let actor = Actor::member("holder", ["inventory.sync"]);
+    let give_up = std::time::Instant::now() + Duration::from_secs(20);
+    let (run_id, token) = loop {
+        let result = gate
+            .start(&StartRequest::new(
+                "skew.hold",
+                tenant.as_str(),
+                actor.clone(),
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(run) = result.accepted_run() {
+            break (
+                run.id,
+                run.fencing_token.ok_or("accepted run without a token")?,
+            );
+        }
+        if std::time::Instant::now() > give_up {
+            return Err(format!("the scope stayed {}", result.outcome));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let run = gate
+        .mark_running(run_id, token)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stale_at = run.stale_at.map(|t| t.as_micros());
+    print_line(serde_json::json!({
+        "event": "held", "run_id": run_id, "stale_at_us": stale_at, "local_ms": now_ms(),
+    }))?;
+    let until = std::time::Instant::now() + Duration::from_millis(args.alive_ms);
+    while std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        match gate.heartbeat(run_id, token).await {
+            Ok(run) => print_line(serde_json::json!({
+                "event": "heartbeat", "stale_at_us": run.stale_at.map(|t| t.as_micros()),
+            }))?,
+            Err(err) => {
+                print_line(serde_json::json!({
+                    "event": "lost", "code": err.code().as_str(), "message": err.to_string(),
+                }))?;
+                return Err(format!("heartbeat refused: {err}"));
+            }
+        }
+    }
+    print_line(serde_json::json!({"event": "stopped"}))
+}
+
+/// The clock-skew test's contender: starts `skew.hold` and `skew.other` in
+/// turn on the first tenant every 50 ms, printing each outcome, until one is
+/// accepted (it then runs and completes it, freeing the scope) or
+/// `--stop-after-ms` passes.
+async fn probe(args: Args) -> Result<(), String> {
+    let gate = skew_gate(&args.database).await?;
+    let tenant = tenants(1).remove(0);
+    let actor = Actor::member(format!("probe-{}", args.worker), ["inventory.sync"]);
+    let until = std::time::Instant::now() + Duration::from_millis(args.stop_after_ms);
+    let mut turn = 0u64;
+    while std::time::Instant::now() < until {
+        let operation = if turn.is_multiple_of(2) {
+            "skew.hold"
+        } else {
+            "skew.other"
+        };
+        turn += 1;
+        let result = gate
+            .start(&StartRequest::new(
+                operation,
+                tenant.as_str(),
+                actor.clone(),
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        print_line(serde_json::json!({
+            "event": "probe",
+            "operation": operation,
+            "outcome": result.outcome.as_str(),
+            "run_id": result.run.as_ref().map(|r| r.id),
+            "holder_run_id": result.holder.as_ref().map(|r| r.id),
+            "replaced_run_id": result.replaced_run_id,
+            "local_ms": now_ms(),
+        }))?;
+        if let Some(run) = result.accepted_run() {
+            let token = run.fencing_token.ok_or("accepted run without a token")?;
+            gate.mark_running(run.id, token)
+                .await
+                .map_err(|e| e.to_string())?;
+            gate.complete(&Completion::new(
+                run.id,
+                token,
+                CompletionOutcome::Succeeded,
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+            return print_line(serde_json::json!({"event": "completed", "run_id": run.id}));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    print_line(serde_json::json!({"event": "gave_up"}))
+}
+
 /// Checks the history of `database` against the event lines on stdin.
 async fn check_history(database: &str) -> Result<bool, String> {
     let mut events = Vec::new();
@@ -473,6 +604,20 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("hold failed: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        "lease-holder" => match runtime.block_on(lease_holder(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("lease-holder failed: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        "probe" => match runtime.block_on(probe(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("probe failed: {message}");
                 ExitCode::FAILURE
             }
         },

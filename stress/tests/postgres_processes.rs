@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{hammer, prepare, report, runtime, start_attempts, totals, without_scope_index};
+use common::{hammer, prepare, report, runtime, start_attempts, totals, without_unique_indexes};
 use startgate_testkit::PgTestDb;
 
 const WORKERS: usize = 4;
@@ -35,9 +35,9 @@ fn four_processes_never_hold_one_scope_twice_on_postgres() {
 }
 
 #[test]
-fn without_the_scope_index_the_checker_sees_double_admission_on_postgres() {
+fn without_the_unique_indexes_the_checker_sees_double_admission_on_postgres() {
     let db = runtime().block_on(PgTestDb::create("nolock"));
     prepare(&db.url(), true);
-    without_scope_index(&db.url(), WORKERS, 300);
+    without_unique_indexes(&db.url(), WORKERS, 300);
     runtime().block_on(db.drop_now());
 }

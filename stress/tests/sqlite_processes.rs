@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{hammer, prepare, report, totals, without_scope_index};
+use common::{hammer, prepare, report, runtime, totals};
+use startgate_stress::{check, load_history};
 use startgate_testkit::TempDb;
 
 #[test]
@@ -24,9 +25,50 @@ fn eight_processes_never_hold_one_scope_twice() {
     }
 }
 
+/// On SQLite the unique indexes are the second line: writers take the
+/// database's write lock (`BEGIN IMMEDIATE`) and a start inserts only when the
+/// scope's latest run is not active, so even without the indexes the hammer
+/// admits nobody twice. A double admission forged with plain SQL afterwards
+/// is reported: the checker is not vacuous on SQLite's data either.
 #[test]
-fn without_the_scope_index_the_checker_sees_double_admission() {
+fn without_the_unique_indexes_the_write_lock_still_holds_and_a_forged_double_is_caught() {
     let db = TempDb::new("no-lock");
     prepare(&db.url(), true);
-    without_scope_index(&db.url(), 8, 150);
+    let (events, verdict, seed) = hammer(&db.url(), 8, 150);
+    report(
+        "sqlite without unique indexes",
+        8,
+        &verdict,
+        &totals(&events),
+        seed,
+    );
+    let forged = runtime().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db.url()).await.expect("pool");
+        // A second run admitted into the scope of the latest admitted run,
+        // with the same token and while it was still active.
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, status, \
+             initiator, actor_id, fencing_token, lease_us, tenant_active, created_at, \
+             status_changed_at, queued_at, stale_at) \
+             SELECT operation, tenant_id, provider_connection_id, 'queued', initiator, 'forger', \
+             fencing_token, lease_us, tenant_active, queued_at, queued_at, queued_at, stale_at \
+             FROM operation_runs WHERE fencing_token IS NOT NULL ORDER BY id DESC LIMIT 1 \
+             RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("forge");
+        pool.close().await;
+        id
+    });
+    let (runs, attempts) = runtime()
+        .block_on(load_history(&db.url()))
+        .expect("history");
+    let verdict = check(&runs, &[], &attempts);
+    let text = verdict.violations.join("\n");
+    assert!(
+        text.contains("share fencing token")
+            && text.contains(&format!("admitted run {forged} has no accepted audit row")),
+        "the checker missed the forged run {forged}: {text}"
+    );
 }

@@ -47,10 +47,10 @@ int main(int argc, char **argv) {
   expect_error(startgate_open_file(url, registry, "{\"colour\":1}", &gate, &err), &err,
                STARTGATE_INVALID_REQUEST, "invalid_request", "colour", "unknown option");
   expect_error(startgate_open_file(url, registry, "[1]", &gate, &err), &err,
-               STARTGATE_INVALID_REQUEST, "invalid_request", "options_json", "options not an object");
+               STARTGATE_INVALID_REQUEST, "invalid_request", "options", "options not an object");
   char bad_utf8[] = {'s', 'q', 'l', 'i', 't', 'e', ':', (char)0xff, 0};
   expect_error(startgate_open_file(bad_utf8, registry, NULL, &gate, &err), &err,
-               STARTGATE_INVALID_REQUEST, "invalid_request", "UTF-8", "invalid UTF-8 url");
+               STARTGATE_INVALID_REQUEST, "invalid_request", "url: must be valid Unicode text", "invalid UTF-8 url");
   expect_error(startgate_open_file(url, registry, NULL, NULL, &err), &err, STARTGATE_INVALID_REQUEST,
                "invalid_request", "out_gate", "NULL out_gate");
   CHECK(gate == NULL, "failed opens wrote no handle");
@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
   expect_error(startgate_upsert_connection(gate, "{\"tenant_id\":", &out, &err), &err,
                STARTGATE_INVALID_REQUEST, "invalid_request", NULL, "truncated JSON");
   expect_error(startgate_upsert_connection(gate, NULL, &out, &err), &err, STARTGATE_INVALID_REQUEST,
-               "invalid_request", "connection_json", "NULL connection");
+               "invalid_request", "connection: must not be NULL", "NULL connection");
   CHECK(out == NULL, "failures write no output");
   ok(startgate_get_connection(gate, "contoso", "graph", &out, &err), &err, "get_connection");
   CHECK(contains(out, "\"id\":\"graph\""), "get_connection %s", out);
@@ -115,11 +115,52 @@ int main(int argc, char **argv) {
                STARTGATE_INVALID_REQUEST, "invalid_request", "tenant", "unknown field");
   char bad_json[] = {'{', '"', (char)0xc3, (char)0x28, '"', ':', '1', '}', 0};
   expect_error(startgate_start(gate, bad_json, &out, &err), &err, STARTGATE_INVALID_REQUEST,
-               "invalid_request", "UTF-8", "invalid UTF-8 request");
+               "invalid_request", "must be valid Unicode text", "invalid UTF-8 request");
   expect_error(startgate_start(gate, "[", &out, &err), &err, STARTGATE_INVALID_REQUEST,
                "invalid_request", NULL, "malformed JSON");
+  /* A document is exactly one JSON value: nothing may follow it. */
+  const char *trailing[] = {
+      "{\"operation\":\"inventory.sync\",\"tenant_id\":\"contoso\",\"actor\":{\"id\":\"a\",\"is_member\":true}} trailing words",
+      "{\"operation\":\"inventory.sync\",\"tenant_id\":\"contoso\",\"actor\":{\"id\":\"a\",\"is_member\":true}}}}}",
+      "{\"operation\":\"inventory.sync\",\"tenant_id\":\"contoso\",\"actor\":{\"id\":\"a\",\"is_member\":true}} {}",
+  };
+  for (size_t i = 0; i < sizeof trailing / sizeof *trailing; i++) {
+    expect_error(startgate_start(gate, trailing[i], &out, &err), &err, STARTGATE_INVALID_REQUEST,
+                 "invalid_request", "request: not one JSON value", "a document with something after it");
+  }
+  expect_error(startgate_call(gate, "get_run", "{\"run_id\": 1} {\"run_id\": 2}", &out, &err), &err,
+               STARTGATE_INVALID_REQUEST, "invalid_request", "args: not one JSON value", "two argument documents");
+  /* A lone surrogate escaped in JSON, and bytes that are not UTF-8, name their field. */
+  expect_error(startgate_call(gate, "get_connection", "{\"tenant_id\": \"\\ud800\", \"id\": \"graph\"}", &out, &err),
+               &err, STARTGATE_INVALID_REQUEST, "invalid_request", "tenant_id: must be valid Unicode text",
+               "escaped lone surrogate");
+  char latin1[] = "{\"tenant_id\": \"caf\xe9\", \"id\": \"graph\"}";
+  expect_error(startgate_call(gate, "get_connection", latin1, &out, &err), &err, STARTGATE_INVALID_REQUEST,
+               "invalid_request", "tenant_id: must be valid Unicode text", "Latin-1 bytes");
+  /* A NUL travels in JSON and is refused, never taken as the end of the string. */
+  expect_error(startgate_call(gate, "get_connection", "{\"tenant_id\": \"contoso\\u0000-other\", \"id\": \"graph\"}",
+                              &out, &err),
+               &err, STARTGATE_INVALID_REQUEST, "invalid_request", "tenant_id: must not contain NUL characters",
+               "NUL in a tenant");
+  {
+    startgate_gate *other = NULL;
+    expect_error(startgate_open_json("{\"url\": \"sqlite::memory:\\u0000/var/lib/app/real.db\", \"registry_toml\": \"\"}",
+                                     &other, &err),
+                 &err, STARTGATE_INVALID_REQUEST, "invalid_request", "url: must not contain NUL characters",
+                 "NUL in a URL");
+    CHECK(other == NULL, "no handle on failure");
+  }
+  {
+    startgate_error *field_err = NULL;
+    CHECK(startgate_call(gate, "mark_running", "{\"run_id\": 1.9, \"fencing_token\": 1}", &out, &field_err) ==
+              STARTGATE_INVALID_REQUEST,
+          "a fraction is no run id");
+    CHECK(field_err != NULL && strcmp(startgate_error_field(field_err), "run_id") == 0, "the error names run_id");
+    startgate_error_free(field_err);
+    CHECK(startgate_error_field(NULL) == NULL, "NULL error, NULL field");
+  }
   expect_error(startgate_start(gate, NULL, &out, &err), &err, STARTGATE_INVALID_REQUEST,
-               "invalid_request", "request_json", "NULL request");
+               "invalid_request", "request: must not be NULL", "NULL request");
   expect_error(startgate_start(gate, "{}", NULL, &err), &err, STARTGATE_INVALID_REQUEST,
                "invalid_request", "out_json", "NULL out_json");
   CHECK(startgate_start(gate, "{}", &out, NULL) == STARTGATE_INVALID_REQUEST,

@@ -28,7 +28,7 @@ const rssKb = () => Math.round(process.memoryUsage().rss / 1024)
 
 ;(async () => {
   const [url, registryFile, h, c] = process.argv.slice(2)
-  const registry = fs.readFileSync(registryFile, 'utf8')
+  const registry = registryFile
   const handles = Number(h)
   const n = Number(c)
   const gate = await Gate.open(url, { registry, maxConnections: 2 })

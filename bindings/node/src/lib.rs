@@ -1,146 +1,64 @@
 //! The startgate Node.js addon (napi-rs). `Gate.open(url, { registry })`
 //! resolves to a gate whose methods return Promises of plain objects; failures
-//! reject with `Error` objects whose `code` is the contract's stable code.
+//! reject with `Error` objects whose `code` is the contract's stable code (and
+//! `field`, for `invalid_request`, the offending field by its contract name).
 //!
 //! Field names are the contract's, camelCased (`tenant_id` → `tenantId`);
 //! the contents of `params` and `summary` are the host's own and pass through
-//! unchanged. Arguments arrive as plain JSON values and are checked here, so a
-//! wrong type is an `invalid_request` naming the (camelCase) field. The
-//! `#[napi(object)]` declarations below exist to generate `index.d.ts`; a test
-//! checks that the objects returned at run time have exactly those fields.
+//! unchanged. Arguments arrive as raw JS values and are converted here with
+//! the checks only this side can make (`convert`), then checked and decoded
+//! by the core exactly as on every other surface, so a wrong argument is an
+//! `invalid_request` with the same words everywhere — and a rejected Promise,
+//! never a synchronous throw. The `#[napi(object)]` declarations below exist
+//! to generate `index.d.ts`; a test checks that the objects returned at run
+//! time have exactly those fields.
 
 #![allow(clippy::too_many_arguments)]
+
+mod convert;
 
 use std::future::Future;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use startgate::json::OpenOptions as CoreOpenOptions;
-use startgate::{
-    Completion as CoreCompletion, ProviderConnection as CoreConnection, Registry, Run as CoreRun,
-    RunFilter as CoreRunFilter, SequenceRequest as CoreSequenceRequest,
-    StartRequest as CoreStartRequest, StartResult as CoreStartResult,
-};
+use startgate::json::{self as contract, load_registry, OpenOptions as CoreOpenOptions};
+use startgate::{input, Registry};
 
-/// Keys whose values belong to the host and are never renamed.
-const OPAQUE: [&str; 2] = ["params", "summary"];
+use convert::{argument, camel, OPAQUE};
 
-fn camel(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    let mut upper = false;
-    for c in key.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn snake(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Renames object keys with `rename`, leaving the host's documents alone.
-fn rename_keys(value: Value, rename: fn(&str) -> String) -> Value {
+/// Renames object keys to camelCase, leaving the host's documents alone.
+fn camel_keys(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(key, v)| {
-                    let v = if OPAQUE.contains(&key.as_str())
-                        || OPAQUE.contains(&snake(&key).as_str())
-                    {
+                    let v = if OPAQUE.contains(&key.as_str()) {
                         v
                     } else {
-                        rename_keys(v, rename)
+                        camel_keys(v)
                     };
-                    (rename(&key), v)
+                    (camel(&key), v)
                 })
                 .collect::<Map<String, Value>>(),
         ),
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(|v| rename_keys(v, rename)).collect())
-        }
+        Value::Array(items) => Value::Array(items.into_iter().map(camel_keys).collect()),
         other => other,
     }
 }
 
-/// A JS argument as a contract document, with errors naming the camelCase field.
-fn parse<T: DeserializeOwned>(value: Value, what: &str) -> startgate::Result<T> {
-    let snake_case = rename_keys(value, snake);
-    serde_path_to_error::deserialize(snake_case).map_err(|err| {
-        let path = err.path().to_string();
-        let field = if path == "." { what.to_string() } else { path };
-        startgate::Error::InvalidRequest {
-            field,
-            message: err.into_inner().to_string(),
-        }
-    })
-}
-
-fn to_js_value<T: Serialize>(value: &T) -> startgate::Result<Value> {
-    serde_json::to_value(value)
-        .map(|v| rename_keys(v, camel))
-        .map_err(|e| startgate::Error::Internal {
-            message: format!("cannot encode the result: {e}"),
-        })
-}
-
-/// Field names as Node callers write them: `actor.is_member` → `actor.isMember`,
-/// and the same for every `` `name` `` serde quotes in a message.
-fn camel_path(path: &str) -> String {
-    path.split('.').map(camel).collect::<Vec<_>>().join(".")
-}
-
-fn camel_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    for (i, part) in message.split('`').enumerate() {
-        if i > 0 {
-            out.push('`');
-        }
-        // Odd parts sit between backticks: identifiers serde quotes.
-        if i % 2 == 1 && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            out.push_str(&camel(part));
-        } else {
-            out.push_str(part);
-        }
-    }
-    out
-}
-
-/// A JS `Error` with `code` set to the stable code, and the driver's error as `cause`.
+/// A JS `Error` with `code` set to the stable code, `field` for
+/// `invalid_request`, and the driver's error as `cause`.
 fn js_error(env: &Env, err: &startgate::Error) -> Error {
     let code = err.code().as_str();
-    let message = match err {
-        startgate::Error::InvalidRequest { field, message } => {
-            format!(
-                "invalid request: {}: {}",
-                camel_path(field),
-                camel_quoted(message)
-            )
-        }
-        other => other.to_string(),
-    };
+    let message = err.to_string();
     let build = || -> Result<Error> {
         let mut error = JsError::from(Error::new(code, message.clone())).into_unknown(*env);
         let mut object = error.coerce_to_object()?;
+        if let startgate::Error::InvalidRequest { field, .. } = err {
+            object.set_named_property("field", field.as_str())?;
+        }
         if let Some(source) = std::error::Error::source(err) {
             let cause = JsError::from(Error::from_reason(source.to_string())).into_unknown(*env);
             object.set_named_property("cause", cause)?;
@@ -153,38 +71,66 @@ fn js_error(env: &Env, err: &startgate::Error) -> Error {
 
 /// Runs `call` on napi's tokio runtime and settles the Promise on the JS
 /// thread: the result as a camelCased object, or a rejection with our code.
-fn promise<'env, F, T>(env: &'env Env, call: F) -> Result<PromiseRaw<'env, Value>>
+fn promise<'env, F>(env: &'env Env, call: F) -> Result<PromiseRaw<'env, Value>>
 where
-    F: Future<Output = startgate::Result<T>> + Send + 'static,
-    T: Serialize + Send + 'static,
+    F: Future<Output = startgate::Result<Value>> + Send + 'static,
 {
     env.spawn_future_with_callback(
         async move { Ok(call.await) },
         |env, outcome| match outcome {
-            Ok(value) => to_js_value(&value).map_err(|e| js_error(env, &e)),
+            Ok(value) => Ok(camel_keys(value)),
             Err(err) => Err(js_error(env, &err)),
         },
     )
 }
 
-fn rejected<'env>(env: &'env Env, err: startgate::Error) -> Result<PromiseRaw<'env, Value>> {
-    promise(env, async move { Err::<Value, _>(err) })
+/// Converts named JS arguments (each checked under its contract name).
+fn arguments(env: &Env, args: Vec<(&str, Unknown<'_>)>) -> startgate::Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for (name, value) in args {
+        let converted = argument(env, name, value)?;
+        map.insert(name.to_string(), converted);
+    }
+    Ok(map)
 }
 
-/// A registry given as TOML text, or as the path of a TOML file.
-fn registry_text(registry: &str) -> startgate::Result<String> {
-    if !registry.contains('\n') && std::path::Path::new(registry).is_file() {
-        std::fs::read_to_string(registry).map_err(|e| {
-            startgate::Error::RegistryInvalid(startgate::RegistryProblems(vec![
-                startgate::RegistryProblem {
-                    path: String::new(),
-                    message: format!("cannot read {registry}: {e}"),
-                },
-            ]))
-        })
-    } else {
-        Ok(registry.to_string())
+/// A text argument, or `None` for null / undefined.
+fn optional_text(name: &str, value: Option<Value>) -> startgate::Result<Option<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(input::invalid(
+            name,
+            format!("expected a string, found {}", input::describe(&other)),
+        )),
     }
+}
+
+/// What `Gate.open` needs, from its JS arguments.
+fn open_parts(
+    env: &Env,
+    url: Unknown<'_>,
+    options: Unknown<'_>,
+) -> startgate::Result<(String, Registry, startgate::GateOptions)> {
+    let url = optional_text("url", Some(argument(env, "url", url)?))?
+        .ok_or_else(|| input::invalid("url", "missing"))?;
+    let mut options = match argument(env, "options", options)? {
+        Value::Object(map) => map,
+        other => {
+            return Err(input::invalid(
+                "options",
+                format!(
+                    "expected an object with `registry` (a file path) or `registryToml`, found {}",
+                    input::describe(&other)
+                ),
+            ))
+        }
+    };
+    let registry = optional_text("registry", options.remove("registry"))?;
+    let registry_toml = optional_text("registry_toml", options.remove("registry_toml"))?;
+    let registry = load_registry(registry.as_deref(), registry_toml.as_deref())?;
+    let open = CoreOpenOptions::from_value(Value::Object(options))?;
+    Ok((url, registry, open.to_gate_options()?))
 }
 
 /// An open start gate. Methods return Promises; the gate is safe to use from
@@ -194,40 +140,45 @@ pub struct Gate {
     inner: startgate::Gate,
 }
 
+impl Gate {
+    /// Calls `method` on the runtime with named JS arguments; a bad argument
+    /// rejects the Promise (never throws).
+    fn call<'env>(
+        &self,
+        env: &'env Env,
+        method: &'static str,
+        args: Vec<(&str, Unknown<'_>)>,
+    ) -> Result<PromiseRaw<'env, Value>> {
+        let args = arguments(env, args);
+        let gate = self.inner.clone();
+        promise(env, async move {
+            contract::call_value(&gate, method, args?).await
+        })
+    }
+
+    /// A call that touches no database, answered at once (throws on bad input).
+    fn pure(&self, env: &Env, method: &str, args: Vec<(&str, Unknown<'_>)>) -> Result<Value> {
+        arguments(env, args)
+            .and_then(|args| contract::call_pure(&self.inner, method, args))
+            .map(camel_keys)
+            .map_err(|e| js_error(env, &e))
+    }
+}
+
 #[napi]
 impl Gate {
-    /// Opens a gate on `url` (a SQLite path or `sqlite:` URL, or a
-    /// `postgres://` URL) with `options.registry` as TOML text or a file path.
+    /// Opens a gate on `url` (a SQLite path, `sqlite::memory:` or a
+    /// `postgres://` URL) with `options.registry`, the path of a registry
+    /// TOML file (or `options.registryToml`, its text).
     #[napi(ts_return_type = "Promise<Gate>")]
     pub fn open<'env>(
         env: &'env Env,
-        url: String,
-        #[napi(ts_arg_type = "OpenOptions")] options: Value,
+        #[napi(ts_arg_type = "string")] url: Unknown<'env>,
+        #[napi(ts_arg_type = "OpenOptions")] options: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Gate>> {
-        let opened = (|| -> startgate::Result<(Registry, startgate::GateOptions)> {
-            let mut options = match options {
-                Value::Object(map) => map,
-                other => {
-                    return Err(startgate::Error::InvalidRequest {
-                        field: "options".into(),
-                        message: format!("expected an object with `registry`, found {other}"),
-                    })
-                }
-            };
-            let registry = match options.remove("registry") {
-                Some(Value::String(text)) => Registry::from_toml_str(&registry_text(&text)?)?,
-                _ => {
-                    return Err(startgate::Error::InvalidRequest {
-                        field: "registry".into(),
-                        message: "give the registry as TOML text or the path of a TOML file".into(),
-                    })
-                }
-            };
-            let open: CoreOpenOptions = parse(Value::Object(options), "options")?;
-            Ok((registry, open.to_gate_options()?))
-        })();
+        let parts = open_parts(env, url, options);
         let future = async move {
-            let (registry, options) = opened?;
+            let (url, registry, options) = parts?;
             startgate::Gate::open_with(&url, registry, options).await
         };
         env.spawn_future_with_callback(
@@ -242,11 +193,7 @@ impl Gate {
     /// Applies the schema migrations (idempotent).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn migrate<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(
-            env,
-            async move { gate.migrate().await.map(|()| Value::Null) },
-        )
+        self.call(env, "migrate", vec![])
     }
 
     /// The one start path: accepted / deduped / scope_busy / blocked / denied.
@@ -254,33 +201,20 @@ impl Gate {
     pub fn start<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "StartRequest")] request: Value,
+        #[napi(ts_arg_type = "StartRequest")] request: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let request: CoreStartRequest = match parse(request, "request") {
-            Ok(r) => r,
-            Err(e) => return rejected(env, e),
-        };
-        let gate = self.inner.clone();
-        promise(env, async move { gate.start(&request).await })
+        self.call(env, "start", vec![("request", request)])
     }
 
     /// What `start` would answer for each request, writing nothing; an invalid
-    /// request gets `{ error: { code, message } }` in place.
+    /// request gets `{ error: { code, message, field } }` in place.
     #[napi(ts_return_type = "Promise<Array<StartResult | CheckError>>")]
     pub fn check<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "Array<StartRequest>")] requests: Value,
+        #[napi(ts_arg_type = "Array<StartRequest>")] requests: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let requests =
-            match startgate::json::parse_requests(rename_keys(requests, snake), "requests") {
-                Ok(r) => r,
-                Err(e) => return rejected(env, e),
-            };
-        let gate = self.inner.clone();
-        promise(env, async move {
-            startgate::json::check_documents(&gate, requests).await
-        })
+        self.call(env, "check", vec![("requests", requests)])
     }
 
     /// Starts operations in order on one scope; later steps are `pending`.
@@ -288,14 +222,9 @@ impl Gate {
     pub fn start_sequence<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "SequenceRequest")] request: Value,
+        #[napi(ts_arg_type = "SequenceRequest")] request: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let request: CoreSequenceRequest = match parse(request, "request") {
-            Ok(r) => r,
-            Err(e) => return rejected(env, e),
-        };
-        let gate = self.inner.clone();
-        promise(env, async move { gate.start_sequence(&request).await })
+        self.call(env, "start_sequence", vec![("request", request)])
     }
 
     /// The worker took the run. A rejection with code `invalid_transition` means: stop.
@@ -303,13 +232,14 @@ impl Gate {
     pub fn mark_running<'env>(
         &self,
         env: &'env Env,
-        run_id: i64,
-        fencing_token: i64,
+        #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
+        #[napi(ts_arg_type = "number | bigint")] fencing_token: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(env, async move {
-            gate.mark_running(run_id, fencing_token).await
-        })
+        self.call(
+            env,
+            "mark_running",
+            vec![("run_id", run_id), ("fencing_token", fencing_token)],
+        )
     }
 
     /// Extends a running run's lease.
@@ -317,13 +247,13 @@ impl Gate {
     pub fn heartbeat<'env>(
         &self,
         env: &'env Env,
-        run_id: i64,
-        fencing_token: i64,
+        #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
+        #[napi(ts_arg_type = "number | bigint")] fencing_token: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(
+        self.call(
             env,
-            async move { gate.heartbeat(run_id, fencing_token).await },
+            "heartbeat",
+            vec![("run_id", run_id), ("fencing_token", fencing_token)],
         )
     }
 
@@ -332,14 +262,9 @@ impl Gate {
     pub fn complete<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "Completion")] completion: Value,
+        #[napi(ts_arg_type = "Completion")] completion: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let completion: CoreCompletion = match parse(completion, "completion") {
-            Ok(c) => c,
-            Err(e) => return rejected(env, e),
-        };
-        let gate = self.inner.clone();
-        promise(env, async move { gate.complete(&completion).await })
+        self.call(env, "complete", vec![("completion", completion)])
     }
 
     /// Cancels a pending or active run (an operator's decision).
@@ -347,27 +272,28 @@ impl Gate {
     pub fn cancel<'env>(
         &self,
         env: &'env Env,
-        run_id: i64,
-        reason_code: Option<String>,
+        #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
+        #[napi(ts_arg_type = "string | undefined | null")] reason_code: Option<Unknown<'env>>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(env, async move {
-            gate.cancel(run_id, reason_code.as_deref()).await
-        })
+        let mut args = vec![("run_id", run_id)];
+        args.extend(reason_code.map(|r| ("reason_code", r)));
+        self.call(env, "cancel", args)
     }
 
     /// Ends stale runs; admits pending runs of the scopes this frees.
     #[napi(ts_return_type = "Promise<ReapResult>")]
     pub fn reap_stale<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(env, async move { gate.reap_stale().await })
+        self.call(env, "reap_stale", vec![])
     }
 
     /// One run by id.
     #[napi(ts_return_type = "Promise<Run>")]
-    pub fn get_run<'env>(&self, env: &'env Env, run_id: i64) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(env, async move { gate.get_run(run_id).await })
+    pub fn get_run<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
+    ) -> Result<PromiseRaw<'env, Value>> {
+        self.call(env, "get_run", vec![("run_id", run_id)])
     }
 
     /// Runs matching the filter, newest first.
@@ -375,16 +301,13 @@ impl Gate {
     pub fn list_runs<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "RunFilter | undefined | null")] filter: Option<Value>,
+        #[napi(ts_arg_type = "RunFilter | undefined | null")] filter: Option<Unknown<'env>>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let filter: CoreRunFilter =
-            match filter.filter(|f| !f.is_null()).map(|f| parse(f, "filter")) {
-                None => CoreRunFilter::default(),
-                Some(Ok(f)) => f,
-                Some(Err(e)) => return rejected(env, e),
-            };
-        let gate = self.inner.clone();
-        promise(env, async move { gate.list_runs(&filter).await })
+        self.call(
+            env,
+            "list_runs",
+            filter.map(|f| ("filter", f)).into_iter().collect(),
+        )
     }
 
     /// The audit rows of the start attempts that created, were refused by, or replaced a run.
@@ -392,10 +315,9 @@ impl Gate {
     pub fn attempts_for_run<'env>(
         &self,
         env: &'env Env,
-        run_id: i64,
+        #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(env, async move { gate.attempts_for_run(run_id).await })
+        self.call(env, "attempts_for_run", vec![("run_id", run_id)])
     }
 
     /// Records a provider connection's readiness facts (never secrets).
@@ -403,17 +325,9 @@ impl Gate {
     pub fn upsert_connection<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "ProviderConnectionInput")] connection: Value,
+        #[napi(ts_arg_type = "ProviderConnectionInput")] connection: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let connection: CoreConnection = match parse(connection, "connection") {
-            Ok(c) => c,
-            Err(e) => return rejected(env, e),
-        };
-        let gate = self.inner.clone();
-        promise(
-            env,
-            async move { gate.upsert_connection(&connection).await },
-        )
+        self.call(env, "upsert_connection", vec![("connection", connection)])
     }
 
     /// One connection of a tenant, or `null`.
@@ -421,13 +335,13 @@ impl Gate {
     pub fn get_connection<'env>(
         &self,
         env: &'env Env,
-        tenant_id: String,
-        id: String,
+        #[napi(ts_arg_type = "string")] tenant_id: Unknown<'env>,
+        #[napi(ts_arg_type = "string")] id: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(
+        self.call(
             env,
-            async move { gate.get_connection(&tenant_id, &id).await },
+            "get_connection",
+            vec![("tenant_id", tenant_id), ("id", id)],
         )
     }
 
@@ -436,10 +350,9 @@ impl Gate {
     pub fn list_connections<'env>(
         &self,
         env: &'env Env,
-        tenant_id: String,
+        #[napi(ts_arg_type = "string")] tenant_id: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, Value>> {
-        let gate = self.inner.clone();
-        promise(env, async move { gate.list_connections(&tenant_id).await })
+        self.call(env, "list_connections", vec![("tenant_id", tenant_id)])
     }
 
     /// Operator feedback for a start result. Synchronous: no database access.
@@ -447,32 +360,30 @@ impl Gate {
     pub fn present(
         &self,
         env: &Env,
-        #[napi(ts_arg_type = "StartResult")] result: Value,
+        #[napi(ts_arg_type = "StartResult")] result: Unknown<'_>,
     ) -> Result<Value> {
-        let result: CoreStartResult = parse(result, "result").map_err(|e| js_error(env, &e))?;
-        to_js_value(&self.inner.present(&result)).map_err(|e| js_error(env, &e))
+        self.pure(env, "present", vec![("result", result)])
     }
 
     /// Run-detail wording, from the same reason catalogue. Synchronous.
     #[napi(ts_return_type = "Presentation")]
-    pub fn present_run(&self, env: &Env, #[napi(ts_arg_type = "Run")] run: Value) -> Result<Value> {
-        let run: CoreRun = parse(run, "run").map_err(|e| js_error(env, &e))?;
-        to_js_value(&self.inner.present_run(&run)).map_err(|e| js_error(env, &e))
+    pub fn present_run(
+        &self,
+        env: &Env,
+        #[napi(ts_arg_type = "Run")] run: Unknown<'_>,
+    ) -> Result<Value> {
+        self.pure(env, "present_run", vec![("run", run)])
     }
 
     /// Moves a manual clock (opened with `manualClock`) forward; tests and demos.
-    #[napi]
-    pub fn advance_clock(&self, env: &Env, seconds: f64) -> Result<()> {
-        if !seconds.is_finite() || seconds < 0.0 {
-            let err = startgate::Error::InvalidRequest {
-                field: "seconds".into(),
-                message: "must be a finite, non-negative number".into(),
-            };
-            return Err(js_error(env, &err));
-        }
-        self.inner
-            .advance_clock(std::time::Duration::from_secs_f64(seconds))
-            .map_err(|e| js_error(env, &e))
+    #[napi(ts_return_type = "void")]
+    pub fn advance_clock(
+        &self,
+        env: &Env,
+        #[napi(ts_arg_type = "number")] seconds: Unknown<'_>,
+    ) -> Result<()> {
+        self.pure(env, "advance_clock", vec![("seconds", seconds)])
+            .map(|_| ())
     }
 
     /// Closes the pool; later calls reject with `store_unavailable`.
@@ -494,11 +405,14 @@ pub fn version() -> String {
 
 // ---- TypeScript declarations (the runtime objects are checked against these) ----
 
-/// Options of `Gate.open`.
+/// Options of `Gate.open`: the registry (a file path, or `registryToml`,
+/// its text; exactly one) and the gate's bounds.
 #[napi(object)]
 pub struct OpenOptions {
-    /// The registry: TOML text, or the path of a TOML file.
-    pub registry: String,
+    /// The path of the registry TOML file.
+    pub registry: Option<String>,
+    /// The registry as TOML text (instead of `registry`).
+    pub registry_toml: Option<String>,
     pub connect_timeout_ms: Option<u32>,
     pub acquire_timeout_ms: Option<u32>,
     pub statement_timeout_ms: Option<u32>,
@@ -678,7 +592,7 @@ pub struct CheckError {
     pub error: ErrorInfo,
 }
 
-/// A stable code and a message.
+/// A stable code and a message (and, for `invalid_request`, the field).
 #[napi(object)]
 pub struct ErrorInfo {
     #[napi(
@@ -686,6 +600,7 @@ pub struct ErrorInfo {
     )]
     pub code: String,
     pub message: String,
+    pub field: Option<String>,
 }
 
 /// What ending a run produced.

@@ -19,8 +19,11 @@ test('conformance vectors pass on PostgreSQL', async (t) => {
   try {
     for (const file of scenarioFiles()) {
       await t.test(file.split('/').pop(), async () => {
-        await runScenario(file, url)
-        psql('TRUNCATE operation_runs, start_attempts, provider_connections RESTART IDENTITY', url)
+        try {
+          await runScenario(file, url)
+        } finally {
+          psql('TRUNCATE operation_runs, start_attempts, provider_connections RESTART IDENTITY', url)
+        }
       })
     }
   } finally {

@@ -14,21 +14,28 @@ const base = { operation: 'inventory.sync', tenantId: 'contoso', actor: alice }
 test('bad input rejects with invalid_request naming the field, and writes nothing', async () => {
   const gate = await Gate.open(sqliteUrl(), { registry })
   await gate.migrate()
+  // Fields are named by their contract (snake_case) path on every surface.
   const cases = [
     [{ tenantId: 'contoso', actor: alice }, 'operation'],
-    [{ ...base, tenantId: '' }, 'tenantId'],
-    [{ ...base, actor: { id: 'a', isMember: 'yes' } }, 'actor.isMember'],
+    [{ ...base, tenantId: '' }, 'tenant_id'],
+    [{ ...base, actor: { id: 'a', isMember: 'yes' } }, 'actor.is_member'],
     [{ ...base, colour: 'blue' }, 'colour'],
-    [{ ...base, tenantIdd: 'x' }, 'tenantIdd'],
+    [{ ...base, tenantIdd: 'x' }, 'tenant_idd'],
     [{ ...base, params: [1, 2] }, 'params'],
-    [{ ...base, subject: 'x'.repeat(10 * 1024 * 1024) }, 'subject'],
+    [{ ...base, subject: 'x'.repeat(10 * 1024 * 1024) }, 'request'],
     [{ ...base, initiator: 'cron' }, 'initiator'],
+    [{ ...base, tenantId: '\ud800' }, 'tenant_id'],
+    [{ ...base, params: { at: new Date() } }, 'params.at'],
+    [{ ...base, params: { run: () => 1 } }, 'params.run'],
+    [{ ...base, params: { n: NaN } }, 'params.n'],
+    [{ ...base, params: { big: 2n ** 64n } }, 'params.big'],
   ]
   for (const [request, field] of cases) {
     await assert.rejects(gate.start(request), (error) => {
       assert.ok(error instanceof Error)
       assert.equal(error.code, 'invalid_request')
-      assert.ok(error.message.includes(field), `${error.message} names ${field}`)
+      assert.equal(error.field, field, error.message)
+      assert.ok(error.message.includes(`: ${field}: `), `${error.message} names ${field}`)
       return true
     })
   }
@@ -40,7 +47,8 @@ test('bad input rejects with invalid_request naming the field, and writes nothin
 })
 
 test('each stable code arrives as Error.code', async () => {
-  await assert.rejects(Gate.open(sqliteUrl(), { registry: '[operations.x]\nlabel = 1\n' }), { code: 'registry_invalid', message: /operations\.x\.label/ })
+  await assert.rejects(Gate.open(sqliteUrl(), { registryToml: '[operations.x]\nlabel = 1\n' }), { code: 'registry_invalid', message: /operations\.x\.label/ })
+  await assert.rejects(Gate.open(sqliteUrl(), { registry: '[operations.x]\nlabel = 1\n' }), { code: 'registry_invalid', message: /it does not exist \(to pass TOML text, give it as registry_toml\)/ })
   await assert.rejects(Gate.open(sqliteUrl(), {}), { code: 'invalid_request', message: /registry/ })
   const gate = await Gate.open(sqliteUrl(), { registry })
   await gate.migrate()
@@ -82,4 +90,32 @@ test('a held lock rejects with store_timeout within the bound', async () => {
   } finally {
     dropDatabase(url)
   }
+})
+
+test('a wrong argument rejects the Promise, never throws, and ids are exact', async () => {
+  const gate = await Gate.open(sqliteUrl(), { registry })
+  await gate.migrate()
+  await gate.upsertConnection(ready())
+  await gate.upsertConnection(ready('\udbff\udfff'))
+  const started = await gate.start(base)
+  const { id, fencingToken } = started.run
+  for (const [runId, token, field] of [
+    ['1', 1, 'run_id'], [1.9, 1, 'run_id'], [NaN, 1, 'run_id'], [Infinity, 1, 'run_id'],
+    [2 ** 63, 1, 'run_id'], [2n ** 63n, 1, 'run_id'], [id, 1.5, 'fencing_token'], [undefined, 1, 'run_id'],
+  ]) {
+    let promise
+    assert.doesNotThrow(() => { promise = gate.markRunning(runId, token) })
+    assert.ok(promise instanceof Promise)
+    await assert.rejects(promise, (error) => error.code === 'invalid_request' && error.field === field)
+  }
+  // Nothing was coerced into run `id`: it is still queued.
+  assert.equal((await gate.getRun(id)).status, 'queued')
+  // Exact integers work as numbers and as BigInts.
+  assert.equal((await gate.markRunning(BigInt(id), BigInt(fencingToken))).status, 'running')
+  // Lone surrogates never alias two tenants onto one.
+  for (const tenant of ['\ud800', '\udfff']) {
+    await assert.rejects(gate.getConnection(tenant, 'graph'), { code: 'invalid_request', field: 'tenant_id' })
+  }
+  assert.equal((await gate.getConnection('\udbff\udfff', 'graph')).tenantId, '\udbff\udfff')
+  await gate.close()
 })

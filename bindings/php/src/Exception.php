@@ -25,10 +25,28 @@ final class Exception extends \RuntimeException
 
     private string $errorCode;
 
-    public function __construct(string $errorCode, string $message, int $status = 0, ?\Throwable $previous = null)
+    private ?string $field;
+
+    public function __construct(string $errorCode, string $message, int $status = 0, ?\Throwable $previous = null, ?string $field = null)
     {
         parent::__construct($message, $status, $previous);
         $this->errorCode = $errorCode;
+        $this->field = $field;
+    }
+
+    /** An invalid_request worded as the library words it on every surface. */
+    public static function invalid(string $field, string $message): self
+    {
+        return new self(self::INVALID_REQUEST, "invalid request: {$field}: {$message}", 1, null, $field);
+    }
+
+    /**
+     * For invalid_request: the offending field by its contract name
+     * ("tenant_id", "actor.capabilities[2]", "run_id"); null otherwise.
+     */
+    public function getField(): ?string
+    {
+        return $this->field;
     }
 
     /** The stable code string, e.g. "invalid_transition". (getCode() is the C status number.) */

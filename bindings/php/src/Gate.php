@@ -15,6 +15,11 @@ namespace Startgate;
  * listRuns, attemptsForRun, upsertConnection, getConnection, listConnections,
  * present, presentRun, advanceClock, migrate, close.
  *
+ * Arguments are checked, never coerced: ids and tokens must be ints, text
+ * must be valid UTF-8 (and holds no NUL byte), documents must be JSON data.
+ * Anything else is a Startgate\Exception with code invalid_request naming
+ * the field, in the same words as every other surface — never a TypeError.
+ *
  * The library is found through STARTGATE_LIB (a path to libstartgate.so), or
  * in STARTGATE_BUILD_DIR, or target/release then target/debug of this
  * repository; the declarations come
@@ -33,23 +38,24 @@ final class Gate
     }
 
     /**
-     * Opens a gate. $registry is the registry TOML text, or a path to a TOML
-     * file. $options: connect_timeout_ms, acquire_timeout_ms,
-     * statement_timeout_ms, max_connections, manual_clock (tests), and share
-     * (default true: handles with the same url, registry and options reuse one
-     * connection pool per process, so a PHP-FPM worker does not reconnect on
-     * every request).
+     * Opens a gate on $url (a SQLite path, sqlite::memory:, or a postgres://
+     * URL). $registry is the path of the registry TOML file; give the TOML
+     * text itself as $options['registry_toml'] instead. $options:
+     * connect_timeout_ms, acquire_timeout_ms, statement_timeout_ms,
+     * max_connections, manual_clock (tests), and share (default true: handles
+     * with the same url, registry and options reuse one connection pool per
+     * process, so a PHP-FPM worker does not reconnect on every request).
      */
-    public static function open(string $url, string $registry, array $options = []): self
+    public static function open(mixed $url, mixed $registry = null, mixed $options = []): self
     {
+        if (!is_array($options)) {
+            throw Exception::invalid('options', 'expected an object, found ' . self::describe($options));
+        }
+        $document = ['url' => $url, 'registry' => $registry] + $options + ['share' => true];
         $ffi = self::ffi();
-        $options += ['share' => true];
-        $json = self::encode($options);
+        $json = self::encode('open', $document);
         $gate = $ffi->new('startgate_gate*');
-        $isFile = !str_contains($registry, "\n") && is_file($registry);
-        self::call(fn ($err) => $isFile
-            ? $ffi->startgate_open_file($url, $registry, $json, \FFI::addr($gate), $err)
-            : $ffi->startgate_open($url, $registry, $json, \FFI::addr($gate), $err));
+        self::call(fn ($err) => $ffi->startgate_open_json($json, \FFI::addr($gate), $err));
         return new self($gate);
     }
 
@@ -73,33 +79,38 @@ final class Gate
      * subject, params, initiator, tenant_active. Returns the start result:
      * outcome accepted / deduped / scope_busy / blocked / denied.
      */
-    public function start(array $request): array
+    public function start(mixed $request): array
     {
-        return $this->json('startgate_start', self::encode($request));
+        return $this->json('startgate_start', self::encode('request', $request));
     }
 
     /** The decisions start() would make for many requests, writing nothing. */
-    public function check(array $requests): array
+    public function check(mixed $requests): array
     {
-        return $this->json('startgate_check', self::encode(array_values($requests)));
+        $list = is_array($requests) ? array_values($requests) : $requests;
+        return $this->json('startgate_check', self::encode('requests', $list));
     }
 
     /** Starts an ordered list of operations on one scope; later steps are pending. */
-    public function startSequence(array $request): array
+    public function startSequence(mixed $request): array
     {
-        return $this->json('startgate_start_sequence', self::encode($request));
+        return $this->json('startgate_start_sequence', self::encode('request', $request));
     }
 
-    /** The worker took the run. An invalid_transition exception means: stop. */
-    public function markRunning(int $runId, int $fencingToken): array
+    /**
+     * The worker took the run. An invalid_transition exception means: stop.
+     * Ids and tokens must be PHP ints: a float, a numeric string or a bool is
+     * refused (invalid_request), never converted.
+     */
+    public function markRunning(mixed $runId, mixed $fencingToken): array
     {
-        return $this->json('startgate_mark_running', $runId, $fencingToken);
+        return $this->method('mark_running', ['run_id' => $runId, 'fencing_token' => $fencingToken]);
     }
 
     /** Extends a running run's lease. */
-    public function heartbeat(int $runId, int $fencingToken): array
+    public function heartbeat(mixed $runId, mixed $fencingToken): array
     {
-        return $this->json('startgate_heartbeat', $runId, $fencingToken);
+        return $this->method('heartbeat', ['run_id' => $runId, 'fencing_token' => $fencingToken]);
     }
 
     /**
@@ -107,15 +118,15 @@ final class Gate
      * reason_code and summary. Returns run, notify_initiator, next (dispatch it
      * when accepted) and next_blocked.
      */
-    public function complete(array $completion): array
+    public function complete(mixed $completion): array
     {
-        return $this->json('startgate_complete', self::encode($completion));
+        return $this->json('startgate_complete', self::encode('completion', $completion));
     }
 
     /** Cancels a pending or active run (an operator's decision). */
-    public function cancel(int $runId, ?string $reasonCode = null): array
+    public function cancel(mixed $runId, mixed $reasonCode = null): array
     {
-        return $this->json('startgate_cancel', $runId, $reasonCode);
+        return $this->method('cancel', ['run_id' => $runId, 'reason_code' => $reasonCode]);
     }
 
     /** Ends stale runs and admits pending sequence runs of the scopes this frees. */
@@ -124,56 +135,55 @@ final class Gate
         return $this->json('startgate_reap_stale');
     }
 
-    public function getRun(int $runId): array
+    public function getRun(mixed $runId): array
     {
-        return $this->json('startgate_get_run', $runId);
+        return $this->method('get_run', ['run_id' => $runId]);
     }
 
     /** $filter: tenant_id, operation, status, active, limit. */
-    public function listRuns(array $filter = []): array
+    public function listRuns(mixed $filter = []): array
     {
-        return $this->json('startgate_list_runs', $filter === [] ? null : self::encode($filter));
+        return $this->json('startgate_list_runs', $filter === [] ? null : self::encode('filter', $filter));
     }
 
     /** The audit rows of the start attempts that created, were refused by, or replaced a run. */
-    public function attemptsForRun(int $runId): array
+    public function attemptsForRun(mixed $runId): array
     {
-        return $this->json('startgate_attempts_for_run', $runId);
+        return $this->method('attempts_for_run', ['run_id' => $runId]);
     }
 
     /** Records a provider connection's readiness facts (never secrets). */
-    public function upsertConnection(array $connection): array
+    public function upsertConnection(mixed $connection): array
     {
-        return $this->json('startgate_upsert_connection', self::encode($connection));
+        return $this->json('startgate_upsert_connection', self::encode('connection', $connection));
     }
 
-    public function getConnection(string $tenantId, string $id): ?array
+    public function getConnection(mixed $tenantId, mixed $id): ?array
     {
-        return $this->json('startgate_get_connection', $tenantId, $id);
+        return $this->method('get_connection', ['tenant_id' => $tenantId, 'id' => $id]);
     }
 
-    public function listConnections(string $tenantId): array
+    public function listConnections(mixed $tenantId): array
     {
-        return $this->json('startgate_list_connections', $tenantId);
+        return $this->method('list_connections', ['tenant_id' => $tenantId]);
     }
 
     /** Operator feedback for a start result: outcome, status_label, tone, title, body, run_url, actions. */
-    public function present(array $result): array
+    public function present(mixed $result): array
     {
-        return $this->json('startgate_present', self::encode($result));
+        return $this->json('startgate_present', self::encode('result', $result));
     }
 
     /** Run-detail wording, from the same reason catalogue. */
-    public function presentRun(array $run): array
+    public function presentRun(mixed $run): array
     {
-        return $this->json('startgate_present_run', self::encode($run));
+        return $this->json('startgate_present_run', self::encode('run', $run));
     }
 
     /** Moves a manual clock (opened with manual_clock) forward; tests and demos. */
-    public function advanceClock(float $seconds): void
+    public function advanceClock(mixed $seconds): void
     {
-        $ffi = self::ffi();
-        self::call(fn ($err) => $ffi->startgate_advance_clock($this->live(), $seconds, $err));
+        $this->method('advance_clock', ['seconds' => $seconds]);
     }
 
     /** Closes the gate; later calls throw store_unavailable. */
@@ -199,6 +209,17 @@ final class Gate
             throw new Exception(Exception::STORE_UNAVAILABLE, 'store unavailable: the gate was released');
         }
         return $this->handle;
+    }
+
+    /**
+     * Calls a method by name with named arguments, carried as one JSON
+     * document: a string argument reaches the library whole (a NUL byte in
+     * it is refused there, never cut off as a C string would be).
+     */
+    private function method(string $method, array $args): mixed
+    {
+        $json = self::encodeArguments($args);
+        return $this->json('startgate_call', $method, $json);
     }
 
     /** Calls a JSON-returning function with its arguments and decodes the result. */
@@ -229,23 +250,91 @@ final class Gate
             throw new Exception($code, $code, $status);
         }
         try {
+            $field = $ffi->startgate_error_field($error);
             throw new Exception(
                 $ffi->startgate_error_code($error),
                 $ffi->startgate_error_message($error),
                 $status,
+                null,
+                $field,
             );
         } finally {
             $ffi->startgate_error_free($error);
         }
     }
 
-    private static function encode(mixed $value): string
+    private const JSON_FLAGS = JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION;
+
+    /** One argument as JSON; what JSON cannot carry is refused naming its field. */
+    private static function encode(string $name, mixed $value): string
     {
         try {
-            return json_encode($value, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION);
-        } catch (\JsonException $e) {
-            throw new Exception(Exception::INVALID_REQUEST, 'invalid request: cannot encode as JSON: ' . $e->getMessage(), 1, $e);
+            return json_encode($value, self::JSON_FLAGS);
+        } catch (\JsonException) {
+            throw self::unencodable($name, $value);
         }
+    }
+
+    /** Named arguments as one JSON object, each argument checked under its own name. */
+    private static function encodeArguments(array $args): string
+    {
+        try {
+            return json_encode((object) $args, self::JSON_FLAGS);
+        } catch (\JsonException) {
+            foreach ($args as $name => $value) {
+                self::encode((string) $name, $value);
+            }
+            throw Exception::invalid('args', 'cannot be written as JSON');
+        }
+    }
+
+    /**
+     * Why $value cannot be written as JSON, as the library words it on
+     * every surface: text that is not valid UTF-8 (the PHP form of what a
+     * lone surrogate is elsewhere), a NaN or an infinity, a resource, or
+     * nesting past json_encode's depth.
+     */
+    private static function unencodable(string $root, mixed $value): Exception
+    {
+        $stack = [['', $value, 0]];
+        while ($stack !== []) {
+            [$path, $item, $depth] = array_pop($stack);
+            $at = $path === '' ? $root : $path;
+            if (is_string($item) && preg_match('//u', $item) !== 1) {
+                return Exception::invalid($at, 'must be valid Unicode text');
+            }
+            if (is_float($item) && !is_finite($item)) {
+                return Exception::invalid($at, 'must be a finite number');
+            }
+            if (is_resource($item) || $item instanceof \Closure) {
+                return Exception::invalid($at, 'expected JSON data, found ' . get_debug_type($item));
+            }
+            if (is_array($item) || $item instanceof \stdClass) {
+                if ($depth >= 128) {
+                    return Exception::invalid($root, 'is nested deeper than 128 levels');
+                }
+                $list = is_array($item) && array_is_list($item);
+                foreach ((array) $item as $key => $child) {
+                    if (is_string($key) && preg_match('//u', $key) !== 1) {
+                        return Exception::invalid($at, 'must be valid Unicode text');
+                    }
+                    $inner = $list ? "{$path}[{$key}]" : ($path === '' ? (string) $key : "{$path}.{$key}");
+                    $stack[] = [$inner, $child, $depth + 1];
+                }
+            }
+        }
+        return Exception::invalid($root, 'cannot be written as JSON');
+    }
+
+    private static function describe(mixed $value): string
+    {
+        return match (true) {
+            is_null($value) => 'null',
+            is_bool($value) => $value ? 'true' : 'false',
+            is_string($value) => 'the string ' . json_encode($value, JSON_UNESCAPED_UNICODE | JSON_INVALID_UTF8_SUBSTITUTE),
+            is_array($value) => 'a list',
+            default => get_debug_type($value),
+        };
     }
 
     private static function ffi(): \FFI

@@ -28,8 +28,10 @@ function runConformance(callable $freshUrl, bool $migrate = true): int
 function runScenario(string $file, string $url, bool $migrate): void
 {
     $scenario = json_decode((string) file_get_contents($file), false, 512, JSON_THROW_ON_ERROR);
-    $registry = isset($scenario->registry) ? dirname($file) . '/' . $scenario->registry : $scenario->registry_toml;
-    $gate = Gate::open($url, $registry, ['manual_clock' => $scenario->clock ?? '2026-01-01T09:00:00Z', 'share' => false]);
+    $options = ['manual_clock' => $scenario->clock ?? '2026-01-01T09:00:00Z', 'share' => false];
+    $gate = isset($scenario->registry)
+        ? Gate::open($url, dirname($file) . '/' . $scenario->registry, $options)
+        : Gate::open($url, null, $options + ['registry_toml' => $scenario->registry_toml]);
     if ($migrate) {
         $gate->migrate();
     }
@@ -51,16 +53,20 @@ function runScenario(string $file, string $url, bool $migrate): void
         try {
             $result = invoke($gate, $name, $args);
         } catch (\Startgate\Exception $e) {
-            $error = ['code' => $e->getErrorCode(), 'message' => $e->getMessage()];
+            $error = ['code' => $e->getErrorCode(), 'message' => $e->getMessage(), 'field' => $e->getField()];
         }
         if (isset($call->expect_error)) {
             if ($error === null) {
                 throw new AssertionFailed("$where: expected error {$call->expect_error}, got success");
             }
             same($call->expect_error, $error['code'], "$where: error code ({$error['message']})");
-            foreach (['expect_message', 'expect_field'] as $key) {
-                if (isset($call->$key)) {
-                    check(str_contains($error['message'], $call->$key), "$where: message {$error['message']} lacks {$call->$key}");
+            if (isset($call->expect_message)) {
+                check(str_contains($error['message'], $call->expect_message), "$where: message {$error['message']} lacks {$call->expect_message}");
+            }
+            if (isset($call->expect_field)) {
+                check(str_contains($error['message'], ": {$call->expect_field}: "), "$where: message {$error['message']} does not name {$call->expect_field}");
+                if ($error['code'] === 'invalid_request') {
+                    same($call->expect_field, $error['field'], "$where: the exception's field");
                 }
             }
             continue;
@@ -104,15 +110,82 @@ function invoke(Gate $gate, string $name, array $a): mixed
         'upsert_connection' => $gate->upsertConnection($a['connection']),
         'get_connection' => $gate->getConnection($a['tenant_id'], $a['id']),
         'list_connections' => $gate->listConnections($a['tenant_id']),
-        'advance_clock' => $gate->advanceClock((float) $a['seconds']),
+        'advance_clock' => $gate->advanceClock($a['seconds']),
+        'open' => openGate($a),
         default => throw new AssertionFailed("unknown call $name"),
     };
 }
 
-/** stdClass trees (from the scenario) to arrays (for the Gate). */
+function openGate(array $a): mixed
+{
+    $registry = isset($a['registry']) ? dirname(__DIR__, 3) . '/tests/conformance/' . $a['registry'] : null;
+    $options = ['share' => false] + (isset($a['registry_toml']) ? ['registry_toml' => $a['registry_toml']] : []);
+    Gate::open($a['url'], $registry, $options)->close();
+    return null;
+}
+
+/**
+ * A tag (a value a JSON file cannot hold) as PHP's own form of it: `$text`
+ * with UTF-16 units as UTF-8 bytes, where a lone surrogate — which PHP
+ * strings cannot hold as a character — becomes the bytes a lenient encoder
+ * would write for it, which are not valid UTF-8; `$number` NAN or INF;
+ * `$nest` nested arrays; `$repeat` a long string. Null when not a tag.
+ */
+function tag(\stdClass $value): mixed
+{
+    $fields = get_object_vars($value);
+    if (count($fields) !== 1) {
+        return null;
+    }
+    $spec = reset($fields);
+    switch (key($fields)) {
+        case '$text':
+            $units = [];
+            foreach ($spec as $part) {
+                if (is_string($part)) {
+                    foreach (unpack('n*', (string) iconv('UTF-8', 'UTF-16BE', $part)) as $unit) {
+                        $units[] = $unit;
+                    }
+                } else {
+                    $units[] = $part;
+                }
+            }
+            $out = '';
+            for ($i = 0; $i < count($units); $i++) {
+                $cp = $units[$i];
+                if ($cp >= 0xD800 && $cp < 0xDC00 && ($units[$i + 1] ?? 0) >= 0xDC00 && ($units[$i + 1] ?? 0) < 0xE000) {
+                    $cp = 0x10000 + (($cp - 0xD800) << 10) + ($units[++$i] - 0xDC00);
+                }
+                $out .= match (true) {
+                    $cp < 0x80 => chr($cp),
+                    $cp < 0x800 => chr(0xC0 | ($cp >> 6)) . chr(0x80 | ($cp & 0x3F)),
+                    $cp < 0x10000 => chr(0xE0 | ($cp >> 12)) . chr(0x80 | (($cp >> 6) & 0x3F)) . chr(0x80 | ($cp & 0x3F)),
+                    default => chr(0xF0 | ($cp >> 18)) . chr(0x80 | (($cp >> 12) & 0x3F)) . chr(0x80 | (($cp >> 6) & 0x3F)) . chr(0x80 | ($cp & 0x3F)),
+                };
+            }
+            return ['tag' => $out];
+        case '$number':
+            return ['tag' => ['NaN' => NAN, 'Infinity' => INF, '-Infinity' => -INF][$spec]];
+        case '$nest':
+            $nested = [];
+            for ($i = 1; $i < $spec; $i++) {
+                $nested = [$nested];
+            }
+            return ['tag' => $nested];
+        case '$repeat':
+            return ['tag' => str_repeat($spec[0], $spec[1])];
+    }
+    return null;
+}
+
+/** stdClass trees (from the scenario) to arrays (for the Gate), tags expanded. */
 function toArray(mixed $value): mixed
 {
     if ($value instanceof \stdClass) {
+        $tagged = tag($value);
+        if ($tagged !== null) {
+            return $tagged['tag'];
+        }
         $value = (array) $value;
     }
     return is_array($value) ? array_map('toArray', $value) : $value;

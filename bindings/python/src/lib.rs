@@ -1,26 +1,192 @@
 //! The native half of the `startgate` Python package: a thin wrapper that
-//! holds a fork-aware gate and moves JSON documents across. Every call answers
-//! `(True, result_json)` or `(False, (code, message, cause))`; the Python layer
-//! turns those into typed objects and exceptions. Blocking calls release the
-//! GIL; asynchronous calls run on the same process-wide runtime and report
-//! through a callback the Python layer hands over to its event loop.
+//! holds a fork-aware gate. Arguments arrive as Python values and are
+//! converted here, with the checks only this side can make (a lone surrogate,
+//! a NaN, a key that is not a string, nesting deeper than the limit; see
+//! `startgate::input`), then handed to the core's `call_value`, which checks
+//! and decodes them exactly as it does for every other surface. Results come
+//! back as Python values. Every call answers `(True, result)` or
+//! `(False, (code, message, cause, field))`; the Python layer turns those into
+//! typed objects and exceptions. Blocking calls release the GIL; asynchronous
+//! calls run on the same process-wide runtime and report through a callback
+//! the Python layer hands over to its event loop.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
-use startgate::json::{self, OpenOptions};
-use startgate::{Error, Registry};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+use startgate::json::{self, load_registry, OpenOptions};
+use startgate::{input, Error};
 use startgate_host::{block_on, runtime, ProcessGate};
 
-/// `(code, message, cause)` of an error; `cause` is the driver's error text, if any.
-fn failure(err: &Error) -> (String, String, Option<String>) {
+/// `(code, message, cause, field)` of an error; `cause` is the driver's error
+/// text and `field` the offending field of an `invalid_request`, if any.
+type Failure = (String, String, Option<String>, Option<String>);
+
+fn failure(err: &Error) -> Failure {
     let cause = std::error::Error::source(err).map(|source| source.to_string());
-    (err.code().as_str().to_string(), err.to_string(), cause)
+    let field = match err {
+        Error::InvalidRequest { field, .. } => Some(field.clone()),
+        _ => None,
+    };
+    (
+        err.code().as_str().to_string(),
+        err.to_string(),
+        cause,
+        field,
+    )
 }
 
-fn answer<'py>(py: Python<'py>, result: Result<String, Error>) -> PyResult<Bound<'py, PyTuple>> {
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "an unknown object".into())
+}
+
+/// A Python value as JSON data. `root` names the argument; `path` is the
+/// place inside it (empty for the argument itself).
+fn to_value(
+    root: &str,
+    path: &str,
+    value: &Bound<'_, PyAny>,
+    depth: usize,
+) -> Result<Value, Error> {
+    let at = || {
+        if path.is_empty() {
+            root.to_string()
+        } else {
+            path.to_string()
+        }
+    };
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    // Before ints: a bool is an int in Python.
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        // `to_cow` encodes strictly: a lone surrogate is an error, not a "?".
+        return s
+            .to_cow()
+            .map(|s| Value::String(s.into_owned()))
+            .map_err(|_| input::not_unicode(at()));
+    }
+    if let Ok(i) = value.cast::<PyInt>() {
+        if let Ok(n) = i.extract::<i64>() {
+            return Ok(Value::from(n));
+        }
+        if let Ok(n) = i.extract::<u64>() {
+            return Ok(Value::from(n));
+        }
+        let text = i.str().map(|s| s.to_string()).unwrap_or_default();
+        return Err(input::out_of_range(at(), &text));
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| input::not_finite(at()));
+    }
+    let nested = value.is_instance_of::<PyDict>()
+        || value.is_instance_of::<PyList>()
+        || value.is_instance_of::<PyTuple>();
+    if nested && depth >= input::MAX_DEPTH {
+        return Err(input::too_deep(root));
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (key, item) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                return Err(input::key_not_text(at(), &type_name(&key)));
+            };
+            let key = key.to_cow().map_err(|_| input::not_unicode(at()))?;
+            let inner = join(path, &key);
+            map.insert(key.into_owned(), to_value(root, &inner, &item, depth + 1)?);
+        }
+        return Ok(Value::Object(map));
+    }
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = value.cast::<PyList>() {
+        list.iter().collect()
+    } else if let Ok(tuple) = value.cast::<PyTuple>() {
+        tuple.iter().collect()
+    } else {
+        return Err(input::not_json(at(), &type_name(value)));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| to_value(root, &format!("{path}[{i}]"), item, depth + 1))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
+}
+
+/// The named arguments of a call.
+fn arguments(args: &Bound<'_, PyDict>) -> Result<Map<String, Value>, Error> {
+    let mut map = Map::new();
+    for (key, value) in args.iter() {
+        let key: String = key.extract().map_err(|_| Error::Internal {
+            message: "argument names are strings".into(),
+        })?;
+        let converted = to_value(&key, "", &value, 0)?;
+        map.insert(key, converted);
+    }
+    Ok(map)
+}
+
+/// A result document as Python values.
+fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u), _) => u.into_pyobject(py)?.into_any(),
+            (None, None, Some(f)) => f.into_pyobject(py)?.into_any(),
+            _ => return Err(PyValueError::new_err("a number that is not a number")),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_python(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (key, item) in map {
+                dict.set_item(key, to_python(py, item)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+fn answer<'py>(py: Python<'py>, result: Result<Value, Error>) -> PyResult<Bound<'py, PyTuple>> {
     match result {
-        Ok(json) => (true, json).into_pyobject(py),
+        Ok(value) => (true, to_python(py, &value)?).into_pyobject(py),
         Err(err) => (false, failure(&err)).into_pyobject(py),
+    }
+}
+
+/// A text argument of `open` (`url`, `registry`, `registry_toml`), or `None`.
+fn optional_text(name: &str, value: &Bound<'_, PyAny>) -> Result<Option<String>, Error> {
+    match to_value(name, "", value, 0)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        other => Err(input::invalid(
+            name,
+            format!("expected a string, found {}", input::describe(&other)),
+        )),
     }
 }
 
@@ -32,17 +198,28 @@ struct NativeGate {
 
 #[pymethods]
 impl NativeGate {
-    /// Opens a gate; returns `(True, gate)` or `(False, (code, message, cause))`.
+    /// Opens a gate; returns `(True, gate)` or `(False, failure)`. `registry`
+    /// is the path of a TOML file, `registry_toml` the TOML text (exactly one).
     #[staticmethod]
     fn open(
         py: Python<'_>,
-        url: String,
-        registry_toml: String,
-        options_json: String,
+        url: Bound<'_, PyAny>,
+        registry: Bound<'_, PyAny>,
+        registry_toml: Bound<'_, PyAny>,
+        options: Bound<'_, PyAny>,
     ) -> PyResult<Py<PyAny>> {
+        let prepared = (|| -> Result<_, Error> {
+            let url =
+                optional_text("url", &url)?.ok_or_else(|| input::invalid("url", "missing"))?;
+            let registry = optional_text("registry", &registry)?;
+            let registry_toml = optional_text("registry_toml", &registry_toml)?;
+            let options = to_value("options", "", &options, 0)?;
+            Ok((url, registry, registry_toml, options))
+        })();
         let opened = py.detach(|| -> Result<ProcessGate, Error> {
-            let options = OpenOptions::from_json(&options_json)?.to_gate_options()?;
-            let registry = Registry::from_toml_str(&registry_toml)?;
+            let (url, registry, registry_toml, options) = prepared?;
+            let options = OpenOptions::from_value(options)?.to_gate_options()?;
+            let registry = load_registry(registry.as_deref(), registry_toml.as_deref())?;
             ProcessGate::open(&url, registry, options)
         });
         match opened {
@@ -57,17 +234,19 @@ impl NativeGate {
         }
     }
 
-    /// Calls `method` with a JSON object of named arguments, blocking (without
-    /// the GIL) until the answer.
+    /// Calls `method` with a dict of named arguments, blocking (without the
+    /// GIL) until the answer.
     fn call<'py>(
         &self,
         py: Python<'py>,
         method: String,
-        args_json: String,
+        args: Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let converted = arguments(&args);
         let result = py.detach(|| {
+            let args = converted?;
             let gate = self.inner.gate()?;
-            block_on(json::call(&gate, &method, &args_json))?
+            block_on(json::call_value(&gate, &method, args))?
         });
         answer(py, result)
     }
@@ -78,15 +257,17 @@ impl NativeGate {
         &self,
         py: Python<'_>,
         method: String,
-        args_json: String,
+        args: Bound<'_, PyDict>,
         done: Py<PyAny>,
     ) -> PyResult<()> {
+        let converted = arguments(&args);
         let callback = done.clone_ref(py);
         let started = py.detach(move || -> Result<(), Error> {
+            let args = converted?;
             let done = callback;
             let gate = self.inner.gate()?;
             runtime()?.spawn(async move {
-                let result = json::call(&gate, &method, &args_json).await;
+                let result = json::call_value(&gate, &method, args).await;
                 Python::attach(|py| {
                     let args = match answer(py, result) {
                         Ok(args) => args,
@@ -107,7 +288,7 @@ impl NativeGate {
     }
 
     /// Closes the pool; later calls fail with `store_unavailable`.
-    fn close(&self, py: Python<'_>) -> PyResult<Option<(String, String, Option<String>)>> {
+    fn close(&self, py: Python<'_>) -> PyResult<Option<Failure>> {
         Ok(py
             .detach(|| self.inner.close())
             .err()

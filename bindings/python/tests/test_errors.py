@@ -4,6 +4,7 @@ input writes nothing."""
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import time
 
@@ -43,7 +44,7 @@ def test_invalid_input_names_the_field_and_writes_nothing(sqlite_url: str) -> No
 
 def test_each_code_has_its_exception(sqlite_url: str) -> None:
     with pytest.raises(startgate.RegistryInvalid, match=r"operations\.x\.label"):
-        Gate.open(sqlite_url, "[operations.x]\nlabel = 1\n")
+        Gate.open(sqlite_url, registry_toml="[operations.x]\nlabel = 1\n")
     gate = Gate.open(sqlite_url, REGISTRY)
     gate.migrate()
     with pytest.raises(startgate.UnknownOperation, match="inventory.synk"):
@@ -90,3 +91,49 @@ def test_a_held_lock_is_store_timeout_within_the_bound(postgres_url: str) -> Non
     assert time.monotonic() - began < 2.5
     locker.wait()
     assert gate.start(BASE).outcome == "accepted"
+
+
+def test_no_python_exception_type_reaches_the_caller(sqlite_url: str, tmp_path: "pathlib.Path") -> None:
+    """RecursionError, ValueError, TypeError, UnicodeDecodeError: each case is
+    an InvalidRequest (or RegistryInvalid) naming the field instead."""
+    import datetime
+
+    gate = Gate.open(sqlite_url, REGISTRY)
+    gate.migrate()
+    gate.upsert_connection(ready())
+    run = gate.start(BASE).run
+    assert run is not None and run.fencing_token is not None
+    deep: object = []
+    for _ in range(10_000):
+        deep = [deep]
+    cases = [
+        ("request", lambda: gate.start({**BASE, "params": {"deep": deep}})),
+        ("params.when", lambda: gate.start({**BASE, "params": {"when": datetime.datetime.now()}})),
+        ("params", lambda: gate.start({**BASE, "params": {1: "one"}})),
+        ("params.tags", lambda: gate.start({**BASE, "params": {"tags": {"a", "b"}}})),
+        ("params.n", lambda: gate.start({**BASE, "params": {"n": float("nan")}})),
+        ("params.n", lambda: gate.start({**BASE, "params": {"n": 2**70}})),
+        ("tenant_id", lambda: gate.start({**BASE, "tenant_id": "\udfff"})),
+        ("request", lambda: gate.start(5)),  # type: ignore[arg-type]
+        ("requests", lambda: gate.check(5)),  # type: ignore[arg-type]
+        ("run_id", lambda: gate.mark_running(True, run.fencing_token)),  # type: ignore[arg-type]
+        ("run_id", lambda: gate.mark_running(float(run.id), run.fencing_token)),  # type: ignore[arg-type]
+        ("run_id", lambda: gate.mark_running(2**63, run.fencing_token)),
+        ("tenant_id", lambda: gate.get_connection(b"contoso", "graph")),  # type: ignore[arg-type]
+        ("seconds", lambda: gate.advance_clock("soon")),  # type: ignore[arg-type]
+        ("manual_clock", lambda: Gate.open(sqlite_url, REGISTRY, manual_clock=datetime.datetime(2026, 1, 1))),
+        ("url", lambda: Gate.open(b"sqlite::memory:", REGISTRY)),  # type: ignore[arg-type]
+        ("registry", lambda: Gate.open("sqlite::memory:", b"registry.toml")),  # type: ignore[arg-type]
+    ]
+    for field, call in cases:
+        with pytest.raises(startgate.InvalidRequest) as caught:
+            call()
+        assert caught.value.field == field, caught.value
+        assert f": {field}: " in str(caught.value)
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[operations.a]\nlabel = "caf\xe9"\n')
+    with pytest.raises(startgate.RegistryInvalid, match="not UTF-8"):
+        Gate.open("sqlite::memory:", latin1)
+    with pytest.raises(startgate.RegistryInvalid, match="it does not exist"):
+        Gate.open("sqlite::memory:", tmp_path / "missing.toml")
+    assert gate.get_run(run.id).status.value == "queued"

@@ -7,6 +7,8 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{FromRow, Postgres, Sqlite};
 
 use super::pool::{Pooled, TxControl};
+use super::sql::SqlText;
+use crate::time::Timestamp;
 
 /// A bound parameter.
 #[derive(Debug, Clone)]
@@ -50,9 +52,16 @@ macro_rules! args {
 }
 pub(crate) use args;
 
-/// A connection (or open transaction) on either backend. `persistent` is false
-/// behind a transaction pooler, where named prepared statements cannot be kept.
-pub(crate) enum Conn<'c> {
+/// A connection (or open transaction) on either backend, with the store's
+/// statement texts. `persistent` is false behind a transaction pooler, where
+/// named prepared statements cannot be kept.
+pub(crate) struct Conn<'c> {
+    pub(crate) db: Db<'c>,
+    pub(crate) sql: &'c SqlText,
+}
+
+/// The backend connection of a [`Conn`].
+pub(crate) enum Db<'c> {
     Sqlite(&'c mut SqliteConnection),
     Pg(&'c mut PgConnection, bool),
 }
@@ -84,16 +93,18 @@ impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, 
 impl Conn<'_> {
     pub(crate) async fn fetch_optional<R: Row>(
         &mut self,
-        sql: &str,
+        template: &'static str,
         params: &[Param<'_>],
     ) -> Result<Option<R>, sqlx::Error> {
-        match self {
-            Conn::Sqlite(c) => {
+        let text = self.sql.get(template);
+        let sql: &str = &text;
+        match &mut self.db {
+            Db::Sqlite(c) => {
                 bind_all!(sqlx::query_as::<Sqlite, R>(sql), params)
                     .fetch_optional(&mut **c)
                     .await
             }
-            Conn::Pg(c, persistent) => {
+            Db::Pg(c, persistent) => {
                 bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
                     .persistent(*persistent)
                     .fetch_optional(&mut **c)
@@ -104,7 +115,7 @@ impl Conn<'_> {
 
     pub(crate) async fn fetch_one<R: Row>(
         &mut self,
-        sql: &str,
+        sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<R, sqlx::Error> {
         self.fetch_optional(sql, params)
@@ -114,16 +125,18 @@ impl Conn<'_> {
 
     pub(crate) async fn fetch_all<R: Row>(
         &mut self,
-        sql: &str,
+        template: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<R>, sqlx::Error> {
-        match self {
-            Conn::Sqlite(c) => {
+        let text = self.sql.get(template);
+        let sql: &str = &text;
+        match &mut self.db {
+            Db::Sqlite(c) => {
                 bind_all!(sqlx::query_as::<Sqlite, R>(sql), params)
                     .fetch_all(&mut **c)
                     .await
             }
-            Conn::Pg(c, persistent) => {
+            Db::Pg(c, persistent) => {
                 bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
                     .persistent(*persistent)
                     .fetch_all(&mut **c)
@@ -135,15 +148,17 @@ impl Conn<'_> {
     /// Runs a statement; returns the number of rows it touched.
     pub(crate) async fn execute(
         &mut self,
-        sql: &str,
+        template: &'static str,
         params: &[Param<'_>],
     ) -> Result<u64, sqlx::Error> {
-        match self {
-            Conn::Sqlite(c) => Ok(bind_all!(sqlx::query::<Sqlite>(sql), params)
+        let text = self.sql.get(template);
+        let sql: &str = &text;
+        match &mut self.db {
+            Db::Sqlite(c) => Ok(bind_all!(sqlx::query::<Sqlite>(sql), params)
                 .execute(&mut **c)
                 .await?
                 .rows_affected()),
-            Conn::Pg(c, persistent) => Ok(bind_all!(sqlx::query::<Postgres>(sql), params)
+            Db::Pg(c, persistent) => Ok(bind_all!(sqlx::query::<Postgres>(sql), params)
                 .persistent(*persistent)
                 .execute(&mut **c)
                 .await?
@@ -161,6 +176,12 @@ pub(crate) enum Tx {
     Pg(Pooled<PgConnection>, bool),
 }
 
+/// `begin` followed by a `SELECT` of the server's clock (microseconds since
+/// the epoch, the transaction's start), for [`Tx::begin_pg`] with `read_clock`.
+pub(crate) fn begin_reading_clock(begin: &str) -> String {
+    format!("{begin}; SELECT {}", super::sql::PG_NOW_US)
+}
+
 /// A turn in the process's SQLite writer queue, held until the write ends.
 pub(crate) type WriterTurn = tokio::sync::OwnedMutexGuard<()>;
 
@@ -176,21 +197,38 @@ impl Tx {
     }
 
     /// Opens a PostgreSQL transaction with `begin` (which may also set
-    /// transaction-local settings).
+    /// transaction-local settings). With `read_clock`, `begin` ends in a
+    /// `SELECT` of the server's clock (see [`begin_reading_clock`]) and its
+    /// answer comes back: the transaction's "now", in the same round trip.
     pub(crate) async fn begin_pg(
         mut lease: Pooled<PgConnection>,
         begin: &str,
         persistent: bool,
-    ) -> Result<Tx, sqlx::Error> {
-        lease.conn()?.control(begin).await?;
-        Ok(Tx::Pg(lease, persistent))
+        read_clock: bool,
+    ) -> Result<(Tx, Option<Timestamp>), sqlx::Error> {
+        let conn = lease.conn()?;
+        let now = if read_clock {
+            // A plain string runs as one simple query: BEGIN, SET LOCAL and
+            // the SELECT travel together.
+            let rows = sqlx::Executor::fetch_all(&mut *conn, begin).await?;
+            let micros: i64 = rows
+                .first()
+                .ok_or(sqlx::Error::RowNotFound)
+                .and_then(|row| sqlx::Row::try_get(row, 0))?;
+            Some(Timestamp::from_micros(micros))
+        } else {
+            conn.control(begin).await?;
+            None
+        };
+        Ok((Tx::Pg(lease, persistent), now))
     }
 
-    pub(crate) fn conn(&mut self) -> Result<Conn<'_>, sqlx::Error> {
-        Ok(match self {
-            Tx::Sqlite(lease, _) => Conn::Sqlite(lease.conn()?),
-            Tx::Pg(lease, persistent) => Conn::Pg(lease.conn()?, *persistent),
-        })
+    pub(crate) fn conn<'a>(&'a mut self, sql: &'a SqlText) -> Result<Conn<'a>, sqlx::Error> {
+        let db = match self {
+            Tx::Sqlite(lease, _) => Db::Sqlite(lease.conn()?),
+            Tx::Pg(lease, persistent) => Db::Pg(lease.conn()?, *persistent),
+        };
+        Ok(Conn { db, sql })
     }
 
     /// Commits and returns the connection to its pool (a SQLite writer's turn

@@ -1,11 +1,16 @@
 //! PostgreSQL's single-statement admission. Accepted, deduped and scope busy
-//! are one round trip: resolve the connection, check readiness, insert the run
-//! (the partial unique index refuses a second active run), or else read the
-//! holder, and write the audit row, all in one statement. Blocked costs one more
-//! statement (the blocked run and its audit row); a stale takeover runs the
-//! general transaction. When the holder committed after the statement's
-//! snapshot was taken (the insert saw it, the read could not), a second
-//! statement reads it.
+//! are one round trip: read the server's clock, resolve the connection, check
+//! readiness, read the scope's latest admitted run, insert the new run when
+//! that run is not active (the partial unique index still refuses a second
+//! active run), or else report it as the holder, and write the audit row, all
+//! in one statement. Blocked costs one more statement (the blocked run and its
+//! audit row); a stale takeover runs the general transaction. When another
+//! start committed after the statement's snapshot was taken (the insert saw
+//! it, the read could not), a second statement reads the holder.
+//!
+//! Time is the server's: every instant is read inside the statement that uses
+//! it (a manual clock, for tests, is bound instead), and it is returned so the
+//! checks made here in Rust judge by the same instant.
 
 use std::collections::HashMap;
 
@@ -13,20 +18,25 @@ use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{FromRow, Row};
 
 use crate::error::Error;
+use crate::model::ProviderConnection;
 use crate::preflight::{preflight, sql_ready_condition};
 use crate::registry::Registry;
-use crate::store::db::Conn;
+use crate::store::db::{Conn, Db};
+use crate::store::sql::{SqlText, PG_NOW_US};
 use crate::store::{
     judge_holder, reasons_json, run_columns, Access, Admission, ConnectionRow, PgBackend, Plan,
     RunRow, SResult, Store, StoreError, Verdict, MAX_ATTEMPTS,
 };
 use crate::time::{Clock, Timestamp};
 
-/// The accepted-path statements of each operation type (its readiness checks
-/// are part of the SQL), built once when the gate opens: one for a named
-/// connection, one for the tenant's default.
+/// The statements of the single-statement paths, rendered once when the
+/// gate opens. Each operation type has its own accepted-path statements (its
+/// readiness checks are part of the SQL): one for a named connection, one
+/// for the tenant's default.
 pub(super) struct Statements {
     accept: HashMap<String, Accept>,
+    holder: String,
+    blocked: String,
 }
 
 struct Accept {
@@ -35,19 +45,24 @@ struct Accept {
 }
 
 impl Statements {
-    pub(super) fn new(registry: &Registry) -> Self {
+    pub(super) fn new(registry: &Registry, sql: &SqlText) -> Self {
         let accept = registry
             .operations()
             .map(|op| {
                 let ready = sql_ready_condition(op);
                 let accept = Accept {
-                    named: accept_statement(&ready, "id = $3"),
-                    default: accept_statement(&ready, "is_default AND $3::text IS NULL"),
+                    named: sql.render(&accept_statement(&ready, "id = $3")),
+                    default: sql
+                        .render(&accept_statement(&ready, "is_default AND $3::text IS NULL")),
                 };
                 (op.name.clone(), accept)
             })
             .collect();
-        Statements { accept }
+        Statements {
+            accept,
+            holder: sql.render(&holder_statement()),
+            blocked: sql.render(&blocked_statement()),
+        }
     }
 }
 
@@ -55,112 +70,163 @@ impl Statements {
 /// `CASE WHEN $3 IS NULL …`: PostgreSQL caches a generic plan for a prepared
 /// statement, and a generic plan cannot use an index through that CASE, so it
 /// read every connection of the tenant on every start.
+///
+/// The new run is inserted only when the scope's latest admitted run `l` is
+/// not active *in this statement's snapshot*, and it is admitted no earlier
+/// than `l` ended. A run that ends after the snapshot was taken is still
+/// active here, so the start is refused by it (deduped / scope busy) instead
+/// of waiting for that end and recording an admission before it; a run
+/// admitted after the snapshot holds this start's fencing token, so the
+/// unique index refuses this one. Recorded history therefore never shows
+/// two runs of a scope active at once, whatever the hosts' clocks say.
 fn accept_statement(ready: &str, which: &str) -> String {
     format!(
-        "WITH c AS (\
+        "WITH t AS (SELECT COALESCE($10::bigint, {PG_NOW_US}) AS now), \
+         c AS (\
            SELECT tenant_id, id, provider, display_name, is_default, enabled, consent, credential, \
                   credential_expires_at, health \
-           FROM provider_connections \
+           FROM {{connections}} \
            WHERE tenant_id = $2 AND {which}), \
+         l AS (\
+           SELECT {columns} FROM {{runs}} \
+           WHERE tenant_id = $2 AND provider_connection_id = (SELECT c.id FROM c) \
+             AND fencing_token IS NOT NULL \
+           ORDER BY fencing_token DESC LIMIT 1), \
          ins AS (\
-           INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, \
+           INSERT INTO {{runs}} (operation, tenant_id, provider_connection_id, subject, status, \
              initiator, actor_id, params, fencing_token, lease_us, tenant_active, created_at, \
              status_changed_at, queued_at, stale_at) \
            SELECT $1, $2, c.id, $4, 'queued', $5, $6, $7, \
-             COALESCE((SELECT MAX(r.fencing_token) FROM operation_runs r \
-                       WHERE r.tenant_id = $2 AND r.provider_connection_id = c.id), 0) + 1, \
-             $8, $9, $10, $10, $10, $11 \
-           FROM c WHERE {ready} \
+             COALESCE((SELECT l.fencing_token FROM l), 0) + 1, $8, $9, a.at, a.at, a.at, a.at + $11 \
+           FROM c CROSS JOIN t CROSS JOIN LATERAL \
+             (SELECT GREATEST(t.now, COALESCE((SELECT l.finished_at FROM l), t.now)) AS at) a \
+           WHERE {ready} AND NOT EXISTS (SELECT 1 FROM l WHERE l.status IN ('queued', 'running')) \
            ON CONFLICT DO NOTHING \
            RETURNING {columns}), \
          h AS (\
-           SELECT {columns} FROM operation_runs \
-           WHERE tenant_id = $2 AND provider_connection_id IN (SELECT c.id FROM c WHERE {ready}) \
-             AND status IN ('queued', 'running') AND NOT EXISTS (SELECT 1 FROM ins)), \
+           SELECT l.* FROM l CROSS JOIN c CROSS JOIN t \
+           WHERE {ready} AND l.status IN ('queued', 'running')), \
          audit AS (\
-           INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, provider_connection_id, \
+           INSERT INTO {{attempts}} (attempted_at, source, operation, tenant_id, provider_connection_id, \
              subject, actor_id, initiator, outcome, run_id, holder_run_id, params_differ) \
-           SELECT $10, $12, $1, $2, ins.provider_connection_id, $4, $6, $5, 'accepted', ins.id, NULL, NULL \
+           SELECT ins.created_at, $12, $1, $2, ins.provider_connection_id, $4, $6, $5, 'accepted', \
+             ins.id, NULL, NULL \
            FROM ins \
            UNION ALL \
-           SELECT $10, $12, $1, $2, h.provider_connection_id, $4, $6, $5, \
+           SELECT t.now, $12, $1, $2, h.provider_connection_id, $4, $6, $5, \
              CASE WHEN s.same THEN 'deduped' ELSE 'scope_busy' END, CASE WHEN s.same THEN h.id END, h.id, \
              CASE WHEN s.same THEN COALESCE(h.params, '{{}}') <> COALESCE($7, '{{}}') END \
-           FROM h CROSS JOIN LATERAL \
+           FROM h CROSS JOIN t CROSS JOIN LATERAL \
              (SELECT h.operation = $1 AND h.subject IS NOT DISTINCT FROM $4 AS same) s \
-           WHERE h.stale_at > $10), \
+           WHERE h.stale_at > t.now), \
          r AS (SELECT TRUE AS r_accepted, ins.* FROM ins UNION ALL SELECT FALSE, h.* FROM h) \
-         SELECT c.tenant_id AS c_tenant_id, c.id AS c_id, c.provider AS c_provider, \
+         SELECT t.now AS now_us, c.tenant_id AS c_tenant_id, c.id AS c_id, c.provider AS c_provider, \
            c.display_name AS c_display_name, c.is_default AS c_is_default, c.enabled AS c_enabled, \
            c.consent AS c_consent, c.credential AS c_credential, \
            c.credential_expires_at AS c_credential_expires_at, c.health AS c_health, \
            ({ready}) AS c_ready, r.* \
-         FROM c LEFT JOIN r ON TRUE",
+         FROM t LEFT JOIN c ON TRUE LEFT JOIN r ON TRUE",
         columns = run_columns!()
     )
 }
 
 /// The holder of a scope and, unless it is stale, the audit row of the
-/// deduped / scope_busy attempt, in one statement. Stored params are canonical
-/// JSON, so comparing them as text is comparing them as documents.
-const HOLDER: &str = concat!(
-    "WITH h AS (SELECT ", run_columns!(), " FROM operation_runs ",
-    "WHERE tenant_id = $1 AND provider_connection_id = $2 AND status IN ('queued', 'running')), ",
-    "same AS (SELECT h.id, (h.operation = $5 AND h.subject IS NOT DISTINCT FROM $6) AS same FROM h), ",
-    "audit AS (INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, ",
-    "provider_connection_id, subject, actor_id, initiator, outcome, run_id, holder_run_id, params_differ) ",
-    "SELECT $3, $4, $5, $1, $2, $6, $7, $8, ",
-    "CASE WHEN same.same THEN 'deduped' ELSE 'scope_busy' END, ",
-    "CASE WHEN same.same THEN h.id END, h.id, ",
-    "CASE WHEN same.same THEN COALESCE(h.params, '{}') <> COALESCE($9, '{}') END ",
-    "FROM h JOIN same ON same.id = h.id WHERE h.stale_at > $3) ",
-    "SELECT ", run_columns!(), " FROM h"
-);
+/// deduped / scope_busy attempt, in one statement, with the instant it judged
+/// by. Stored params are canonical JSON, so comparing them as text is
+/// comparing them as documents.
+fn holder_statement() -> String {
+    format!(
+        "WITH t AS (SELECT COALESCE($3::bigint, {PG_NOW_US}) AS now), \
+         h AS (SELECT {columns} FROM {{runs}} \
+           WHERE tenant_id = $1 AND provider_connection_id = $2 AND status IN ('queued', 'running')), \
+         same AS (SELECT h.id, (h.operation = $5 AND h.subject IS NOT DISTINCT FROM $6) AS same FROM h), \
+         audit AS (INSERT INTO {{attempts}} (attempted_at, source, operation, tenant_id, \
+           provider_connection_id, subject, actor_id, initiator, outcome, run_id, holder_run_id, params_differ) \
+           SELECT t.now, $4, $5, $1, $2, $6, $7, $8, \
+             CASE WHEN same.same THEN 'deduped' ELSE 'scope_busy' END, \
+             CASE WHEN same.same THEN h.id END, h.id, \
+             CASE WHEN same.same THEN COALESCE(h.params, '{{}}') <> COALESCE($9, '{{}}') END \
+           FROM h JOIN same ON same.id = h.id CROSS JOIN t WHERE h.stale_at > t.now) \
+         SELECT h.*, t.now AS now_us FROM h CROSS JOIN t",
+        columns = run_columns!()
+    )
+}
 
 /// A blocked run and its audit row, in one statement.
-const BLOCKED: &str = concat!(
-    "WITH ins AS (INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, ",
-    "status, initiator, actor_id, params, lease_us, tenant_active, reason_code, reasons, ",
-    "created_at, status_changed_at, finished_at) ",
-    "VALUES ($1, $2, $3, $4, 'blocked', $5, $6, $7, $8, $9, $10, $11, $12, $12, $12) ",
-    "RETURNING ", run_columns!(), "), ",
-    "audit AS (INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, ",
-    "provider_connection_id, subject, actor_id, initiator, outcome, run_id, reason_code, reasons) ",
-    "SELECT $12, $13, $1, $2, $3, $4, $6, $5, 'blocked', ins.id, $10, $11 FROM ins) ",
-    "SELECT ", run_columns!(), " FROM ins"
-);
+fn blocked_statement() -> String {
+    format!(
+        "WITH t AS (SELECT COALESCE($12::bigint, {PG_NOW_US}) AS now), \
+         ins AS (INSERT INTO {{runs}} (operation, tenant_id, provider_connection_id, subject, \
+           status, initiator, actor_id, params, lease_us, tenant_active, reason_code, reasons, \
+           created_at, status_changed_at, finished_at) \
+           SELECT $1, $2, $3, $4, 'blocked', $5, $6, $7, $8, $9, $10, $11, t.now, t.now, t.now FROM t \
+           RETURNING {columns}), \
+         audit AS (INSERT INTO {{attempts}} (attempted_at, source, operation, tenant_id, \
+           provider_connection_id, subject, actor_id, initiator, outcome, run_id, reason_code, reasons) \
+           SELECT ins.created_at, $13, $1, $2, $3, $4, $6, $5, 'blocked', ins.id, $10, $11 FROM ins) \
+         SELECT {columns} FROM ins",
+        columns = run_columns!()
+    )
+}
 
-/// The connection columns of the accepted-path statement (prefixed `c_`).
+/// The connection columns of the accepted-path statement (prefixed `c_`);
+/// all NULL when the tenant has no such connection.
 #[derive(FromRow)]
 struct ResolvedConnection {
-    c_tenant_id: String,
-    c_id: String,
-    c_provider: String,
-    c_display_name: String,
-    c_is_default: bool,
-    c_enabled: bool,
-    c_consent: String,
-    c_credential: String,
+    c_tenant_id: Option<String>,
+    c_id: Option<String>,
+    c_provider: Option<String>,
+    c_display_name: Option<String>,
+    c_is_default: Option<bool>,
+    c_enabled: Option<bool>,
+    c_consent: Option<String>,
+    c_credential: Option<String>,
     c_credential_expires_at: Option<i64>,
-    c_health: String,
-    c_ready: bool,
+    c_health: Option<String>,
+    c_ready: Option<bool>,
+}
+
+impl ResolvedConnection {
+    fn into_connection(self) -> SResult<Option<ProviderConnection>> {
+        let Some(id) = self.c_id else {
+            return Ok(None);
+        };
+        let missing =
+            || Error::internal("the accepted-path statement returned a partial connection");
+        Ok(Some(
+            ConnectionRow {
+                tenant_id: self.c_tenant_id.ok_or_else(missing)?,
+                id,
+                provider: self.c_provider.ok_or_else(missing)?,
+                display_name: self.c_display_name.ok_or_else(missing)?,
+                is_default: self.c_is_default.ok_or_else(missing)?,
+                enabled: self.c_enabled.ok_or_else(missing)?,
+                consent: self.c_consent.ok_or_else(missing)?,
+                credential: self.c_credential.ok_or_else(missing)?,
+                credential_expires_at: self.c_credential_expires_at,
+                health: self.c_health.ok_or_else(missing)?,
+            }
+            .into_connection()?,
+        ))
+    }
 }
 
 enum Attempt {
     Accepted(Box<Admission>),
-    /// The connection (if any) failed a readiness check.
-    NotReady(Option<crate::model::ProviderConnection>),
-    /// Ready, but the scope is held by this run (connection id alongside).
-    HeldBy(Box<crate::model::Run>, String),
+    /// The connection (if any) failed a readiness check at this instant.
+    NotReady(Option<ProviderConnection>, Timestamp),
+    /// Ready, but the scope is held by this run (connection id and the
+    /// instant of the statement alongside).
+    HeldBy(Box<crate::model::Run>, String, Timestamp),
     /// Ready, but a unique index refused the run and its holder committed too
     /// late for this statement to see it.
     Held(String),
 }
 
 fn pg<'a>(conn: &'a mut Conn<'_>) -> SResult<(&'a mut PgConnection, bool)> {
-    match conn {
-        Conn::Pg(c, persistent) => Ok((&mut **c, *persistent)),
-        Conn::Sqlite(_) => Err(Error::internal("the PostgreSQL fast path ran on SQLite").into()),
+    match &mut conn.db {
+        Db::Pg(c, persistent) => Ok((&mut **c, *persistent)),
+        Db::Sqlite(_) => Err(Error::internal("the PostgreSQL fast path ran on SQLite").into()),
     }
 }
 
@@ -177,15 +243,16 @@ pub(super) async fn admit(
         Some(_) => &accept.named,
         None => &accept.default,
     };
+    // `None`: the server's clock decides, inside each statement.
+    let fixed = clock.fixed();
     for _ in 0..MAX_ATTEMPTS {
-        let now = clock.now();
         let attempt = leased!(store, Access::Write, |conn| try_accept(
-            conn, accept, plan, now
+            conn, accept, plan, fixed
         )
         .await)?;
-        let (holder, connection_id) = match attempt {
+        let (holder, connection_id, now) = match attempt {
             Attempt::Accepted(admission) => return Ok(*admission),
-            Attempt::NotReady(connection) => {
+            Attempt::NotReady(connection, now) => {
                 let reasons = preflight(plan.op, plan.tenant_active, connection.as_ref(), now);
                 if reasons.is_empty() {
                     return Err(Error::internal(format!(
@@ -197,22 +264,33 @@ pub(super) async fn admit(
                 let connection_id = connection
                     .map(|c| c.id)
                     .or_else(|| plan.requested_connection.map(str::to_string));
+                let statement = &backend.fast.blocked;
                 let run = leased!(store, Access::Write, |conn| {
-                    record_blocked(conn, plan, connection_id.as_deref(), &reasons, now).await
+                    record_blocked(
+                        conn,
+                        statement,
+                        plan,
+                        connection_id.as_deref(),
+                        &reasons,
+                        fixed,
+                    )
+                    .await
                 })?;
                 return Ok(Admission::blocked(Some(run), reasons, connection_id));
             }
-            Attempt::HeldBy(holder, connection_id) => (*holder, connection_id),
+            Attempt::HeldBy(holder, connection_id, now) => (*holder, connection_id, now),
             Attempt::Held(connection_id) => {
+                let statement = &backend.fast.holder;
                 let holder = leased!(store, Access::Write, |conn| holder_with_audit(
                     conn,
+                    statement,
                     plan,
                     &connection_id,
-                    now
+                    fixed
                 )
                 .await)?;
                 match holder {
-                    Some(holder) => (holder, connection_id),
+                    Some((holder, now)) => (holder, connection_id, now),
                     // The holder ended between the two statements: try again.
                     None => continue,
                 }
@@ -230,10 +308,10 @@ async fn try_accept(
     conn: &mut Conn<'_>,
     sql: &str,
     plan: &Plan<'_>,
-    now: Timestamp,
+    fixed: Option<Timestamp>,
 ) -> SResult<Attempt> {
     let (conn, persistent) = pg(conn)?;
-    let row: Option<PgRow> = sqlx::query(sql)
+    let row: PgRow = sqlx::query(sql)
         .bind(&plan.op.name)
         .bind(plan.tenant_id)
         .bind(plan.requested_connection)
@@ -243,59 +321,49 @@ async fn try_accept(
         .bind(plan.params_json())
         .bind(plan.lease_us())
         .bind(plan.tenant_active)
-        .bind(now.as_micros())
-        .bind((now + plan.op.dispatch_timeout).as_micros())
+        .bind(fixed.map(Timestamp::as_micros))
+        .bind(i64::try_from(plan.op.dispatch_timeout.as_micros()).unwrap_or(i64::MAX))
         .bind(plan.source.as_str())
         .persistent(persistent)
-        .fetch_optional(conn)
+        .fetch_one(conn)
         .await?;
-    let Some(row) = row else {
-        return Ok(Attempt::NotReady(None));
+    let now = Timestamp::from_micros(row.try_get::<i64, _>("now_us")?);
+    let resolved = ResolvedConnection::from_row(&row)?;
+    let ready = resolved.c_ready == Some(true);
+    let accepted = row.try_get::<Option<bool>, _>("r_accepted")?;
+    let Some(connection) = resolved.into_connection()? else {
+        return Ok(Attempt::NotReady(None, now));
     };
-    let c = ResolvedConnection::from_row(&row)?;
-    match row.try_get::<Option<bool>, _>("r_accepted")? {
+    match accepted {
         Some(true) => {
             let run = RunRow::from_row(&row)?.into_run(true)?;
-            return Ok(Attempt::Accepted(Box::new(Admission::accepted(
-                run, c.c_id, None,
-            ))));
+            Ok(Attempt::Accepted(Box::new(Admission::accepted(
+                run,
+                connection.id,
+                None,
+            ))))
         }
         Some(false) => {
             let holder = RunRow::from_row(&row)?.into_run(false)?;
-            return Ok(Attempt::HeldBy(Box::new(holder), c.c_id));
+            Ok(Attempt::HeldBy(Box::new(holder), connection.id, now))
         }
-        None => {}
+        None if !ready => Ok(Attempt::NotReady(Some(connection), now)),
+        None => Ok(Attempt::Held(connection.id)),
     }
-    if !c.c_ready {
-        let connection = ConnectionRow {
-            tenant_id: c.c_tenant_id,
-            id: c.c_id,
-            provider: c.c_provider,
-            display_name: c.c_display_name,
-            is_default: c.c_is_default,
-            enabled: c.c_enabled,
-            consent: c.c_consent,
-            credential: c.c_credential,
-            credential_expires_at: c.c_credential_expires_at,
-            health: c.c_health,
-        }
-        .into_connection()?;
-        return Ok(Attempt::NotReady(Some(connection)));
-    }
-    Ok(Attempt::Held(c.c_id))
 }
 
 async fn holder_with_audit(
     conn: &mut Conn<'_>,
+    sql: &str,
     plan: &Plan<'_>,
     connection_id: &str,
-    now: Timestamp,
-) -> SResult<Option<crate::model::Run>> {
+    fixed: Option<Timestamp>,
+) -> SResult<Option<(crate::model::Run, Timestamp)>> {
     let (conn, persistent) = pg(conn)?;
-    let row: Option<RunRow> = sqlx::query_as(HOLDER)
+    let row: Option<PgRow> = sqlx::query(sql)
         .bind(plan.tenant_id)
         .bind(connection_id)
-        .bind(now.as_micros())
+        .bind(fixed.map(Timestamp::as_micros))
         .bind(plan.source.as_str())
         .bind(&plan.op.name)
         .bind(plan.subject)
@@ -305,18 +373,23 @@ async fn holder_with_audit(
         .persistent(persistent)
         .fetch_optional(conn)
         .await?;
-    Ok(row.map(|r| r.into_run(false)).transpose()?)
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let now = Timestamp::from_micros(row.try_get::<i64, _>("now_us")?);
+    Ok(Some((RunRow::from_row(&row)?.into_run(false)?, now)))
 }
 
 async fn record_blocked(
     conn: &mut Conn<'_>,
+    sql: &str,
     plan: &Plan<'_>,
     connection_id: Option<&str>,
     reasons: &[String],
-    now: Timestamp,
+    fixed: Option<Timestamp>,
 ) -> SResult<crate::model::Run> {
     let (conn, persistent) = pg(conn)?;
-    let row: RunRow = sqlx::query_as(BLOCKED)
+    let row: RunRow = sqlx::query_as(sql)
         .bind(&plan.op.name)
         .bind(plan.tenant_id)
         .bind(connection_id)
@@ -328,7 +401,7 @@ async fn record_blocked(
         .bind(plan.tenant_active)
         .bind(reasons.first())
         .bind(reasons_json(reasons))
-        .bind(now.as_micros())
+        .bind(fixed.map(Timestamp::as_micros))
         .bind(plan.source.as_str())
         .persistent(persistent)
         .fetch_one(conn)

@@ -26,13 +26,15 @@ use db::WriterTurn;
 pub(crate) mod db;
 pub(crate) mod ops;
 mod rows;
+pub(crate) mod sql;
 
-use db::{Conn, Tx};
+use db::{Conn, Db, Tx};
 pub(crate) use ops::Ended;
 pub(crate) use rows::{
     attempt_columns, connection_columns, reasons_json, run_columns, AttemptRow, AttemptValues,
     ConnectionRow, RunRow,
 };
+use sql::{Dialect, SqlText};
 
 /// How often a transaction that lost a race is tried again before giving up.
 const MAX_ATTEMPTS: u32 = 16;
@@ -265,19 +267,54 @@ struct PgBackend {
     /// Behind a transaction pooler: every statement inside an explicit
     /// transaction, no named prepared statements.
     pooled: bool,
-    begin_write: String,
-    begin_read: String,
+    begin_write: Begin,
+    begin_read: Begin,
     connect: PgConnectOptions,
     fast: fast::Statements,
 }
 
+/// How a PostgreSQL transaction begins: without and with reading the
+/// server's clock in the same round trip.
+struct Begin {
+    plain: String,
+    reading_clock: String,
+}
+
+impl Begin {
+    fn new(plain: String) -> Begin {
+        Begin {
+            reading_clock: db::begin_reading_clock(&plain),
+            plain,
+        }
+    }
+}
+
 impl PgBackend {
     async fn begin_read(&self) -> SResult<Tx> {
-        Ok(Tx::begin_pg(self.pool.acquire().await?, &self.begin_read, !self.pooled).await?)
+        self.begin(&self.begin_read, None).await.map(|(tx, _)| tx)
     }
 
     async fn begin_write(&self) -> SResult<Tx> {
-        Ok(Tx::begin_pg(self.pool.acquire().await?, &self.begin_write, !self.pooled).await?)
+        self.begin(&self.begin_write, None).await.map(|(tx, _)| tx)
+    }
+
+    /// Begins a transaction and settles its "now": a manual clock's instant,
+    /// else the server's clock, read in the BEGIN round trip.
+    async fn begin(&self, begin: &Begin, clock: Option<&Clock>) -> SResult<(Tx, Timestamp)> {
+        let fixed = clock.and_then(Clock::fixed);
+        let read_clock = clock.is_some() && fixed.is_none();
+        let text = if read_clock {
+            &begin.reading_clock
+        } else {
+            &begin.plain
+        };
+        let lease = self.pool.acquire().await?;
+        let (tx, server) = Tx::begin_pg(lease, text, !self.pooled, read_clock).await?;
+        // Without a clock the caller needs no instant; the epoch stands in.
+        let now = fixed
+            .or(server)
+            .unwrap_or_else(|| Timestamp::from_micros(0));
+        Ok((tx, now))
     }
 }
 
@@ -296,13 +333,12 @@ enum Backend {
     Postgres(Box<PgBackend>),
 }
 
-/// What a call needs from its connection.
+/// What a call needs from its connection (several reads that must see one
+/// snapshot use [`Store::begin_snapshot`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     /// Single-statement reads.
     Read,
-    /// Several reads that must see one snapshot.
-    Snapshot,
     /// One self-contained write statement (atomic on its own).
     Write,
 }
@@ -316,12 +352,13 @@ pub(crate) enum Lease {
 }
 
 impl Lease {
-    fn conn(&mut self) -> std::result::Result<Conn<'_>, sqlx::Error> {
-        Ok(match self {
-            Lease::Sqlite(c, _) => Conn::Sqlite(c.conn()?),
-            Lease::Pg(c) => Conn::Pg(c.conn()?, true),
-            Lease::Tx(tx) => tx.conn()?,
-        })
+    fn conn<'a>(&'a mut self, sql: &'a SqlText) -> std::result::Result<Conn<'a>, sqlx::Error> {
+        let db = match self {
+            Lease::Sqlite(c, _) => Db::Sqlite(c.conn()?),
+            Lease::Pg(c) => Db::Pg(c.conn()?, true),
+            Lease::Tx(tx) => return tx.conn(sql),
+        };
+        Ok(Conn { db, sql })
     }
 
     async fn finish(self) -> SResult<()> {
@@ -353,6 +390,8 @@ impl Lease {
 /// The storage behind a gate.
 pub(crate) struct Store {
     backend: Backend,
+    /// The statement texts, rendered for this backend.
+    sql: SqlText,
     /// The client-side bound on one call: acquire plus statement timeout.
     call_bound: Duration,
     connect_timeout: Duration,
@@ -369,9 +408,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Runs `$body` (an expression of type `Result<T, E: Into<StoreError>>`) in a write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
-/// `BEGIN` with a server-side statement timeout), with `$now` read once the
-/// transaction is open. A transaction that lost a race is run again.
+/// Runs `$body` (an expression of type `Result<T, E: Into<StoreError>>`) in
+/// a write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `BEGIN` with a
+/// server-side statement timeout), with `$now` the transaction's instant (see
+/// [`Store::begin_write`]). A transaction that lost a race is run again.
 macro_rules! write_tx {
     ($store:expr, $clock:expr, |$conn:ident, $now:ident| $body:expr) => {{
         let store: &Store = $store;
@@ -379,11 +419,9 @@ macro_rules! write_tx {
         loop {
             attempt += 1;
             let outcome: SResult<_> = async {
-                let mut tx = store.begin_write().await?;
-                // Read under SQLite's write lock, so timestamps follow commit order.
-                let $now = $clock.now();
+                let (mut tx, $now) = store.begin_write($clock).await?;
                 let value: SResult<_> = {
-                    let mut conn = tx.conn()?;
+                    let mut conn = tx.conn(&store.sql)?;
                     let $conn = &mut conn;
                     $body.map_err(StoreError::from)
                 };
@@ -418,7 +456,7 @@ macro_rules! leased {
         let outcome: SResult<_> = async {
             let mut lease = store.lease($access).await?;
             let value: SResult<_> = {
-                let mut conn = lease.conn()?;
+                let mut conn = lease.conn(&store.sql)?;
                 let $conn = &mut conn;
                 $body.map_err(StoreError::from)
             };
@@ -455,16 +493,23 @@ impl Store {
         options: &GateOptions,
     ) -> Result<Store> {
         let call_bound = options.acquire_timeout + options.statement_timeout;
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres(Box::new(open_postgres(url, registry, options).await?))
-        } else {
-            Backend::Sqlite(SqliteBackend {
-                pool: open_sqlite(url, options).await?,
-                writers: Arc::new(tokio::sync::Mutex::new(())),
-            })
+        let (backend, sql) = match Target::of(url)? {
+            Target::Postgres => {
+                let sql = SqlText::new(Dialect::Postgres);
+                let pg = open_postgres(url, registry, options, &sql).await?;
+                (Backend::Postgres(Box::new(pg)), sql)
+            }
+            Target::Sqlite { url, path } => {
+                let lite = SqliteBackend {
+                    pool: open_sqlite(&url, path.as_deref(), options).await?,
+                    writers: Arc::new(tokio::sync::Mutex::new(())),
+                };
+                (Backend::Sqlite(lite), SqlText::new(Dialect::Sqlite))
+            }
         };
         Ok(Store {
             backend,
+            sql,
             call_bound,
             connect_timeout: options.connect_timeout,
         })
@@ -506,23 +551,49 @@ impl Store {
         }
     }
 
-    async fn begin_write(&self) -> SResult<Tx> {
+    /// Opens a write transaction and settles its instant. SQLite reads the
+    /// process clock once it holds the write lock, so instants follow commit
+    /// order; PostgreSQL takes the server's clock (the transaction's start)
+    /// in the BEGIN round trip, so every host agrees. A manual clock wins on both.
+    async fn begin_write(&self, clock: &Clock) -> SResult<(Tx, Timestamp)> {
         Ok(match &self.backend {
             Backend::Sqlite(lite) => {
                 let turn = Arc::clone(&lite.writers).lock_owned().await;
-                Tx::begin_sqlite(lite.pool.acquire().await?, "BEGIN IMMEDIATE", Some(turn)).await?
+                let lease = lite.pool.acquire().await?;
+                let tx = Tx::begin_sqlite(lease, "BEGIN IMMEDIATE", Some(turn)).await?;
+                (tx, clock.now())
             }
-            Backend::Postgres(pg) => pg.begin_write().await?,
+            Backend::Postgres(pg) => pg.begin(&pg.begin_write, Some(clock)).await?,
         })
+    }
+
+    /// A read-only transaction that sees one snapshot, with its instant
+    /// settled as for [`Store::begin_write`].
+    async fn begin_snapshot(&self, clock: &Clock) -> SResult<(Lease, Timestamp)> {
+        Ok(match &self.backend {
+            Backend::Sqlite(lite) => {
+                let tx = Tx::begin_sqlite(lite.pool.acquire().await?, "BEGIN", None).await?;
+                (tx.into(), clock.now())
+            }
+            Backend::Postgres(pg) => {
+                let (tx, now) = pg.begin(&pg.begin_read, Some(clock)).await?;
+                (tx.into(), now)
+            }
+        })
+    }
+
+    /// The instant to bind for a statement that runs on its own: SQLite's
+    /// process clock; on PostgreSQL `None` (the server's clock, read in the
+    /// statement) unless a manual clock is set.
+    fn statement_now(&self, clock: &Clock) -> Option<Timestamp> {
+        match &self.backend {
+            Backend::Sqlite(_) => Some(clock.now()),
+            Backend::Postgres(_) => clock.fixed(),
+        }
     }
 
     async fn lease(&self, access: Access) -> SResult<Lease> {
         Ok(match (&self.backend, access) {
-            (Backend::Sqlite(lite), Access::Snapshot) => {
-                Tx::begin_sqlite(lite.pool.acquire().await?, "BEGIN", None)
-                    .await?
-                    .into()
-            }
             (Backend::Sqlite(lite), Access::Read) => {
                 Lease::Sqlite(lite.pool.acquire().await?, None)
             }
@@ -530,8 +601,7 @@ impl Store {
                 let turn = Arc::clone(&lite.writers).lock_owned().await;
                 Lease::Sqlite(lite.pool.acquire().await?, Some(turn))
             }
-            (Backend::Postgres(pg), Access::Write) if pg.pooled => self.begin_write().await?.into(),
-            (Backend::Postgres(pg), Access::Snapshot) => pg.begin_read().await?.into(),
+            (Backend::Postgres(pg), Access::Write) if pg.pooled => pg.begin_write().await?.into(),
             (Backend::Postgres(pg), Access::Read) if pg.pooled => pg.begin_read().await?.into(),
             (Backend::Postgres(pg), _) => Lease::Pg(pg.pool.acquire().await?),
         })
@@ -628,7 +698,7 @@ impl Store {
             };
             let mut values = AttemptValues::for_plan(plan, &admission);
             values.status = Some(status);
-            let now = clock.now();
+            let now = self.statement_now(clock);
             leased!(self, Access::Write, |conn| ops::insert_attempt(
                 conn, &values, now
             )
@@ -639,11 +709,21 @@ impl Store {
 
     pub(crate) async fn check(&self, plans: &[Plan<'_>], clock: &Clock) -> Result<Vec<Admission>> {
         self.bounded_read(async {
-            let now = clock.now();
-            leased!(self, Access::Snapshot, |conn| ops::check_all(
-                conn, plans, now
-            )
-            .await)
+            let (mut lease, now) = self.begin_snapshot(clock).await?;
+            let decided = match lease.conn(&self.sql) {
+                Ok(mut conn) => ops::check_all(&mut conn, plans, now).await,
+                Err(err) => Err(err.into()),
+            };
+            match decided {
+                Ok(decided) => {
+                    lease.finish().await?;
+                    Ok(decided)
+                }
+                Err(err) => {
+                    lease.abandon(err.leaves_connection_healthy()).await;
+                    Err(err)
+                }
+            }
         })
         .await
     }
@@ -666,14 +746,17 @@ impl Store {
     pub(crate) async fn mark_running(&self, run_id: i64, token: i64, clock: &Clock) -> Result<Run> {
         self.bounded(async {
             if self.single_statements() {
-                let now = clock.now();
+                let now = self.statement_now(clock);
                 return leased!(self, Access::Write, |conn| ops::mark_running_in(
                     conn, run_id, token, now
                 )
                 .await);
             }
             write_tx!(self, clock, |conn, now| ops::mark_running_in(
-                conn, run_id, token, now
+                conn,
+                run_id,
+                token,
+                Some(now)
             )
             .await)
         })
@@ -683,14 +766,17 @@ impl Store {
     pub(crate) async fn heartbeat(&self, run_id: i64, token: i64, clock: &Clock) -> Result<Run> {
         self.bounded(async {
             if self.single_statements() {
-                let now = clock.now();
+                let now = self.statement_now(clock);
                 return leased!(self, Access::Write, |conn| ops::heartbeat_in(
                     conn, run_id, token, now
                 )
                 .await);
             }
             write_tx!(self, clock, |conn, now| ops::heartbeat_in(
-                conn, run_id, token, now
+                conn,
+                run_id,
+                token,
+                Some(now)
             )
             .await)
         })
@@ -859,21 +945,122 @@ impl From<Tx> for Lease {
     }
 }
 
-async fn open_sqlite(url: &str, options: &GateOptions) -> Result<pool::Pool<SqliteConnection>> {
-    let url = if url.starts_with("sqlite:") {
-        url.to_string()
-    } else {
-        format!("sqlite://{url}")
+/// What a database URL names (docs/DESIGN.md §6).
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Postgres,
+    /// `url` in sqlx's form; `path` is the file, `None` for in-memory.
+    Sqlite {
+        url: String,
+        path: Option<String>,
+    },
+}
+
+const URL_FORMS: &str =
+    "give a file path, sqlite://PATH, sqlite::memory: or postgres://USER@HOST/DATABASE";
+
+impl Target {
+    fn of(url: &str) -> Result<Target> {
+        crate::input::text("url", url)?;
+        if url.trim().is_empty() {
+            return Err(Error::invalid(
+                "url",
+                format!("must not be empty: {URL_FORMS}"),
+            ));
+        }
+        if url == ":memory:" || url == "sqlite::memory:" {
+            return Ok(Target::Sqlite {
+                url: "sqlite::memory:".into(),
+                path: None,
+            });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Target::Postgres);
+        }
+        let scheme_end = url.find(':').filter(|&end| {
+            let scheme = &url[..end];
+            scheme.len() > 1
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
+        let rest = match scheme_end {
+            Some(end) if url[..end].eq_ignore_ascii_case("sqlite") => {
+                let rest = &url[end + 1..];
+                rest.strip_prefix("//").unwrap_or(rest)
+            }
+            Some(end) => {
+                return Err(Error::invalid(
+                    "url",
+                    format!(
+                        "unknown scheme \"{}:\" in {}: {URL_FORMS}",
+                        &url[..end],
+                        redact(url)
+                    ),
+                ))
+            }
+            None => url,
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.contains(":memory:") || query.split('&').any(|p| p == "mode=memory") {
+            return Err(Error::invalid(
+                "url",
+                format!(
+                    "{}: only exactly sqlite::memory: (or :memory:) names an in-memory database",
+                    redact(url)
+                ),
+            ));
+        }
+        if path.is_empty() {
+            return Err(Error::invalid(
+                "url",
+                format!("{}: names no database file: {URL_FORMS}", redact(url)),
+            ));
+        }
+        Ok(Target::Sqlite {
+            url: format!("sqlite://{rest}"),
+            path: Some(path.to_string()),
+        })
+    }
+}
+
+/// A URL fit for messages: any password replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
     };
-    let connect = SqliteConnectOptions::from_str(&url)
-        .map_err(|err| Error::unavailable(format!("bad SQLite URL \"{url}\": {err}"), Some(err)))?
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            let hidden = if user_info.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+async fn open_sqlite(
+    url: &str,
+    path: Option<&str>,
+    options: &GateOptions,
+) -> Result<pool::Pool<SqliteConnection>> {
+    let connect = SqliteConnectOptions::from_str(url)
+        .map_err(|err| {
+            Error::invalid(
+                "url",
+                format!("not a SQLite URL sqlx understands ({}): {err}", redact(url)),
+            )
+        })?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(options.statement_timeout)
         .foreign_keys(true);
     // An in-memory database exists once per connection: keep exactly one, forever.
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let in_memory = path.is_none();
     let pool = pool::Pool::new(
         connect,
         pool::Settings {
@@ -892,7 +1079,16 @@ async fn open_sqlite(url: &str, options: &GateOptions) -> Result<pool::Pool<Sqli
     );
     // Open one now, so a bad path fails at open (and an in-memory database
     // exists from the start).
-    pool.acquire().await?.release();
+    match pool.acquire().await {
+        Ok(lease) => lease.release(),
+        Err(err) => {
+            let what = path.map_or("the in-memory database".to_string(), |p| format!("{p:?}"));
+            return Err(Error::unavailable(
+                format!("cannot open the SQLite database {what}: {err}"),
+                Some(err),
+            ));
+        }
+    }
     Ok(pool)
 }
 
@@ -906,11 +1102,21 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// (pgbouncer `pool_mode = transaction`) sits in front of PostgreSQL.
 const POOL_MODE_PARAM: &str = "pool_mode";
 
-async fn open_postgres(url: &str, registry: &Registry, options: &GateOptions) -> Result<PgBackend> {
+async fn open_postgres(
+    url: &str,
+    registry: &Registry,
+    options: &GateOptions,
+    sql: &SqlText,
+) -> Result<PgBackend> {
     let (url, pooled) = strip_pool_mode(url)?;
     let timeout_ms = options.statement_timeout.as_millis().max(1);
     let mut connect = PgConnectOptions::from_str(&url)
-        .map_err(|err| Error::unavailable(format!("bad PostgreSQL URL: {err}"), Some(err)))?
+        .map_err(|err| {
+            Error::invalid(
+                "url",
+                format!("not a valid PostgreSQL URL ({}): {err}", redact(&url)),
+            )
+        })?
         // Poolers accept only a few startup parameters; send none we can avoid.
         .extra_float_digits(None)
         .application_name("startgate");
@@ -952,12 +1158,14 @@ async fn open_postgres(url: &str, registry: &Registry, options: &GateOptions) ->
     Ok(PgBackend {
         pool,
         pooled,
-        begin_write: format!("BEGIN; SET LOCAL statement_timeout = {timeout_ms}"),
-        begin_read: format!(
+        begin_write: Begin::new(format!(
+            "BEGIN; SET LOCAL statement_timeout = {timeout_ms}"
+        )),
+        begin_read: Begin::new(format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = {timeout_ms}"
-        ),
+        )),
         connect,
-        fast: fast::Statements::new(registry),
+        fast: fast::Statements::new(registry, sql),
     })
 }
 
@@ -993,6 +1201,55 @@ fn strip_pool_mode(url: &str) -> Result<(String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_name_exactly_one_store() {
+        let lite = |url: &str, path: Option<&str>| Target::Sqlite {
+            url: url.into(),
+            path: path.map(str::to_string),
+        };
+        assert_eq!(
+            Target::of(":memory:").unwrap(),
+            lite("sqlite::memory:", None)
+        );
+        assert_eq!(
+            Target::of("sqlite::memory:").unwrap(),
+            lite("sqlite::memory:", None)
+        );
+        assert_eq!(
+            Target::of("x.db").unwrap(),
+            lite("sqlite://x.db", Some("x.db"))
+        );
+        assert_eq!(
+            Target::of("sqlite:///tmp/a.db?mode=rwc").unwrap(),
+            lite("sqlite:///tmp/a.db?mode=rwc", Some("/tmp/a.db"))
+        );
+        assert_eq!(
+            Target::of("sqlite:a.db").unwrap(),
+            lite("sqlite://a.db", Some("a.db"))
+        );
+        assert_eq!(Target::of("postgres://u@h/db").unwrap(), Target::Postgres);
+        for (bad, says) in [
+            ("", "must not be empty"),
+            ("  ", "must not be empty"),
+            ("sqlite::memory:xyz", "only exactly sqlite::memory:"),
+            (":memory:xyz", "only exactly sqlite::memory:"),
+            ("sqlite://x.db?mode=memory", "only exactly sqlite::memory:"),
+            ("sqlite://", "names no database file"),
+            ("http://example.com/x.db", "unknown scheme \"http:\""),
+            ("mysql://root:hunter2@db/app", "mysql://root:***@db/app"),
+            ("a\0b.db", "must not contain NUL characters"),
+        ] {
+            match Target::of(bad) {
+                Err(Error::InvalidRequest { field, message }) => {
+                    assert_eq!(field, "url");
+                    assert!(message.contains(says), "{bad:?}: {message}");
+                    assert!(!message.contains("hunter2"), "{message}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn pool_mode_is_taken_out_of_the_url() {

@@ -21,8 +21,8 @@ use crate::time::Timestamp;
 macro_rules! scope_token_at_end {
     () => {
         "scope_token_at_end = CASE WHEN fencing_token IS NULL THEN NULL ELSE \
-         (SELECT MAX(r.fencing_token) FROM operation_runs r WHERE r.tenant_id = operation_runs.tenant_id \
-         AND r.provider_connection_id = operation_runs.provider_connection_id) END"
+         (SELECT MAX(r.fencing_token) FROM {runs} r WHERE r.tenant_id = {runs}.tenant_id \
+         AND r.provider_connection_id = {runs}.provider_connection_id) END"
     };
 }
 
@@ -36,11 +36,7 @@ pub(crate) struct Ended {
 pub(crate) async fn fetch_run(conn: &mut Conn<'_>, run_id: i64) -> SResult<Option<Run>> {
     let row: Option<RunRow> = conn
         .fetch_optional(
-            concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM operation_runs WHERE id = $1"
-            ),
+            concat!("SELECT ", run_columns!(), " FROM {runs} WHERE id = $1"),
             args![run_id],
         )
         .await?;
@@ -58,11 +54,7 @@ pub(crate) async fn fetch_existing_run(conn: &mut Conn<'_>, run_id: i64) -> SRes
 async fn refusal(conn: &mut Conn<'_>, run_id: i64, token: i64, action: &str) -> StoreError {
     let row: Result<Option<RunRow>, sqlx::Error> = conn
         .fetch_optional(
-            concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM operation_runs WHERE id = $1"
-            ),
+            concat!("SELECT ", run_columns!(), " FROM {runs} WHERE id = $1"),
             args![run_id],
         )
         .await;
@@ -111,7 +103,7 @@ pub(crate) async fn resolve(
                 concat!(
                     "SELECT ",
                     connection_columns!(),
-                    " FROM provider_connections WHERE tenant_id = $1 AND id = $2"
+                    " FROM {connections} WHERE tenant_id = $1 AND id = $2"
                 ),
                 args![tenant_id, id],
             )
@@ -122,7 +114,7 @@ pub(crate) async fn resolve(
                 concat!(
                     "SELECT ",
                     connection_columns!(),
-                    " FROM provider_connections WHERE tenant_id = $1 AND is_default"
+                    " FROM {connections} WHERE tenant_id = $1 AND is_default"
                 ),
                 args![tenant_id],
             )
@@ -140,7 +132,7 @@ pub(crate) async fn active_holder(
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
-                "SELECT ", run_columns!(), " FROM operation_runs ",
+                "SELECT ", run_columns!(), " FROM {runs} ",
                 "WHERE tenant_id = $1 AND provider_connection_id = $2 AND status IN ('queued', 'running')"
             ),
             args![tenant_id, connection_id],
@@ -200,7 +192,7 @@ pub(crate) async fn admit_and_audit(
     now: Timestamp,
 ) -> SResult<Admission> {
     let admission = admit_in(conn, plan, now).await?;
-    insert_attempt(conn, &AttemptValues::for_plan(plan, &admission), now).await?;
+    insert_attempt(conn, &AttemptValues::for_plan(plan, &admission), Some(now)).await?;
     Ok(admission)
 }
 
@@ -244,8 +236,40 @@ pub(crate) async fn check_in(
     )
 }
 
-/// Inserts a queued run unless the scope is held; `None` means a unique index
-/// refused it. The fencing token is the scope's highest token plus one.
+/// The scope's latest admitted run (highest fencing token) as a one-row
+/// relation `l` (`token`, `state`, `ended_at`; all NULL when the scope
+/// never admitted a run), for `FROM (SELECT 1) one LEFT JOIN … l ON TRUE`.
+/// The active run of a scope always holds its highest token, so `l` is the
+/// holder when there is one, and otherwise the run that ended last.
+macro_rules! latest_admitted {
+    ($tenant:literal, $connection:literal) => {
+        concat!(
+            "(SELECT fencing_token AS token, status AS state, finished_at AS ended_at FROM {runs} ",
+            "WHERE tenant_id = ",
+            $tenant,
+            " AND provider_connection_id = ",
+            $connection,
+            " AND fencing_token IS NOT NULL ORDER BY fencing_token DESC LIMIT 1)"
+        )
+    };
+}
+
+/// When a run joining `l` (see [`latest_admitted`]) is admitted: `$now`, or
+/// the end of the scope's previous run if that is later.
+macro_rules! admitted_at {
+    ($now:literal) => {
+        concat!("{greatest}(", $now, ", COALESCE(l.ended_at, ", $now, "))")
+    };
+}
+
+/// Inserts a queued run unless the scope is held; `None` means it was held
+/// (by the run this statement's snapshot shows, or one a unique index saw).
+/// The fencing token is the scope's highest token plus one.
+///
+/// The run is admitted at `now`, or when the scope's previous run ended if
+/// that is later: on PostgreSQL an end committed by another transaction
+/// after this one read its clock may carry a later instant, and recorded
+/// history must never show two runs of one scope active at once.
 pub(crate) async fn insert_queued(
     conn: &mut Conn<'_>,
     plan: &Plan<'_>,
@@ -253,17 +277,17 @@ pub(crate) async fn insert_queued(
     replaced: Option<i64>,
     now: Timestamp,
 ) -> SResult<Option<Run>> {
-    let stale_at = now + plan.op.dispatch_timeout;
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
-                "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, ",
+                "INSERT INTO {runs} (operation, tenant_id, provider_connection_id, subject, status, ",
                 "initiator, actor_id, params, fencing_token, lease_us, tenant_active, replaced_run_id, ",
                 "created_at, status_changed_at, queued_at, stale_at) ",
-                "SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, ",
-                "COALESCE((SELECT MAX(fencing_token) FROM operation_runs WHERE tenant_id = $2 ",
-                "AND provider_connection_id = $3), 0) + 1, ",
-                "$8, $9, $10, $11, $11, $11, $12 WHERE TRUE ",
+                "SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, COALESCE(l.token, 0) + 1, $8, $9, $10, ",
+                admitted_at!("$11"), ", ", admitted_at!("$11"), ", ", admitted_at!("$11"), ", ",
+                admitted_at!("$11"), " + $12 ",
+                "FROM (SELECT 1 AS one) one LEFT JOIN ", latest_admitted!("$2", "$3"), " l ON TRUE ",
+                "WHERE l.state IS NULL OR l.state NOT IN ('queued', 'running') ",
                 // No conflict target: any unique index may refuse, the scope lock foremost.
                 "ON CONFLICT DO NOTHING ",
                 "RETURNING ", run_columns!()
@@ -280,11 +304,15 @@ pub(crate) async fn insert_queued(
                 plan.tenant_active,
                 replaced,
                 now.as_micros(),
-                stale_at.as_micros()
+                dispatch_us(plan.op.dispatch_timeout)
             ],
         )
         .await?;
     Ok(row.map(|r| r.into_run(true)).transpose()?)
+}
+
+fn dispatch_us(timeout: std::time::Duration) -> i64 {
+    i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX)
 }
 
 pub(crate) async fn insert_blocked(
@@ -297,7 +325,7 @@ pub(crate) async fn insert_blocked(
     let row: RunRow = conn
         .fetch_one(
             concat!(
-                "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, ",
+                "INSERT INTO {runs} (operation, tenant_id, provider_connection_id, subject, status, ",
                 "initiator, actor_id, params, lease_us, tenant_active, reason_code, reasons, ",
                 "created_at, status_changed_at, finished_at) ",
                 "VALUES ($1, $2, $3, $4, 'blocked', $5, $6, $7, $8, $9, $10, $11, $12, $12, $12) ",
@@ -333,7 +361,7 @@ async fn insert_pending(
     let row: RunRow = conn
         .fetch_one(
             concat!(
-                "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, status, ",
+                "INSERT INTO {runs} (operation, tenant_id, provider_connection_id, subject, status, ",
                 "initiator, actor_id, params, lease_us, tenant_active, sequence_id, sequence_position, ",
                 "created_at, status_changed_at) ",
                 "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $12) ",
@@ -363,7 +391,7 @@ pub(crate) async fn end_stale(conn: &mut Conn<'_>, run_id: i64, now: Timestamp) 
     let touched = conn
         .execute(
             concat!(
-                "UPDATE operation_runs SET status = 'failed', reason_code = $2, finished_at = $3, ",
+                "UPDATE {runs} SET status = 'failed', reason_code = $2, finished_at = $3, ",
                 "status_changed_at = $3, stale_at = NULL, ",
                 scope_token_at_end!(),
                 " WHERE id = $1 AND status IN ('queued', 'running') AND stale_at <= $3"
@@ -398,7 +426,7 @@ pub(crate) async fn advance(
                 concat!(
                     "SELECT ",
                     run_columns!(),
-                    " FROM operation_runs ",
+                    " FROM {runs} ",
                     "WHERE tenant_id = $1 AND provider_connection_id = $2 AND status = 'pending' ",
                     "ORDER BY id LIMIT 1"
                 ),
@@ -424,15 +452,16 @@ pub(crate) async fn advance(
                 let row: Option<RunRow> = conn
                     .fetch_optional(
                         concat!(
-                            "UPDATE operation_runs SET status = 'queued', queued_at = $2, status_changed_at = $2, ",
-                            "stale_at = $3, fencing_token = COALESCE((SELECT MAX(r.fencing_token) ",
-                            "FROM operation_runs r WHERE r.tenant_id = $4 AND r.provider_connection_id = $5), 0) + 1 ",
-                            "WHERE id = $1 AND status = 'pending' RETURNING ", run_columns!()
+                            "UPDATE {runs} SET status = 'queued', fencing_token = COALESCE(l.token, 0) + 1, ",
+                            "queued_at = ", admitted_at!("$2"), ", status_changed_at = ", admitted_at!("$2"),
+                            ", stale_at = ", admitted_at!("$2"), " + $3 ",
+                            "FROM (SELECT 1 AS one) one LEFT JOIN ", latest_admitted!("$4", "$5"), " l ON TRUE ",
+                            "WHERE {runs}.id = $1 AND {runs}.status = 'pending' RETURNING ", run_columns!()
                         ),
                         args![
                             pending.id,
                             now.as_micros(),
-                            (now + op.dispatch_timeout).as_micros(),
+                            dispatch_us(op.dispatch_timeout),
                             tenant_id,
                             connection_id
                         ],
@@ -445,7 +474,7 @@ pub(crate) async fn advance(
                 let row: Option<RunRow> = conn
                     .fetch_optional(
                         concat!(
-                            "UPDATE operation_runs SET status = 'blocked', reason_code = $2, reasons = $3, ",
+                            "UPDATE {runs} SET status = 'blocked', reason_code = $2, reasons = $3, ",
                             "finished_at = $4, status_changed_at = $4 WHERE id = $1 AND status = 'pending' ",
                             "RETURNING ", run_columns!()
                         ),
@@ -481,7 +510,7 @@ pub(crate) async fn advance(
             replaced_run_id: None,
             params_differ: None,
         };
-        insert_attempt(conn, &values, now).await?;
+        insert_attempt(conn, &values, Some(now)).await?;
         if admission.outcome == Outcome::Accepted {
             return Ok((Some(admission), blocked));
         }
@@ -489,20 +518,22 @@ pub(crate) async fn advance(
     }
 }
 
+/// Writes an audit row. `now` is `None` only for a statement of its own on
+/// PostgreSQL, where the server's clock stamps it.
 pub(crate) async fn insert_attempt(
     conn: &mut Conn<'_>,
     values: &AttemptValues<'_>,
-    now: Timestamp,
+    now: Option<Timestamp>,
 ) -> SResult<()> {
     conn.execute(
         concat!(
-            "INSERT INTO start_attempts (",
+            "INSERT INTO {attempts} (",
             attempt_columns!(),
             ") ",
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            "VALUES ({now:1}, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ),
         args![
-            now.as_micros(),
+            now.map(Timestamp::as_micros),
             values.source.as_str(),
             values.operation,
             values.tenant_id,
@@ -531,7 +562,7 @@ pub(crate) async fn start_sequence_in(
     now: Timestamp,
 ) -> SResult<(Admission, Vec<Run>)> {
     let mut admission = admit_in(conn, first, now).await?;
-    insert_attempt(conn, &AttemptValues::for_plan(first, &admission), now).await?;
+    insert_attempt(conn, &AttemptValues::for_plan(first, &admission), Some(now)).await?;
     let mut pending = Vec::new();
     if admission.outcome != Outcome::Accepted {
         return Ok((admission, pending));
@@ -539,7 +570,7 @@ pub(crate) async fn start_sequence_in(
     let connection = admission.connection_id.clone().unwrap_or_default();
     if let Some(run) = &mut admission.run {
         conn.execute(
-            "UPDATE operation_runs SET sequence_id = id, sequence_position = 0 WHERE id = $1",
+            "UPDATE {runs} SET sequence_id = id, sequence_position = 0 WHERE id = $1",
             args![run.id],
         )
         .await?;
@@ -553,23 +584,25 @@ pub(crate) async fn start_sequence_in(
     Ok((admission, pending))
 }
 
+/// `now` is `None` only for a statement of its own on PostgreSQL, where the
+/// server's clock decides (as for [`insert_attempt`]).
 pub(crate) async fn mark_running_in(
     conn: &mut Conn<'_>,
     run_id: i64,
     token: i64,
-    now: Timestamp,
+    now: Option<Timestamp>,
 ) -> SResult<Run> {
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
-                "UPDATE operation_runs SET status = 'running', ",
-                "started_at = COALESCE(started_at, $3), ",
-                "status_changed_at = CASE WHEN status = 'running' THEN status_changed_at ELSE $3 END, ",
-                "stale_at = $3 + lease_us ",
+                "UPDATE {runs} SET status = 'running', ",
+                "started_at = COALESCE(started_at, {now:3}), ",
+                "status_changed_at = CASE WHEN status = 'running' THEN status_changed_at ELSE {now:3} END, ",
+                "stale_at = {now:3} + lease_us ",
                 "WHERE id = $1 AND fencing_token = $2 AND status IN ('queued', 'running') ",
                 "RETURNING ", run_columns!()
             ),
-            args![run_id, token, now.as_micros()],
+            args![run_id, token, now.map(Timestamp::as_micros)],
         )
         .await?;
     match row {
@@ -578,21 +611,22 @@ pub(crate) async fn mark_running_in(
     }
 }
 
+/// `now` as for [`mark_running_in`].
 pub(crate) async fn heartbeat_in(
     conn: &mut Conn<'_>,
     run_id: i64,
     token: i64,
-    now: Timestamp,
+    now: Option<Timestamp>,
 ) -> SResult<Run> {
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
-                "UPDATE operation_runs SET stale_at = $3 + lease_us ",
+                "UPDATE {runs} SET stale_at = {now:3} + lease_us ",
                 "WHERE id = $1 AND fencing_token = $2 AND status = 'running' ",
                 "RETURNING ",
                 run_columns!()
             ),
-            args![run_id, token, now.as_micros()],
+            args![run_id, token, now.map(Timestamp::as_micros)],
         )
         .await?;
     match row {
@@ -614,7 +648,7 @@ pub(crate) async fn complete_in(
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
-                "UPDATE operation_runs SET status = $3, reason_code = $4, summary = $5, ",
+                "UPDATE {runs} SET status = $3, reason_code = $4, summary = $5, ",
                 "finished_at = $6, status_changed_at = $6, stale_at = NULL, ", scope_token_at_end!(),
                 " WHERE id = $1 AND fencing_token = $2 ",
                 "AND (status = 'running' OR (status = 'queued' AND $3 IN ('failed', 'cancelled'))) ",
@@ -665,7 +699,7 @@ pub(crate) async fn cancel_in(
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
-                "UPDATE operation_runs SET status = 'cancelled', reason_code = $2, ",
+                "UPDATE {runs} SET status = 'cancelled', reason_code = $2, ",
                 "finished_at = $3, status_changed_at = $3, stale_at = NULL, ",
                 scope_token_at_end!(),
                 " WHERE id = $1 AND status IN ('pending', 'queued', 'running') ",
@@ -698,7 +732,7 @@ pub(crate) async fn reap_in(
     let rows: Vec<RunRow> = conn
         .fetch_all(
             concat!(
-                "UPDATE operation_runs SET status = 'failed', reason_code = $2, ",
+                "UPDATE {runs} SET status = 'failed', reason_code = $2, ",
                 "finished_at = $1, status_changed_at = $1, stale_at = NULL, ",
                 scope_token_at_end!(),
                 " WHERE status IN ('queued', 'running') AND stale_at <= $1 ",
@@ -718,9 +752,9 @@ pub(crate) async fn reap_in(
     let scopes: Vec<(String, String)> = conn
         .fetch_all(
             concat!(
-                "SELECT DISTINCT p.tenant_id, p.provider_connection_id FROM operation_runs p ",
+                "SELECT DISTINCT p.tenant_id, p.provider_connection_id FROM {runs} p ",
                 "WHERE p.status = 'pending' AND p.provider_connection_id IS NOT NULL ",
-                "AND NOT EXISTS (SELECT 1 FROM operation_runs a WHERE a.tenant_id = p.tenant_id ",
+                "AND NOT EXISTS (SELECT 1 FROM {runs} a WHERE a.tenant_id = p.tenant_id ",
                 "AND a.provider_connection_id = p.provider_connection_id AND a.status IN ('queued', 'running')) ",
                 "ORDER BY p.tenant_id, p.provider_connection_id"
             ),
@@ -743,7 +777,7 @@ pub(crate) async fn upsert_connection_in(
 ) -> SResult<ProviderConnection> {
     if connection.is_default {
         conn.execute(
-            "UPDATE provider_connections SET is_default = FALSE WHERE tenant_id = $1 AND id <> $2 AND is_default",
+            "UPDATE {connections} SET is_default = FALSE WHERE tenant_id = $1 AND id <> $2 AND is_default",
             args![connection.tenant_id.as_str(), connection.id.as_str()],
         )
         .await?;
@@ -756,7 +790,7 @@ pub(crate) async fn upsert_connection_in(
     let row: ConnectionRow = conn
         .fetch_one(
             concat!(
-                "INSERT INTO provider_connections (", connection_columns!(), ", updated_at) ",
+                "INSERT INTO {connections} (", connection_columns!(), ", updated_at) ",
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ",
                 "ON CONFLICT (tenant_id, id) DO UPDATE SET provider = excluded.provider, ",
                 "display_name = excluded.display_name, is_default = excluded.is_default, ",
@@ -792,7 +826,7 @@ pub(crate) async fn list_connections_in(
             concat!(
                 "SELECT ",
                 connection_columns!(),
-                " FROM provider_connections WHERE tenant_id = $1 ORDER BY id"
+                " FROM {connections} WHERE tenant_id = $1 ORDER BY id"
             ),
             args![tenant_id],
         )
@@ -819,7 +853,7 @@ macro_rules! per_tenant {
 pub(crate) async fn list_runs_in(conn: &mut Conn<'_>, filter: &RunFilter) -> SResult<Vec<Run>> {
     let sql = per_tenant!(
         filter.tenant_id,
-        concat!("SELECT ", run_columns!(), " FROM operation_runs "),
+        concat!("SELECT ", run_columns!(), " FROM {runs} "),
         concat!(
             "($2 IS NULL OR operation = $2) AND ($3 IS NULL OR status = $3) ",
             "AND (NOT $4 OR status IN ('queued', 'running')) ORDER BY id DESC LIMIT $5"
@@ -854,7 +888,7 @@ pub(crate) async fn attempts_in(
             Some(run_id) => {
                 conn.fetch_all(
                     concat!(
-                    "SELECT id, ", attempt_columns!(), " FROM start_attempts ",
+                    "SELECT id, ", attempt_columns!(), " FROM {attempts} ",
                     "WHERE run_id = $1 OR holder_run_id = $1 OR replaced_run_id = $1 ORDER BY id"
                 ),
                     args![run_id],
@@ -865,7 +899,7 @@ pub(crate) async fn attempts_in(
                 conn.fetch_all(
                     per_tenant!(
                         tenant_id,
-                        concat!("SELECT id, ", attempt_columns!(), " FROM start_attempts "),
+                        concat!("SELECT id, ", attempt_columns!(), " FROM {attempts} "),
                         "TRUE ORDER BY id DESC LIMIT $2"
                     ),
                     args![tenant_id, i64::from(limit)],

@@ -3,4 +3,4 @@
 
 pub mod conformance;
 
-pub use startgate_testkit::{repo_root, PgTestDb, TempDb};
+pub use startgate_testkit::{PgTestDb, TempDb};

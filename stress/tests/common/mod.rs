@@ -30,8 +30,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// Migrates and seeds the database, optionally without the scope lock.
-pub fn prepare(url: &str, drop_scope_index: bool) {
+/// Migrates and seeds the database, optionally without the unique indexes
+/// that refuse a second admission on a scope: the scope lock itself, and the
+/// per-scope fencing token (two concurrent starts compute the same token, so
+/// it refuses the second one too).
+pub fn prepare(url: &str, drop_locks: bool) {
     runtime().block_on(async {
         let registry = Registry::from_toml_str(REGISTRY).expect("registry");
         let gate = Gate::open(url, registry).await.expect("open");
@@ -46,38 +49,75 @@ pub fn prepare(url: &str, drop_scope_index: bool) {
             .expect("connection");
         }
         gate.close().await;
-        if drop_scope_index {
-            let sql = "DROP INDEX operation_runs_one_active_per_scope";
-            if url.starts_with("postgres") {
-                let pool = sqlx::PgPool::connect(url).await.expect("pool");
-                sqlx::query(sql).execute(&pool).await.expect("drop index");
-                pool.close().await;
-            } else {
-                let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
-                sqlx::query(sql).execute(&pool).await.expect("drop index");
-                pool.close().await;
+        if drop_locks {
+            for sql in [
+                "DROP INDEX operation_runs_one_active_per_scope",
+                "DROP INDEX operation_runs_fencing",
+            ] {
+                if url.starts_with("postgres") {
+                    let pool = sqlx::PgPool::connect(url).await.expect("pool");
+                    sqlx::query(sql).execute(&pool).await.expect("drop index");
+                    pool.close().await;
+                } else {
+                    let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
+                    sqlx::query(sql).execute(&pool).await.expect("drop index");
+                    pool.close().await;
+                }
             }
         }
     });
 }
 
+/// The stress binary, run under Debian's `faketime` with its clock shifted
+/// by `skew_seconds` (the monotonic clock is left alone, so timers behave).
+/// `faketime` is installed by `scripts/deps`; a missing one fails the test.
+pub fn skewed_command(skew_seconds: i64) -> Command {
+    let faketime = ["/usr/bin/faketime", "/usr/local/bin/faketime"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("faketime is not installed (scripts/deps installs Debian's faketime)");
+    let mut command = Command::new(faketime);
+    command
+        .arg("-f")
+        .arg(format!("{skew_seconds:+}s"))
+        .arg(env!("CARGO_BIN_EXE_startgate-stress"))
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    command
+}
+
 /// Runs `workers` worker processes for `iterations` steps each, then checks
 /// the history they left. Returns the events, the verdict and the seed.
 pub fn hammer(url: &str, workers: usize, iterations: u64) -> (Vec<Event>, Verdict, u64) {
+    hammer_skewed(url, &vec![None; workers], iterations)
+}
+
+/// [`hammer`] with one worker per entry of `skews`: `Some(seconds)` runs it
+/// under `faketime` with its clock shifted by that much.
+pub fn hammer_skewed(
+    url: &str,
+    skews: &[Option<i64>],
+    iterations: u64,
+) -> (Vec<Event>, Verdict, u64) {
+    let workers = skews.len();
     let seed = seed();
     let started = Instant::now();
-    let children: Vec<_> = (0..workers)
-        .map(|worker| {
-            Command::new(env!("CARGO_BIN_EXE_startgate-stress"))
-                .args(["worker", "--database", url])
-                .args(["--worker", &worker.to_string()])
-                .args(["--iterations", &iterations.to_string()])
-                .args(["--tenants", &TENANTS.to_string()])
-                .args(["--seed", &seed.to_string()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn worker")
+    let children: Vec<_> = skews
+        .iter()
+        .enumerate()
+        .map(|(worker, skew)| {
+            match skew {
+                Some(seconds) => skewed_command(*seconds),
+                None => Command::new(env!("CARGO_BIN_EXE_startgate-stress")),
+            }
+            .args(["worker", "--database", url])
+            .args(["--worker", &worker.to_string()])
+            .args(["--iterations", &iterations.to_string()])
+            .args(["--tenants", &TENANTS.to_string()])
+            .args(["--seed", &seed.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn worker")
         })
         .collect();
     let mut events = Vec::new();
@@ -147,9 +187,9 @@ pub fn report(
     assert_eq!(verdict.accepted_results, verdict.accepted_attempts);
 }
 
-/// With the scope index dropped, the same hammer must produce overlaps the
+/// With the unique indexes dropped, the same hammer must produce overlaps the
 /// checker reports: proof that the checker is not vacuous.
-pub fn without_scope_index(url: &str, workers: usize, iterations: u64) {
+pub fn without_unique_indexes(url: &str, workers: usize, iterations: u64) {
     let (_, verdict, seed) = hammer(url, workers, iterations);
     let overlaps = verdict
         .violations
@@ -158,6 +198,8 @@ pub fn without_scope_index(url: &str, workers: usize, iterations: u64) {
             v.contains("was active while a later run")
                 || v.contains("are all still active")
                 || v.contains("but a later run")
+                || v.contains("share fencing token")
+                || v.contains("were active at once")
         })
         .count();
     println!("seed {seed}: without the index, {overlaps} overlapping admissions were detected");

@@ -6,16 +6,19 @@ from typing import Dict, NoReturn, Optional, Type
 
 
 class Error(Exception):
-    """A failed startgate call. ``code`` is the stable code string.
+    """A failed startgate call. ``code`` is the stable code string; ``field``
+    names the offending field of an ``InvalidRequest`` by its contract name
+    (``tenant_id``, ``actor.capabilities[2]``), the same on every surface.
 
     Refusals (denied, scope busy, blocked) are start results, not errors.
     """
 
     code: str = "internal"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, field: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -95,13 +98,18 @@ ERRORS: Dict[str, Type[Error]] = {
 }
 
 
-def error_for(code: str, message: str, cause: Optional[str] = None) -> Error:
+def error_for(code: str, message: str, cause: Optional[str] = None, field: Optional[str] = None) -> Error:
     """The exception for a failure, with the driver's error as its ``__cause__``."""
-    error = ERRORS.get(code, Internal)(message)
+    error = ERRORS.get(code, Internal)(message, field)
     if cause is not None:
         error.__cause__ = DriverError(cause)
     return error
 
 
-def raise_error(code: str, message: str, cause: Optional[str] = None) -> NoReturn:
-    raise error_for(code, message, cause)
+def invalid(field: str, message: str) -> InvalidRequest:
+    """An ``InvalidRequest`` worded as the core words it."""
+    return InvalidRequest(f"invalid request: {field}: {message}", field)
+
+
+def raise_error(code: str, message: str, cause: Optional[str] = None, field: Optional[str] = None) -> NoReturn:
+    raise error_for(code, message, cause, field)

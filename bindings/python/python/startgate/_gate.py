@@ -5,8 +5,8 @@ same process-wide runtime). The methods and argument names are the contract's.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+from dataclasses import is_dataclass
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -34,37 +34,41 @@ ActorLike = Union[Actor, Mapping[str, Any]]
 Registry = Union[str, "os.PathLike[str]"]
 
 
-def _registry_text(registry: Registry) -> str:
-    """A registry given as TOML text, or as the path of a TOML file."""
-    if isinstance(registry, os.PathLike) or ("\n" not in registry and os.path.isfile(registry)):
-        with open(registry, encoding="utf-8") as file:
-            return file.read()
-    return str(registry)
-
-
-def _options(**options: Any) -> str:
+def _options(**options: Any) -> Dict[str, Any]:
     clock = options.pop("manual_clock", None)
     if isinstance(clock, datetime):
-        clock = format_time(clock)
+        clock = format_time(clock, "manual_clock")
     doc = {k: v for k, v in options.items() if v is not None}
     if clock is not None:
         doc["manual_clock"] = clock
-    return json.dumps(doc)
+    return doc
 
 
-def _document(base: Any, **fields: Any) -> Dict[str, Any]:
+def _document(base: Any, **fields: Any) -> Any:
     """A request document: ``base`` (a mapping or dataclass, may be None)
-    updated with the keyword fields that were given."""
-    doc: Dict[str, Any] = {} if base is None else dict(to_json_value(base))
-    doc.update({k: to_json_value(v) for k, v in fields.items() if v is not None})
+    updated with the keyword fields that were given. Anything else is passed
+    on as it is, for the native module to refuse with the field named."""
+    given = {k: to_json_value(v, k) for k, v in fields.items() if v is not None}
+    if base is None:
+        return given
+    if not (isinstance(base, Mapping) or (is_dataclass(base) and not isinstance(base, type))):
+        return base
+    doc = to_json_value(dict(base) if isinstance(base, Mapping) else base)
+    doc.update(given)
     return doc
 
 
 def _settle(answer: Tuple[bool, Any], decode: Callable[[Any], T]) -> T:
     ok, payload = answer
     if ok:
-        return decode(json.loads(payload))
+        return decode(payload)
     raise error_for(*payload)
+
+
+def _requests(requests: Any) -> Any:
+    if isinstance(requests, (list, tuple)):
+        return [_document(r) for r in requests]
+    return requests
 
 
 def _none(_: Any) -> None:
@@ -89,13 +93,17 @@ def _connections(doc: Any) -> List[ProviderConnection]:
 
 def _checked(doc: Any) -> List[Union[StartResult, Error]]:
     return [
-        error_for(item["error"]["code"], item["error"]["message"]) if "error" in item else StartResult.from_dict(item)
+        error_for(item["error"]["code"], item["error"]["message"], None, item["error"].get("field"))
+        if "error" in item
+        else StartResult.from_dict(item)
         for item in doc
     ]
 
 
-def _open(url: str, registry: Registry, options: str) -> "_native.NativeGate":
-    answer = _native.NativeGate.open(url, _registry_text(registry), options)
+def _open(url: Any, registry: Any, registry_toml: Any, options: Dict[str, Any]) -> "_native.NativeGate":
+    if isinstance(registry, os.PathLike):
+        registry = os.fspath(registry)
+    answer = _native.NativeGate.open(url, registry, registry_toml, options)
     ok, payload = answer
     if not ok:
         raise error_for(*payload)
@@ -114,16 +122,19 @@ class Gate:
     def open(
         cls,
         url: str,
-        registry: Registry,
+        registry: Optional[Registry] = None,
         *,
+        registry_toml: Optional[str] = None,
         connect_timeout_ms: Optional[int] = None,
         acquire_timeout_ms: Optional[int] = None,
         statement_timeout_ms: Optional[int] = None,
         max_connections: Optional[int] = None,
         manual_clock: Union[datetime, str, None] = None,
     ) -> "Gate":
-        """Opens a gate on ``url`` (a SQLite path or ``sqlite:`` URL, or a
-        ``postgres://`` URL) with the registry as TOML text or a file path."""
+        """Opens a gate on ``url`` (a SQLite path or ``sqlite:`` URL,
+        ``sqlite::memory:``, or a ``postgres://`` URL). ``registry`` is the
+        path of the registry TOML file; give the TOML text itself as
+        ``registry_toml`` instead."""
         options = _options(
             connect_timeout_ms=connect_timeout_ms,
             acquire_timeout_ms=acquire_timeout_ms,
@@ -131,10 +142,10 @@ class Gate:
             max_connections=max_connections,
             manual_clock=manual_clock,
         )
-        return cls(_open(url, registry, options))
+        return cls(_open(url, registry, registry_toml, options))
 
     def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
-        return _settle(self._native.call(method, json.dumps(args)), decode)
+        return _settle(self._native.call(method, args), decode)
 
     def migrate(self) -> None:
         """Applies the schema migrations (idempotent)."""
@@ -163,7 +174,7 @@ class Gate:
     def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
         """What ``start`` would answer for each request, writing nothing; an
         invalid request gets its exception in place."""
-        return self._call("check", {"requests": [_document(r) for r in requests]}, _checked)
+        return self._call("check", {"requests": _requests(requests)}, _checked)
 
     def start_sequence(
         self,
@@ -250,11 +261,11 @@ class Gate:
 
     def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
         """Operator feedback for a start result."""
-        return self._call("present", {"result": to_json_value(result)}, Presentation.from_dict)
+        return self._call("present", {"result": to_json_value(result, "result")}, Presentation.from_dict)
 
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same reason catalogue."""
-        return self._call("present_run", {"run": to_json_value(run)}, Presentation.from_dict)
+        return self._call("present_run", {"run": to_json_value(run, "run")}, Presentation.from_dict)
 
     def advance_clock(self, seconds: float) -> None:
         """Moves a manual clock forward (tests, demos)."""
@@ -289,8 +300,9 @@ class AsyncGate:
     async def open(
         cls,
         url: str,
-        registry: Registry,
+        registry: Optional[Registry] = None,
         *,
+        registry_toml: Optional[str] = None,
         connect_timeout_ms: Optional[int] = None,
         acquire_timeout_ms: Optional[int] = None,
         statement_timeout_ms: Optional[int] = None,
@@ -306,7 +318,7 @@ class AsyncGate:
             manual_clock=manual_clock,
         )
         loop = asyncio.get_running_loop()
-        return cls(await loop.run_in_executor(None, _open, url, registry, options))
+        return cls(await loop.run_in_executor(None, _open, url, registry, registry_toml, options))
 
     async def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -315,7 +327,7 @@ class AsyncGate:
         def done(ok: bool, payload: Any) -> None:  # on a startgate thread
             loop.call_soon_threadsafe(_resolve, future, ok, payload)
 
-        self._native.call_async(method, json.dumps(args), done)
+        self._native.call_async(method, args, done)
         return _settle(await future, decode)
 
     async def migrate(self) -> None:
@@ -341,7 +353,7 @@ class AsyncGate:
         return await self._call("start", {"request": doc}, StartResult.from_dict)
 
     async def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
-        return await self._call("check", {"requests": [_document(r) for r in requests]}, _checked)
+        return await self._call("check", {"requests": _requests(requests)}, _checked)
 
     async def start_sequence(
         self,
@@ -418,10 +430,10 @@ class AsyncGate:
         return await self._call("list_connections", {"tenant_id": tenant_id}, _connections)
 
     async def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
-        return await self._call("present", {"result": to_json_value(result)}, Presentation.from_dict)
+        return await self._call("present", {"result": to_json_value(result, "result")}, Presentation.from_dict)
 
     async def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
-        return await self._call("present_run", {"run": to_json_value(run)}, Presentation.from_dict)
+        return await self._call("present_run", {"run": to_json_value(run, "run")}, Presentation.from_dict)
 
     async def advance_clock(self, seconds: float) -> None:
         return await self._call("advance_clock", {"seconds": seconds}, _none)

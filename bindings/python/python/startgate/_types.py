@@ -93,10 +93,12 @@ def _required_time(value: str) -> datetime:
     return parsed
 
 
-def format_time(value: datetime) -> str:
+def format_time(value: datetime, field: str = "timestamp") -> str:
     """RFC 3339 in UTC, as the contract writes it."""
     if value.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
+        from ._errors import invalid
+
+        raise invalid(field, "must be a timezone-aware datetime")
     value = value.astimezone(timezone.utc)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
@@ -422,24 +424,38 @@ def to_dict(value: Any) -> Dict[str, Any]:
     return document
 
 
-def to_json_value(value: Any) -> Any:
-    """Dataclasses, enums, datetimes and tuples as JSON-ready values; ``None``
-    fields of dataclasses are left out so the contract's defaults apply."""
+# The contract's own objects sit at most this deep in an argument (a
+# request's actor, a result's run); below that is the host's own data
+# (params, summary), which the native module converts and checks as it is.
+_CONTRACT_DEPTH = 4
+
+
+def to_json_value(value: Any, field: str = "", depth: int = 0) -> Any:
+    """The contract's dataclasses, enums and datetimes as JSON-ready values;
+    ``None`` fields of dataclasses are left out so the contract's defaults
+    apply. Anything else is passed on untouched (nothing is coerced: the
+    native module refuses what is not JSON data, naming the field)."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
-        return format_time(value)
+        return format_time(value, field or "timestamp")
+    if depth >= _CONTRACT_DEPTH:
+        return value
     if is_dataclass(value) and not isinstance(value, type):
         raw = getattr(value, "raw", None)
         if isinstance(raw, dict):
             return raw
         return {
-            f.name: to_json_value(getattr(value, f.name))
+            f.name: to_json_value(getattr(value, f.name), _join(field, f.name), depth + 1)
             for f in fields(value)
             if getattr(value, f.name) is not None
         }
-    if isinstance(value, Mapping):
-        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, dict):
+        return {k: to_json_value(v, _join(field, str(k)), depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json_value(v) for v in value]
+        return [to_json_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
     return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

@@ -1,0 +1,423 @@
+//! The one input discipline (docs/DESIGN.md §10). Every argument that
+//! crosses into the library, on every surface, passes through here:
+//!
+//! - text is valid Unicode and holds no NUL character, at any depth of a
+//!   document (object keys included);
+//! - a document is exactly one JSON value, at most [`MAX_JSON_BYTES`] long
+//!   and at most [`MAX_DEPTH`] levels deep;
+//! - run ids and fencing tokens are exact integers in the 64-bit range;
+//! - nothing is coerced: a fraction is not an id, a NUL does not end a
+//!   string, an invalid character is not replaced.
+//!
+//! Refusals are `invalid_request` with the field named by the contract's
+//! (snake_case) path, the same words on every surface: the bindings that
+//! convert their own values (Python, Node) call the constructors below for
+//! what only they can see (a lone surrogate, a NaN, a function).
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Largest JSON document accepted, in bytes.
+pub const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+
+/// Deepest nesting of objects and lists accepted in a document.
+pub const MAX_DEPTH: usize = 128;
+
+/// `invalid_request` for `field`.
+pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::InvalidRequest {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Text that is not valid Unicode: a lone UTF-16 surrogate, bytes that are
+/// not UTF-8.
+pub fn not_unicode(field: impl Into<String>) -> Error {
+    invalid(field, "must be valid Unicode text")
+}
+
+/// Text holding a NUL character.
+pub fn holds_nul(field: impl Into<String>) -> Error {
+    invalid(field, "must not contain NUL characters")
+}
+
+/// A number that JSON cannot carry (NaN, an infinity).
+pub fn not_finite(field: impl Into<String>) -> Error {
+    invalid(field, "must be a finite number")
+}
+
+/// A document larger than [`MAX_JSON_BYTES`] (as JSON text).
+pub fn too_large(field: impl Into<String>) -> Error {
+    invalid(
+        field,
+        format!("is larger than the limit of {MAX_JSON_BYTES} bytes of JSON"),
+    )
+}
+
+/// A document nested deeper than [`MAX_DEPTH`].
+pub fn too_deep(field: impl Into<String>) -> Error {
+    invalid(field, format!("is nested deeper than {MAX_DEPTH} levels"))
+}
+
+/// A value that is not JSON data (a function, a date object, …); `found`
+/// says what it is, in the host language's words.
+pub fn not_json(field: impl Into<String>, found: &str) -> Error {
+    invalid(field, format!("expected JSON data, found {found}"))
+}
+
+/// An object key that is not text.
+pub fn key_not_text(field: impl Into<String>, found: &str) -> Error {
+    invalid(field, format!("object keys must be strings, found {found}"))
+}
+
+/// An integer outside the 64-bit range the store keeps ids in.
+pub fn out_of_range(field: impl Into<String>, found: &str) -> Error {
+    invalid(
+        field,
+        format!(
+            "expected an integer from {} to {}, found {found}",
+            i64::MIN,
+            i64::MAX
+        ),
+    )
+}
+
+/// Plain text: no NUL character.
+pub fn text(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(holds_nul(field));
+    }
+    Ok(())
+}
+
+/// An exact 64-bit integer (a run id, a fencing token): never a fraction, a
+/// string, a boolean or anything out of range.
+pub fn integer(field: &str, value: &Value) -> Result<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().ok_or_else(|| {
+            if n.is_f64() {
+                invalid(field, format!("expected an integer, found {n}"))
+            } else {
+                out_of_range(field, &n.to_string())
+            }
+        }),
+        other => Err(invalid(
+            field,
+            format!("expected an integer, found {}", describe(other)),
+        )),
+    }
+}
+
+/// A short description of a JSON value for messages.
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+        Value::String(_) => "a string".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Walks a document: no NUL in any string or key, no deeper than
+/// [`MAX_DEPTH`]. `root` names the document itself; paths inside it are
+/// relative (`actor.capabilities[2]`), as serde reports them.
+pub fn check_value(root: &str, value: &Value) -> Result<()> {
+    walk(root, String::new(), value)
+}
+
+/// [`check_value`] for a field inside a document (`params`): paths inside
+/// it start with the field's own path (`params.deep[0]`).
+pub fn check_field(path: &str, value: &Value) -> Result<()> {
+    walk(path, path.to_string(), value)
+}
+
+fn walk(root: &str, start: String, value: &Value) -> Result<()> {
+    // An explicit stack: documents built in code were not depth-limited yet.
+    let mut stack: Vec<(String, &Value, usize)> = vec![(start, value, 0)];
+    // Text bytes seen; past half the limit the exact JSON size is measured.
+    let mut text_bytes = 0usize;
+    while let Some((path, value, depth)) = stack.pop() {
+        let at = |path: &str| {
+            if path.is_empty() {
+                root.to_string()
+            } else {
+                path.to_string()
+            }
+        };
+        match value {
+            Value::String(s) => {
+                text(&at(&path), s)?;
+                text_bytes += s.len();
+            }
+            Value::Array(items) => {
+                if depth >= MAX_DEPTH {
+                    return Err(too_deep(root));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    stack.push((format!("{path}[{i}]"), item, depth + 1));
+                }
+            }
+            Value::Object(map) => {
+                if depth >= MAX_DEPTH {
+                    return Err(too_deep(root));
+                }
+                for (key, item) in map {
+                    let inner = join(&path, key);
+                    if key.contains('\0') {
+                        return Err(holds_nul(inner));
+                    }
+                    text_bytes += key.len();
+                    stack.push((inner, item, depth + 1));
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    if text_bytes > MAX_JSON_BYTES / 2 {
+        let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+        if size > MAX_JSON_BYTES {
+            return Err(too_large(root));
+        }
+    }
+    Ok(())
+}
+
+/// Parses JSON text: exactly one value, within the size and depth limits,
+/// then [`check_value`]. `root` names the document in errors.
+pub fn parse_value(root: &str, json: &str) -> Result<Value> {
+    parse_value_bytes(root, json.as_bytes())
+}
+
+/// [`parse_value`] for bytes that may not be UTF-8 (what a C caller hands
+/// over). Text inside the document that is not valid Unicode — bytes that
+/// are not UTF-8, or an escaped lone surrogate such as `"\ud800"` — is
+/// refused naming the field it is in, as the bindings name it.
+pub fn parse_value_bytes(root: &str, json: &[u8]) -> Result<Value> {
+    let value = parse_json_bytes(root, json, |path| {
+        if path.is_empty() {
+            (root.to_string(), root.to_string())
+        } else {
+            (root.to_string(), path.to_string())
+        }
+    })?;
+    check_value(root, &value)?;
+    Ok(value)
+}
+
+/// An object of named arguments (a C host's `startgate_call`), parsed
+/// without [`check_value`]: each argument is checked under its own name by
+/// the caller. A failure inside one is named as for that argument alone:
+/// `request.tenant_id` is reported as `tenant_id`, `run_id` as `run_id`.
+pub fn parse_arguments(json: &[u8]) -> Result<Value> {
+    parse_json_bytes("args", json, |path| match path.find(['.', '[']) {
+        None if path.is_empty() => ("args".into(), "args".into()),
+        None => (path.to_string(), path.to_string()),
+        Some(end) => {
+            let rest = path[end..].trim_start_matches('.');
+            (path[..end].to_string(), rest.to_string())
+        }
+    })
+}
+
+/// Parses exactly one JSON value; `name(path)` gives, for the path where
+/// parsing failed, the document to blame for its size or depth and the field
+/// to blame for its text.
+fn parse_json_bytes(
+    root: &str,
+    json: &[u8],
+    name: impl Fn(&str) -> (String, String),
+) -> Result<Value> {
+    if json.len() > MAX_JSON_BYTES {
+        return Err(too_large(root));
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value: Value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let (document, field) = name(if path == "." { "" } else { &path });
+        let err = err.into_inner();
+        let text = err.to_string();
+        if text.starts_with("recursion limit exceeded") {
+            // serde_json's own limit is the same depth; say it the same way.
+            too_deep(document)
+        } else if UNICODE_ERRORS.iter().any(|e| text.starts_with(e)) {
+            not_unicode(field)
+        } else {
+            invalid(root, format!("not one JSON value: {err}"))
+        }
+    })?;
+    de.end()
+        .map_err(|err| invalid(root, format!("not one JSON value: {err}")))?;
+    Ok(value)
+}
+
+/// serde_json's words for text that is not Unicode.
+const UNICODE_ERRORS: [&str; 3] = [
+    "invalid unicode code point",
+    "lone leading surrogate",
+    "unexpected end of hex escape",
+];
+
+/// A checked document as `T`; a mismatch names the field (`root` for the
+/// document itself, else the path inside it).
+pub fn from_value<T: DeserializeOwned>(root: &str, value: Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        // serde names a missing field in the message of the object around
+        // it; name the field itself, as every other refusal does.
+        if let Some(name) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            let field = if path == "." {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            return invalid(field, "missing");
+        }
+        let field = if path == "." { root.to_string() } else { path };
+        invalid(field, message)
+    })
+}
+
+/// JSON text as `T`: [`parse_value`], then [`from_value`].
+pub fn parse<T: DeserializeOwned>(root: &str, json: &str) -> Result<T> {
+    from_value(root, parse_value(root, json)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(err: Error) -> (String, String) {
+        match err {
+            Error::InvalidRequest { field, message } => (field, message),
+            other => panic!("not invalid_request: {other}"),
+        }
+    }
+
+    #[test]
+    fn one_json_value_exactly() {
+        for text in ["{} trailing words", "{}}}}", "{} {}", "", "[1,"] {
+            let (f, m) = field(parse_value("request", text).expect_err(text));
+            assert_eq!(f, "request", "{text}");
+            assert!(m.starts_with("not one JSON value"), "{text}: {m}");
+        }
+        assert_eq!(
+            parse_value("request", " {\"a\": 1}\n").unwrap(),
+            json!({"a": 1})
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_unicode_names_its_field() {
+        for bytes in [
+            &b"{\"tenant_id\": \"con\\ud800toso\"}"[..],
+            b"{\"tenant_id\": \"\\udfff\"}",
+            b"{\"tenant_id\": \"con\xfftoso\"}",
+            b"{\"tenant_id\": \"\xed\xa0\x80\"}",
+        ] {
+            assert_eq!(
+                field(parse_value_bytes("request", bytes).unwrap_err()),
+                ("tenant_id".into(), "must be valid Unicode text".into()),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        let nested = b"{\"actor\": {\"capabilities\": [\"ok\", \"\\ud800\"]}}";
+        assert_eq!(
+            field(parse_value_bytes("request", nested).unwrap_err()).0,
+            "actor.capabilities[1]"
+        );
+        // A pair of surrogates is one character, and fine.
+        let pair = parse_value_bytes("request", b"\"\\ud83d\\ude00\"").unwrap();
+        assert_eq!(pair, json!("\u{1F600}"));
+    }
+
+    #[test]
+    fn nul_anywhere_is_refused_with_its_path() {
+        let doc = json!({"params": {"deep": [{"x\u{0}y": 1}]}, "tenant_id": "a"});
+        assert_eq!(
+            field(check_value("request", &doc).unwrap_err()),
+            (
+                "params.deep[0].x\u{0}y".into(),
+                "must not contain NUL characters".into()
+            )
+        );
+        let doc = json!({"params": {"deep": ["a\u{0}"]}});
+        assert_eq!(
+            field(check_value("request", &doc).unwrap_err()).0,
+            "params.deep[0]"
+        );
+        assert_eq!(
+            field(check_value("request", &json!("\u{0}")).unwrap_err()).0,
+            "request"
+        );
+    }
+
+    #[test]
+    fn depth_is_limited_the_same_way_for_text_and_values() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 5), "]".repeat(MAX_DEPTH + 5));
+        let from_text = field(parse_value("request", &deep).unwrap_err());
+        let mut value = json!(1);
+        for _ in 0..MAX_DEPTH + 5 {
+            value = json!([value]);
+        }
+        let from_value = field(check_value("request", &value).unwrap_err());
+        assert_eq!(from_text, from_value);
+        assert_eq!(from_text.1, "is nested deeper than 128 levels");
+        let mut ok = json!(1);
+        for _ in 0..MAX_DEPTH {
+            ok = json!([ok]);
+        }
+        assert!(check_value("request", &ok).is_ok());
+    }
+
+    #[test]
+    fn size_is_limited_the_same_way_for_text_and_values() {
+        let big = json!({"subject": "x".repeat(MAX_JSON_BYTES + 1)});
+        let from_value = field(check_value("request", &big).unwrap_err());
+        let from_text = field(parse_value("request", &big.to_string()).unwrap_err());
+        assert_eq!(from_value, from_text);
+        assert_eq!(from_value.0, "request");
+        let fits = json!({"subject": "x".repeat(MAX_JSON_BYTES - 100)});
+        assert!(check_value("request", &fits).is_ok());
+    }
+
+    #[test]
+    fn integers_are_exact() {
+        assert_eq!(integer("run_id", &json!(7)).unwrap(), 7);
+        for (value, message) in [
+            (json!(1.5), "expected an integer, found 1.5"),
+            (json!(1.0), "expected an integer, found 1.0"),
+            (json!("1"), "expected an integer, found the string \"1\""),
+            (json!(true), "expected an integer, found true"),
+            (json!(null), "expected an integer, found null"),
+            (
+                json!(9_223_372_036_854_775_808u64),
+                "expected an integer from -9223372036854775808 to 9223372036854775807, found 9223372036854775808",
+            ),
+        ] {
+            assert_eq!(
+                field(integer("run_id", &value).unwrap_err()),
+                ("run_id".into(), message.into())
+            );
+        }
+    }
+}
