@@ -10,6 +10,12 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let version = std::env::var("CARGO_PKG_VERSION").expect("CARGO_PKG_VERSION");
     let part = |name: &str| std::env::var(name).expect("version part");
+    // A shared library with a soname (libstartgate.so.0): what a system
+    // package installs and what programs linked against it ask for.
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,-soname,libstartgate.so.{}",
+        part("CARGO_PKG_VERSION_MAJOR")
+    );
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=STARTGATE_WRITE_HEADERS");

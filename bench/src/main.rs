@@ -9,7 +9,7 @@
 //! startgate-bench latency|breakdown|throughput|hot|history|surfaces|roundtrips
 //! ```
 //! Options: `--postgres ADMIN_URL` (default postgres://postgres@127.0.0.1:5432/postgres),
-//! `--rounds N`, `--no-pgbouncer`, `--store pg-on|pg-off|sqlite` (repeatable; default all). `scripts/bench` builds the surfaces' drivers
+//! `--rounds N`, `--no-pgbouncer`, `--store pg-on|pg-off|pg-tls|sqlite` (repeatable; default all). `scripts/bench` builds the surfaces' drivers
 //! and runs `all`.
 
 mod roundtrips;
@@ -145,8 +145,10 @@ fn parse() -> Result<Args, String> {
             }
             "--no-pgbouncer" => args.pgbouncer = false,
             "--store" => match it.next().as_deref() {
-                Some(store @ ("pg-on" | "pg-off" | "sqlite")) => args.stores.push(store.into()),
-                _ => return Err("--store needs pg-on, pg-off or sqlite".into()),
+                Some(store @ ("pg-on" | "pg-off" | "pg-tls" | "sqlite")) => {
+                    args.stores.push(store.into())
+                }
+                _ => return Err("--store needs pg-on, pg-off, pg-tls or sqlite".into()),
             },
             "smoke" => args.smoke = true,
             "all" => args.sections.extend(ALL_SECTIONS.map(String::from)),
@@ -159,7 +161,7 @@ fn parse() -> Result<Args, String> {
         args.sections.extend(ALL_SECTIONS.map(String::from));
     }
     if args.sections.is_empty() {
-        return Err("usage: startgate-bench all|smoke|latency|breakdown|throughput|hot|history|surfaces|roundtrips [--out FILE] [--postgres URL] [--rounds N] [--no-pgbouncer] [--store pg-on|pg-off|sqlite]…".into());
+        return Err("usage: startgate-bench all|smoke|latency|breakdown|throughput|hot|history|surfaces|roundtrips [--out FILE] [--postgres URL] [--rounds N] [--no-pgbouncer] [--store pg-on|pg-off|pg-tls|sqlite]…".into());
     }
     Ok(args)
 }
@@ -238,20 +240,41 @@ async fn run(args: Args) -> BenchResult<bool> {
     let sync_on = setup::fresh_pg_database(&args.postgres, "startgate_bench_sync_on", true).await?;
     let sync_off =
         setup::fresh_pg_database(&args.postgres, "startgate_bench_sync_off", false).await?;
+    let tls = setup::fresh_pg_database(&args.postgres, "startgate_bench_tls", false).await?;
+    // Plaintext unless the store is the TLS one: sqlx's default sslmode is
+    // `prefer`, which would encrypt against a server with ssl = on.
     let stores: Vec<Store> = [
-        ("pg-on", "PostgreSQL, synchronous_commit=on", sync_on),
-        ("pg-off", "PostgreSQL, synchronous_commit=off", sync_off),
+        (
+            "pg-on",
+            "PostgreSQL, synchronous_commit=on",
+            format!("{sync_on}?sslmode=disable"),
+            false,
+        ),
+        (
+            "pg-off",
+            "PostgreSQL, synchronous_commit=off",
+            format!("{sync_off}?sslmode=disable"),
+            false,
+        ),
+        (
+            "pg-tls",
+            "PostgreSQL over TLS (sslmode=require), synchronous_commit=off",
+            format!("{tls}?sslmode=require"),
+            true,
+        ),
         (
             "sqlite",
             "SQLite (WAL)",
             format!("sqlite://{}", work.join("bench.db").display()),
+            false,
         ),
     ]
     .into_iter()
-    .filter(|(key, _, _)| args.stores.is_empty() || args.stores.iter().any(|s| s == key))
-    .map(|(_, label, url)| Store {
+    .filter(|(key, _, _, _)| args.stores.is_empty() || args.stores.iter().any(|s| s == key))
+    .map(|(_, label, url, latency_only)| Store {
         label: label.into(),
         url,
+        latency_only,
     })
     .collect();
     let mut sections = Vec::new();
@@ -271,7 +294,11 @@ async fn run(args: Args) -> BenchResult<bool> {
         eprintln!("[startgate-bench] {name} done in {:.0?}", started.elapsed());
         sections.push(section);
     }
-    for db in ["startgate_bench_sync_on", "startgate_bench_sync_off"] {
+    for db in [
+        "startgate_bench_sync_on",
+        "startgate_bench_sync_off",
+        "startgate_bench_tls",
+    ] {
         setup::drop_pg_database(&args.postgres, db).await?;
     }
     let _ = std::fs::remove_dir_all(&work);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection;
 use startgate::{
     Actor, Clock, Completion, CompletionOutcome, Gate, GateOptions, ProviderConnection,
     StartRequest, Timestamp,
@@ -196,6 +197,61 @@ async fn count_outcomes(
     Ok(rows)
 }
 
+/// A one-connection gate whose traffic to `upstream` passes through a
+/// counting proxy; `extra` is appended to the URL's query.
+async fn counted_gate(
+    upstream: &'static str,
+    database: &str,
+    extra: &str,
+) -> BenchResult<(Gate, Arc<Counts>)> {
+    let counts = Arc::new(Counts::default());
+    let port = proxy(upstream, counts.clone()).await?;
+    let proxied = format!("postgres://postgres@127.0.0.1:{port}/{database}?sslmode=disable{extra}");
+    let options = GateOptions {
+        max_connections: 1,
+        clock: Clock::manual(Timestamp::from_micros(1_800_000_000_000_000)),
+        ..GateOptions::default()
+    };
+    let gate = Gate::open_with(&proxied, setup::registry()?, options)
+        .await
+        .map_err(err("open"))?;
+    Ok((gate, counts))
+}
+
+/// The same outcomes on a database whose connection facts are a host table's,
+/// read through a view (tests/conformance/host_view.sql): the accepted path
+/// must stay one round trip.
+async fn host_view_outcomes(admin_url: &str) -> BenchResult<Vec<(String, (u64, u64, u64))>> {
+    const DB: &str = "startgate_bench_roundtrips_view";
+    let url = setup::fresh_pg_database(admin_url, DB, false).await?;
+    setup::prepared_gate(&url, 1, 1).await?.close().await;
+    let view = std::fs::read_to_string("tests/conformance/host_view.sql").map_err(err(
+        "tests/conformance/host_view.sql (run from the repository)",
+    ))?;
+    let rows = "SELECT public.host_save_connection(jsonb_build_object('tenant_id', 'bench', 'id', 'c-' || g, \
+                'provider', 'microsoft_graph', 'is_default', g = 0, 'consent', 'granted', 'credential', 'present', \
+                'health', 'ok')) FROM generate_series(0, 3) g; \
+                SELECT public.host_save_connection('{\"tenant_id\": \"blocked\", \"id\": \"graph\", \
+                \"provider\": \"microsoft_graph\", \"is_default\": true, \"consent\": \"missing\"}'::jsonb)";
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .map_err(err("connect"))?;
+    sqlx::raw_sql(&view)
+        .execute(&mut conn)
+        .await
+        .map_err(err("host view"))?;
+    sqlx::raw_sql(rows)
+        .execute(&mut conn)
+        .await
+        .map_err(err("host rows"))?;
+    conn.close().await.ok();
+    let (gate, counts) = counted_gate("127.0.0.1:5432", DB, "").await?;
+    let rows = count_outcomes(&gate, &counts, "c-0", "c-1").await?;
+    gate.close().await;
+    setup::drop_pg_database(admin_url, DB).await?;
+    Ok(rows)
+}
+
 pub async fn roundtrips(admin_url: &str, pgbouncer: bool) -> BenchResult<Section> {
     let url = setup::fresh_pg_database(admin_url, "startgate_bench_roundtrips", false).await?;
     let gate = setup::prepared_gate(&url, 10, 1).await?;
@@ -219,18 +275,7 @@ pub async fn roundtrips(admin_url: &str, pgbouncer: bool) -> BenchResult<Section
     }
     let mut columns = Vec::new();
     for (label, upstream, extra) in targets_via {
-        let counts = Arc::new(Counts::default());
-        let port = proxy(upstream, counts.clone()).await?;
-        let proxied =
-            format!("postgres://postgres@127.0.0.1:{port}/{database}?sslmode=disable{extra}");
-        let options = GateOptions {
-            max_connections: 1,
-            clock: Clock::manual(Timestamp::from_micros(1_800_000_000_000_000)),
-            ..GateOptions::default()
-        };
-        let gate = Gate::open_with(&proxied, setup::registry()?, options)
-            .await
-            .map_err(err("open"))?;
+        let (gate, counts) = counted_gate(upstream, &database, extra).await?;
         let scopes = if columns.is_empty() {
             ("c-0", "c-1")
         } else {
@@ -242,6 +287,10 @@ pub async fn roundtrips(admin_url: &str, pgbouncer: bool) -> BenchResult<Section
         ));
         gate.close().await;
     }
+    columns.push((
+        "PostgreSQL, direct, facts from a host view",
+        host_view_outcomes(admin_url).await?,
+    ));
     let names: Vec<String> = columns[0].1.iter().map(|(n, _)| n.clone()).collect();
     let header = columns
         .iter()

@@ -43,8 +43,8 @@ pub const PRIMITIVE: &str =
 /// table with its indexes and constraints; then the run row and its audit row
 /// in one statement. What a start adds beyond these is the connection lookup,
 /// readiness, the fencing token and the client-side work.
-pub const STEP_RUN_ROW: &str = "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject,      status, initiator, actor_id, params, fencing_token, lease_us, tenant_active, created_at, status_changed_at,      queued_at, stale_at) VALUES ($3, $1, $2, NULL, 'queued', 'user', 'bench', NULL, 1, 300000000, TRUE,      1700000000000000, 1700000000000000, 1700000000000000, 1700000300000000) ON CONFLICT DO NOTHING RETURNING id";
-pub const STEP_RUN_AND_AUDIT: &str = "WITH ins AS (INSERT INTO operation_runs (operation, tenant_id,      provider_connection_id, subject, status, initiator, actor_id, params, fencing_token, lease_us, tenant_active,      created_at, status_changed_at, queued_at, stale_at) VALUES ($3, $1, $2, NULL, 'queued', 'user', 'bench', NULL,      1, 300000000, TRUE, 1700000000000000, 1700000000000000, 1700000000000000, 1700000300000000)      ON CONFLICT DO NOTHING RETURNING id, provider_connection_id),      audit AS (INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, provider_connection_id,      actor_id, initiator, outcome, run_id) SELECT 1700000000000000, 'start', $3, $1, ins.provider_connection_id,      'bench', 'user', 'accepted', ins.id FROM ins) SELECT id FROM ins";
+pub const STEP_RUN_ROW: &str = "INSERT INTO startgate.operation_runs (operation, tenant_id, provider_connection_id, subject,      status, initiator, actor_id, params, fencing_token, lease_us, tenant_active, created_at, status_changed_at,      queued_at, stale_at) VALUES ($3, $1, $2, NULL, 'queued', 'user', 'bench', NULL, 1, 300000000, TRUE,      1700000000000000, 1700000000000000, 1700000000000000, 1700000300000000) ON CONFLICT DO NOTHING RETURNING id";
+pub const STEP_RUN_AND_AUDIT: &str = "WITH ins AS (INSERT INTO startgate.operation_runs (operation, tenant_id,      provider_connection_id, subject, status, initiator, actor_id, params, fencing_token, lease_us, tenant_active,      created_at, status_changed_at, queued_at, stale_at) VALUES ($3, $1, $2, NULL, 'queued', 'user', 'bench', NULL,      1, 300000000, TRUE, 1700000000000000, 1700000000000000, 1700000000000000, 1700000300000000)      ON CONFLICT DO NOTHING RETURNING id, provider_connection_id),      audit AS (INSERT INTO startgate.start_attempts (attempted_at, source, operation, tenant_id, provider_connection_id,      actor_id, initiator, outcome, run_id) SELECT 1700000000000000, 'start', $3, $1, ins.provider_connection_id,      'bench', 'user', 'accepted', ins.id FROM ins) SELECT id FROM ins";
 
 /// What the primitive must add to answer a refused start: who holds the scope.
 pub const HOLDER: &str = "SELECT id, operation, status FROM primitive_runs \
@@ -54,7 +54,7 @@ pub const HOLDER: &str = "SELECT id, operation, status FROM primitive_runs \
 pub fn connections_sql(count: usize, postgres: bool) -> String {
     if postgres {
         format!(
-            "INSERT INTO provider_connections (tenant_id, id, provider, display_name, is_default, enabled, consent, \
+            "INSERT INTO startgate.provider_connections (tenant_id, id, provider, display_name, is_default, enabled, consent, \
              credential, credential_expires_at, health, updated_at) \
              SELECT 'bench', 'c-' || g, 'microsoft_graph', 'c-' || g, g = 0, TRUE, 'granted', 'present', NULL, 'ok', 0 \
              FROM generate_series(0, {}) g ON CONFLICT DO NOTHING",
@@ -149,7 +149,7 @@ pub async fn reset(url: &str) -> BenchResult<()> {
     if url.starts_with("postgres") {
         execute_pg(
             url,
-            &["TRUNCATE operation_runs, start_attempts, primitive_runs"],
+            &["TRUNCATE startgate.operation_runs, startgate.start_attempts, primitive_runs"],
         )
         .await
     } else {

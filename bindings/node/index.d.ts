@@ -120,6 +120,8 @@ export interface OpenOptions {
   maxConnections?: number
   /** Start a manual clock at this RFC 3339 instant (tests, demos). */
   manualClock?: string
+  /** PostgreSQL: the schema of the gate's tables (default `startgate`). */
+  schema?: string
 }
 
 /** Operator feedback: the same words on every host. */

@@ -14,7 +14,7 @@ const USAGE: &str = "\
 startgate — the one start path for provider-backed operations
 
 USAGE:
-    startgate [--database URL] [--registry FILE] [--json] <COMMAND>
+    startgate [--database URL] [--schema NAME] [--registry FILE] [--json] <COMMAND>
 
 COMMANDS:
     demo                  play a scripted operator session on a fresh embedded database
@@ -25,7 +25,10 @@ COMMANDS:
     reap                  end stale runs and admit pending sequence runs (needs --registry)
 
 OPTIONS:
-    --database URL   a SQLite path or sqlite: URL (default: startgate.db, or $STARTGATE_DATABASE)
+    --database URL   a SQLite path or sqlite: URL, or a postgres:// URL (default: startgate.db,
+                     or $STARTGATE_DATABASE); postgres://…?sslmode=require for TLS
+    --schema NAME    PostgreSQL: the schema of the gate's tables (default: startgate,
+                     or $STARTGATE_SCHEMA)
     --registry FILE  the registry TOML (default: $STARTGATE_REGISTRY; labels fall back to operation names)
     --json           machine-readable output
     -h, --help       this text
@@ -34,6 +37,7 @@ OPTIONS:
 
 struct Options {
     database: String,
+    schema: String,
     registry: Option<String>,
     json: bool,
     command: Vec<String>,
@@ -42,6 +46,8 @@ struct Options {
 fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut options = Options {
         database: std::env::var("STARTGATE_DATABASE").unwrap_or_else(|_| "startgate.db".into()),
+        schema: std::env::var("STARTGATE_SCHEMA")
+            .unwrap_or_else(|_| startgate::DEFAULT_SCHEMA.into()),
         registry: std::env::var("STARTGATE_REGISTRY").ok(),
         json: false,
         command: Vec::new(),
@@ -50,6 +56,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--database" => options.database = args.next().ok_or("--database needs a URL")?,
+            "--schema" => options.schema = args.next().ok_or("--schema needs a name")?,
             "--registry" => options.registry = Some(args.next().ok_or("--registry needs a file")?),
             "--json" => options.json = true,
             _ => options.command.push(arg),
@@ -151,7 +158,11 @@ async fn open(options: &Options, need_registry: bool) -> Result<Gate, CliError> 
         }
         None => Registry::builder().build()?,
     };
-    Ok(Gate::open(&options.database, registry).await?)
+    let gate_options = startgate::GateOptions {
+        schema: options.schema.clone(),
+        ..startgate::GateOptions::default()
+    };
+    Ok(Gate::open_with(&options.database, registry, gate_options).await?)
 }
 
 fn check_registry(file: &str, as_json: bool) -> CliResult {

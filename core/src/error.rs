@@ -292,9 +292,10 @@ impl From<sqlx::Error> for Error {
         match err {
             E::PoolTimedOut => timeout("no database connection became free in time", err),
             E::PoolClosed => unavailable("the gate is closed".into(), err),
-            E::Io(_) | E::Tls(_) | E::Protocol(_) | E::WorkerCrashed => {
-                unavailable(format!("cannot talk to the database ({err})"), err)
-            }
+            E::Io(_) | E::Tls(_) | E::Protocol(_) | E::WorkerCrashed => unavailable(
+                format!("cannot talk to the database ({})", with_tls(&err)),
+                err,
+            ),
             E::Database(ref db) => {
                 let message = db.message().to_string();
                 if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
@@ -335,6 +336,23 @@ impl From<sqlx::Error> for Error {
                 message: format!("unexpected database error: {other}"),
             },
         }
+    }
+}
+
+/// A driver error's text, saying "TLS" when TLS is what failed: sqlx
+/// reports a refused certificate as an I/O error ("invalid peer
+/// certificate: UnknownIssuer"), which should not read like a network fault.
+pub(crate) fn with_tls(err: &sqlx::Error) -> String {
+    let text = err.to_string();
+    let lower = text.to_lowercase();
+    let tls = matches!(err, sqlx::Error::Tls(_))
+        || ["certificate", "tls", "handshake", "ssl"]
+            .iter()
+            .any(|word| lower.contains(word));
+    if tls && !text.contains("TLS") {
+        format!("TLS: {text}")
+    } else {
+        text
     }
 }
 

@@ -27,7 +27,16 @@ pub struct GateOptions {
     pub max_connections: u32,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// PostgreSQL: the schema that holds all of the gate's relations and its
+    /// migration bookkeeping (docs/DESIGN.md §6). Every statement names it;
+    /// `migrate` creates it. Two gates with different schemas in one
+    /// database are independent. SQLite: the file is the gate's own; the
+    /// option does not apply there.
+    pub schema: String,
 }
+
+/// The schema a gate uses on PostgreSQL unless told otherwise.
+pub const DEFAULT_SCHEMA: &str = "startgate";
 
 impl Default for GateOptions {
     fn default() -> Self {
@@ -37,6 +46,7 @@ impl Default for GateOptions {
             statement_timeout: Duration::from_secs(5),
             max_connections: 8,
             clock: Clock::System,
+            schema: DEFAULT_SCHEMA.to_string(),
         }
     }
 }

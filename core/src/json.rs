@@ -23,7 +23,7 @@ use crate::time::{Clock, Timestamp};
 /// Options for opening a gate, as a JSON object (every field optional):
 /// `{"connect_timeout_ms": 5000, "acquire_timeout_ms": 5000,
 ///   "statement_timeout_ms": 5000, "max_connections": 8,
-///   "manual_clock": "2026-01-01T09:00:00Z"}`.
+///   "manual_clock": "2026-01-01T09:00:00Z", "schema": "startgate"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenOptions {
@@ -38,6 +38,8 @@ pub struct OpenOptions {
     /// Start a manual clock at this instant instead of using the system clock
     /// (tests and demos; move it with `advance_clock`).
     pub manual_clock: Option<Timestamp>,
+    /// PostgreSQL: the schema of the gate's relations (default `startgate`).
+    pub schema: Option<String>,
 }
 
 impl OpenOptions {
@@ -90,6 +92,7 @@ impl OpenOptions {
             )?,
             max_connections: self.max_connections.unwrap_or(defaults.max_connections),
             clock: self.manual_clock.map(Clock::manual).unwrap_or_default(),
+            schema: self.schema.clone().unwrap_or(defaults.schema),
         })
     }
 }

@@ -43,7 +43,7 @@ mod template;
 mod time;
 
 pub use error::{Error, ErrorCode, RegistryProblem, RegistryProblems, Result};
-pub use gate::{Gate, GateOptions};
+pub use gate::{Gate, GateOptions, DEFAULT_SCHEMA};
 pub use model::{
     Action, Actor, Completion, CompletionOutcome, CompletionResult, Consent, Credential, Health,
     Initiator, Outcome, Presentation, ProviderConnection, ReapResult, Reason, Run, RunFilter,

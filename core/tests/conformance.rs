@@ -51,6 +51,15 @@ async fn conformance_vectors_pass_through_pgbouncer_transaction_mode() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_vectors_pass_with_facts_from_a_host_view() {
+    let db = migrated("host_view").await;
+    db.use_host_view().await;
+    let report = run_all(Store::HostView { db: &db }).await;
+    assert!(report.passed >= 25, "only {} scenarios ran", report.passed);
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gate_behind_a_transaction_pooler_refuses_to_migrate() {
     let db = PgTestDb::create("pooled_migrate").await;
     let gate = Gate::open(

@@ -76,7 +76,7 @@ async fn waits_are_bounded_and_the_gate_recovers() {
         .execute(&mut locker)
         .await
         .expect("begin");
-    sqlx::query("LOCK TABLE operation_runs IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE startgate.operation_runs IN ACCESS EXCLUSIVE MODE")
         .execute(&mut locker)
         .await
         .expect("lock");

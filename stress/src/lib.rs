@@ -346,10 +346,30 @@ pub fn check(runs: &[RunRecord], accepted: &[Event], accepted_attempt_run_ids: &
     verdict
 }
 
-const HISTORY: &str =
-    "SELECT id, tenant_id, provider_connection_id, status, fencing_token, scope_token_at_end, \
-     queued_at, finished_at FROM operation_runs WHERE fencing_token IS NOT NULL";
-const ACCEPTED_ATTEMPTS: &str = "SELECT run_id FROM start_attempts WHERE outcome = 'accepted'";
+/// The gate's relations as plain SQL names them: in the `startgate` schema
+/// on PostgreSQL, unqualified in a SQLite file.
+fn table(url: &str, name: &str) -> String {
+    if url.starts_with("postgres") {
+        format!("startgate.{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+fn history(url: &str) -> String {
+    format!(
+        "SELECT id, tenant_id, provider_connection_id, status, fencing_token, scope_token_at_end, \
+         queued_at, finished_at FROM {} WHERE fencing_token IS NOT NULL",
+        table(url, "operation_runs")
+    )
+}
+
+fn accepted_attempts(url: &str) -> String {
+    format!(
+        "SELECT run_id FROM {} WHERE outcome = 'accepted'",
+        table(url, "start_attempts")
+    )
+}
 
 /// Reads the admitted runs and the accepted audit rows with plain SQL,
 /// independent of the gate's code. Works on SQLite and PostgreSQL URLs.
@@ -366,16 +386,16 @@ pub async fn load_history(url: &str) -> Result<(Vec<RunRecord>, Vec<i64>), sqlx:
     );
     let (rows, attempts): (Vec<Raw>, Vec<i64>) = if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await?;
-        let rows = sqlx::query_as(HISTORY).fetch_all(&pool).await?;
-        let attempts = sqlx::query_scalar(ACCEPTED_ATTEMPTS)
+        let rows = sqlx::query_as(&history(url)).fetch_all(&pool).await?;
+        let attempts = sqlx::query_scalar(&accepted_attempts(url))
             .fetch_all(&pool)
             .await?;
         pool.close().await;
         (rows, attempts)
     } else {
         let pool = sqlx::SqlitePool::connect(url).await?;
-        let rows = sqlx::query_as(HISTORY).fetch_all(&pool).await?;
-        let attempts = sqlx::query_scalar(ACCEPTED_ATTEMPTS)
+        let rows = sqlx::query_as(&history(url)).fetch_all(&pool).await?;
+        let attempts = sqlx::query_scalar(&accepted_attempts(url))
             .fetch_all(&pool)
             .await?;
         pool.close().await;

@@ -207,7 +207,7 @@ fn round(url: &str, holder_skew: i64, taker_skew: i64) {
     let (status, reason, finished_at) = runtime().block_on(async {
         let pool = sqlx::PgPool::connect(url).await.expect("connect");
         let row: (String, Option<String>, Option<i64>) = sqlx::query_as(
-            "SELECT status, reason_code, finished_at FROM operation_runs WHERE id = $1",
+            "SELECT status, reason_code, finished_at FROM startgate.operation_runs WHERE id = $1",
         )
         .bind(held_run)
         .fetch_one(&pool)

@@ -103,7 +103,7 @@ async fn hold_lock(url: &str, hold: Duration) {
         .execute(&mut conn)
         .await
         .expect("begin");
-    sqlx::query("LOCK TABLE operation_runs IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE startgate.operation_runs IN ACCESS EXCLUSIVE MODE")
         .execute(&mut conn)
         .await
         .expect("lock");

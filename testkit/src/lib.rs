@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::{Connection, PgConnection};
 
 pub mod conformance;
+pub mod tls;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -117,30 +118,52 @@ pub async fn admin() -> PgConnection {
     }
 }
 
+/// The schema of the gate's relations on PostgreSQL (the default of
+/// `GateOptions::schema`); tests that read the tables with plain SQL name it.
+pub const PG_SCHEMA: &str = "startgate";
+
 /// A PostgreSQL database created for one test; drop it with [`PgTestDb::drop_now`].
 pub struct PgTestDb {
     /// The database name.
     pub name: String,
+    /// The server's URL without a database (`postgres://user@host:port`).
+    base: String,
+    /// Query parameters every URL of this database carries (`?sslmode=…`).
+    params: String,
 }
 
 impl PgTestDb {
-    /// Creates an empty database.
+    /// Creates an empty database on the tests' server.
     pub async fn create(tag: &str) -> PgTestDb {
-        let name = format!("startgate_test_{}", unique(tag));
         let mut conn = admin().await;
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        PgTestDb::create_with(&mut conn, base, "", tag).await
+    }
+
+    /// Creates an empty database through `admin` on the server at `base`;
+    /// its URLs carry `params` (e.g. `?sslmode=require`).
+    pub async fn create_with(
+        admin: &mut PgConnection,
+        base: &str,
+        params: &str,
+        tag: &str,
+    ) -> PgTestDb {
+        let name = format!("startgate_test_{}", unique(tag));
         sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
+            .execute(&mut *admin)
             .await
             .expect("create test database");
-        conn.close().await.ok();
-        PgTestDb { name }
+        PgTestDb {
+            name,
+            base: base.to_string(),
+            params: params.to_string(),
+        }
     }
 
     /// A direct URL to this database.
     pub fn url(&self) -> String {
-        let admin = admin_url();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
+        format!("{}/{}{}", self.base, self.name, self.params)
     }
 
     /// A URL through pgbouncer in transaction mode (started when needed).
@@ -153,11 +176,22 @@ impl PgTestDb {
         )
     }
 
-    /// Empties every startgate table and restarts the id sequences.
+    /// Empties every startgate table and restarts the id sequences; where
+    /// the connection facts come from a host table through a view
+    /// (tests/conformance/host_view.sql), that table is emptied instead.
     pub async fn reset(&self) {
         let mut conn = PgConnection::connect(&self.url()).await.expect("connect");
-        sqlx::query(
-            "TRUNCATE operation_runs, start_attempts, provider_connections RESTART IDENTITY",
+        sqlx::raw_sql(
+            "TRUNCATE startgate.operation_runs, startgate.start_attempts RESTART IDENTITY; \
+             DO $$ BEGIN \
+               IF (SELECT relkind FROM pg_class \
+                   WHERE oid = to_regclass('startgate.provider_connections')) = 'r' THEN \
+                 TRUNCATE startgate.provider_connections; \
+               END IF; \
+               IF to_regclass('public.host_tenant_connections') IS NOT NULL THEN \
+                 TRUNCATE public.host_tenant_connections; \
+               END IF; \
+             END $$",
         )
         .execute(&mut conn)
         .await
@@ -165,9 +199,39 @@ impl PgTestDb {
         conn.close().await.ok();
     }
 
+    /// The host application writing its own connection table
+    /// (tests/conformance/host_view.sql) from a contract connection document.
+    pub async fn host_save_connection(&self, doc: &serde_json::Value) -> Result<(), String> {
+        let mut conn = PgConnection::connect(&self.url())
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query("SELECT public.host_save_connection($1::jsonb)")
+            .bind(doc.to_string())
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("host_save_connection: {e}"))?;
+        conn.close().await.ok();
+        Ok(())
+    }
+
+    /// Replaces the gate's connection table with a view over a host table
+    /// (tests/conformance/host_view.sql). The database must be migrated.
+    pub async fn use_host_view(&self) {
+        let sql = std::fs::read_to_string(repo_root().join("tests/conformance/host_view.sql"))
+            .expect("tests/conformance/host_view.sql");
+        let mut conn = PgConnection::connect(&self.url()).await.expect("connect");
+        sqlx::raw_sql(&sql)
+            .execute(&mut conn)
+            .await
+            .expect("host view");
+        conn.close().await.ok();
+    }
+
     /// Drops the database, closing whatever still uses it (pgbouncer's pool).
     pub async fn drop_now(self) {
-        let mut conn = admin().await;
+        let mut conn = PgConnection::connect(&format!("{}/postgres{}", self.base, self.params))
+            .await
+            .expect("connect to drop");
         sqlx::query(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name

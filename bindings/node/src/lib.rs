@@ -419,6 +419,8 @@ pub struct OpenOptions {
     pub max_connections: Option<u32>,
     /// Start a manual clock at this RFC 3339 instant (tests, demos).
     pub manual_clock: Option<String>,
+    /// PostgreSQL: the schema of the gate's tables (default `startgate`).
+    pub schema: Option<String>,
 }
 
 /// Who asks, as facts the host established.

@@ -3,6 +3,7 @@
 // fields camelCased: arguments are camelCased on the way in and results
 // snake_cased on the way back for matching; `params` and `summary` are the
 // host's own documents and keep their keys.
+import { execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import assert from 'node:assert/strict'
@@ -123,21 +124,42 @@ export function matches(expected, actual, path) {
   }
 }
 
-export async function runScenario(file, url, { migrate = true } = {}) {
+// The host application writing its own table (tests/conformance/host_view.sql).
+export function hostSaveConnection(url, connection) {
+  execFileSync('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '-v', `doc=${JSON.stringify(connection)}`, url], {
+    input: "SELECT public.host_save_connection(:'doc'::jsonb);\n",
+    stdio: ['pipe', 'ignore', 'pipe'],
+  })
+}
+
+// hostView: the connection facts are a host table's, read through a view;
+// connections are written the host's way.
+export async function runScenario(file, url, { migrate = true, hostView = false } = {}) {
   const scenario = JSON.parse(readFileSync(file, 'utf8'))
   const source = scenario.registry
     ? { registry: join(file, '..', scenario.registry) }
     : { registryToml: scenario.registry_toml }
   const gate = await Gate.open(url, { ...source, manualClock: scenario.clock ?? '2026-01-01T09:00:00Z' })
   if (migrate) await gate.migrate()
-  for (const connection of scenario.connections ?? []) await gate.upsertConnection(camel(connection))
+  for (const connection of scenario.connections ?? []) {
+    if (hostView) hostSaveConnection(url, connection)
+    else await gate.upsertConnection(camel(connection))
+  }
   const saved = {}
   for (const [i, call] of scenario.calls.entries()) {
     const where = `${file.split('/').pop()} calls[${i}] (${call.call})`
     const args = native(camel(substitute(Object.fromEntries(Object.entries(call).filter(([k]) => !EXPECTATION_KEYS.has(k))), saved)))
+    let name = call.call
+    let callArgs = args
+    if (hostView && name === 'upsert_connection') {
+      if (call.expect_error) continue // the gate's own table's validation: not this setup's subject
+      hostSaveConnection(url, snake(args.connection))
+      name = 'get_connection'
+      callArgs = { tenantId: args.connection.tenantId, id: args.connection.id }
+    }
     let result
     try {
-      result = await invoke(gate, call.call, args)
+      result = await invoke(gate, name, callArgs)
     } catch (error) {
       assert.ok(error instanceof Error, `${where}: rejected with a non-Error ${error}`)
       assert.ok(call.expect_error, `${where}: unexpected ${error.code}: ${error.message}`)

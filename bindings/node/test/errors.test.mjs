@@ -79,7 +79,7 @@ test('a held lock rejects with store_timeout within the bound', async () => {
     const gate = await Gate.open(url, { registry, statementTimeoutMs: 500, acquireTimeoutMs: 500 })
     await gate.migrate()
     await gate.upsertConnection(ready())
-    const locker = spawn('psql', ['-q', url, '-c', 'BEGIN; LOCK TABLE operation_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;'], { stdio: 'ignore' })
+    const locker = spawn('psql', ['-q', url, '-c', 'BEGIN; LOCK TABLE startgate.operation_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;'], { stdio: 'ignore' })
     await new Promise((resolve) => setTimeout(resolve, 500))
     const began = Date.now()
     await assert.rejects(gate.start(base), { code: 'store_timeout' })

@@ -20,10 +20,9 @@ namespace Startgate;
  * Anything else is a Startgate\Exception with code invalid_request naming
  * the field, in the same words as every other surface — never a TypeError.
  *
- * The library is found through STARTGATE_LIB (a path to libstartgate.so), or
- * in STARTGATE_BUILD_DIR, or target/release then target/debug of this
- * repository; the declarations come
- * from include/startgate_php.h (or STARTGATE_HEADER).
+ * The library and its declarations are found without configuration where
+ * the Debian package installs them, or in a build of this repository;
+ * STARTGATE_LIB and STARTGATE_HEADER override (see locate()).
  */
 final class Gate
 {
@@ -340,27 +339,55 @@ final class Gate
     private static function ffi(): \FFI
     {
         if (self::$ffi === null) {
-            $root = dirname(__DIR__, 3);
-            $header = getenv('STARTGATE_HEADER') ?: $root . '/include/startgate_php.h';
-            $library = getenv('STARTGATE_LIB') ?: null;
-            $buildDir = getenv('STARTGATE_BUILD_DIR');
-            if ($library === null && $buildDir !== false && is_file("$buildDir/libstartgate.so")) {
-                $library = "$buildDir/libstartgate.so";
-            }
-            if ($library === null) {
-                foreach (['release', 'debug'] as $profile) {
-                    $candidate = (getenv('CARGO_TARGET_DIR') ?: $root . '/target') . "/$profile/libstartgate.so";
-                    if (is_file($candidate)) {
-                        $library = $candidate;
-                        break;
-                    }
-                }
-            }
-            if ($library === null || !is_file($header)) {
-                throw new Exception(Exception::INTERNAL, 'cannot find libstartgate.so (set STARTGATE_LIB) or its header (STARTGATE_HEADER)');
-            }
+            [$header, $library] = self::locate();
             self::$ffi = \FFI::cdef((string) file_get_contents($header), $library);
         }
         return self::$ffi;
+    }
+
+    /**
+     * The declarations and the library: STARTGATE_HEADER / STARTGATE_LIB
+     * when set; else a build of this repository (STARTGATE_BUILD_DIR, then
+     * target/release and target/debug); else the system's, as the Debian
+     * package installs them (/usr/include/startgate_php.h and
+     * libstartgate.so.0 in the library path).
+     *
+     * @return array{string, string}
+     */
+    private static function locate(): array
+    {
+        $root = dirname(__DIR__, 3);
+        $header = getenv('STARTGATE_HEADER') ?: null;
+        if ($header === null) {
+            foreach (["$root/include/startgate_php.h", '/usr/include/startgate_php.h', '/usr/local/include/startgate_php.h'] as $candidate) {
+                if (is_file($candidate)) {
+                    $header = $candidate;
+                    break;
+                }
+            }
+        }
+        $library = getenv('STARTGATE_LIB') ?: null;
+        if ($library === null) {
+            $candidates = [];
+            $buildDir = getenv('STARTGATE_BUILD_DIR');
+            if ($buildDir !== false) {
+                $candidates[] = "$buildDir/libstartgate.so";
+            }
+            foreach (['release', 'debug'] as $profile) {
+                $candidates[] = (getenv('CARGO_TARGET_DIR') ?: $root . '/target') . "/$profile/libstartgate.so";
+            }
+            $multiarch = php_uname('m') . '-linux-gnu';
+            array_push($candidates, "/usr/lib/$multiarch/libstartgate.so.0", '/usr/lib/libstartgate.so.0', '/usr/local/lib/libstartgate.so.0');
+            foreach ($candidates as $candidate) {
+                if (is_file($candidate)) {
+                    $library = $candidate;
+                    break;
+                }
+            }
+        }
+        if ($library === null || $header === null || !is_file($header)) {
+            throw new Exception(Exception::INTERNAL, 'cannot find libstartgate (install the startgate package, or set STARTGATE_LIB) or its header startgate_php.h (STARTGATE_HEADER)');
+        }
+        return [$header, $library];
     }
 }

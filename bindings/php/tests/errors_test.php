@@ -49,7 +49,7 @@ test('a statement blocked by a lock is store_timeout, within the bound', functio
     $gate->migrate();
     $gate->upsertConnection(readyConnection());
     // Another session holds an exclusive lock on the runs table for 3 seconds.
-    $locker = proc_open(['psql', '-q', $url, '-c', 'BEGIN; LOCK TABLE operation_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
+    $locker = proc_open(['psql', '-q', $url, '-c', 'BEGIN; LOCK TABLE startgate.operation_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;'], [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
     usleep(500_000);
     $started = microtime(true);
     throwsCode('store_timeout', fn () => $gate->start(['operation' => 'inventory.sync', 'tenant_id' => 'contoso', 'actor' => alice()]));

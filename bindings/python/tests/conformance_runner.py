@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+import subprocess
 from typing import Any, Callable, Dict, List
 
 from startgate import Error, Gate
@@ -117,7 +118,16 @@ def matches(expected: Any, actual: Any, path: str) -> None:
         ), f"{path}: expected {expected!r}, found {actual!r}"
 
 
-def run_scenario(file: pathlib.Path, url: str, migrate: bool = True) -> None:
+def host_save_connection(url: str, doc: Any) -> None:
+    """The host application writing its own table (tests/conformance/host_view.sql)."""
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"doc={json.dumps(doc)}", url],
+                   input="SELECT public.host_save_connection(:'doc'::jsonb);", text=True,
+                   check=True, capture_output=True)
+
+
+def run_scenario(file: pathlib.Path, url: str, migrate: bool = True, host_view: bool = False) -> None:
+    """``host_view``: the connection facts are the host's own table's, read
+    through a view; connections are written the host's way."""
     scenario = json.loads(file.read_text())
     clock = scenario.get("clock", "2026-01-01T09:00:00Z")
     if "registry" in scenario:
@@ -127,12 +137,21 @@ def run_scenario(file: pathlib.Path, url: str, migrate: bool = True) -> None:
     if migrate:
         gate.migrate()
     for connection in scenario.get("connections", []):
-        gate.upsert_connection(connection)
+        if host_view:
+            host_save_connection(url, connection)
+        else:
+            gate.upsert_connection(connection)
     saved: Dict[str, Any] = {}
     for i, call in enumerate(scenario["calls"]):
         name = call["call"]
         where = f"{file.name} calls[{i}] ({name})"
         args = native(substitute({k: v for k, v in call.items() if k not in EXPECTATION_KEYS}, saved))
+        if host_view and name == "upsert_connection":
+            if "expect_error" in call:
+                continue  # the gate's own table's validation: not this setup's subject
+            host_save_connection(url, args["connection"])
+            args = {"tenant_id": args["connection"]["tenant_id"], "id": args["connection"]["id"]}
+            name = "get_connection"
         try:
             result = invoke(gate, name, args)
         except Error as error:

@@ -82,7 +82,7 @@ def test_a_held_lock_is_store_timeout_within_the_bound(postgres_url: str) -> Non
     gate.migrate()
     gate.upsert_connection(ready())
     locker = subprocess.Popen(["psql", "-q", postgres_url, "-c",
-                               "BEGIN; LOCK TABLE operation_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"],
+                               "BEGIN; LOCK TABLE startgate.operation_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;"],
                               stdout=subprocess.DEVNULL)
     time.sleep(0.5)
     began = time.monotonic()

@@ -86,7 +86,7 @@ fn accept_statement(ready: &str, which: &str) -> String {
            SELECT tenant_id, id, provider, display_name, is_default, enabled, consent, credential, \
                   credential_expires_at, health \
            FROM {{connections}} \
-           WHERE tenant_id = $2 AND {which}), \
+           WHERE tenant_id = $2 AND {which} ORDER BY id LIMIT 1), \
          l AS (\
            SELECT {columns} FROM {{runs}} \
            WHERE tenant_id = $2 AND provider_connection_id = (SELECT c.id FROM c) \
@@ -407,4 +407,20 @@ async fn record_blocked(
         .fetch_one(conn)
         .await?;
     Ok(row.into_run(false)?)
+}
+
+/// Whether `relation` is a view (or materialized view) rather than the
+/// gate's own table: a host serving connection facts from its own tables.
+/// Always false on SQLite.
+pub(super) async fn is_view(conn: &mut Conn<'_>, relation: &str) -> SResult<bool> {
+    let Db::Pg(conn, persistent) = &mut conn.db else {
+        return Ok(false);
+    };
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(relation)
+            .persistent(*persistent)
+            .fetch_optional(&mut **conn)
+            .await?;
+    Ok(matches!(kind.as_deref(), Some("v" | "m")))
 }

@@ -495,7 +495,10 @@ impl Store {
         let call_bound = options.acquire_timeout + options.statement_timeout;
         let (backend, sql) = match Target::of(url)? {
             Target::Postgres => {
-                let sql = SqlText::new(Dialect::Postgres);
+                sql::check_schema(&options.schema)?;
+                let sql = SqlText::new(Dialect::Postgres {
+                    schema: options.schema.clone(),
+                });
                 let pg = open_postgres(url, registry, options, &sql).await?;
                 (Backend::Postgres(Box::new(pg)), sql)
             }
@@ -533,11 +536,25 @@ impl Store {
                 })
             }
             Backend::Postgres(pg) => {
-                // Closed afterwards rather than reused: migrating takes a
-                // session-level lock.
+                // On a connection of its own, closed afterwards rather than
+                // reused: migrating takes a session-level lock, and the
+                // migrations (and sqlx's bookkeeping table) are written
+                // unqualified, so this session alone sees only the gate's
+                // schema. Nothing outside the schema is created or changed.
                 let mut lease = pg.pool.acquire().await?;
+                let conn = lease.conn()?;
+                let schema = self.sql.schema().unwrap_or_default();
+                let prepare = format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+                );
+                sqlx::Executor::execute(&mut *conn, prepare.as_str())
+                    .await
+                    .map_err(|err| Error::MigrationFailed {
+                        message: format!("cannot create or use the schema {schema}: {err}"),
+                        source: None,
+                    })?;
                 sqlx::migrate!("../migrations/postgres")
-                    .run_direct(lease.conn()?)
+                    .run_direct(conn)
                     .await?;
             }
         }
@@ -655,7 +672,8 @@ impl Store {
                 busy
             }
             Ok(Err(err)) => {
-                Error::unavailable(format!("cannot reach PostgreSQL ({err})"), Some(err))
+                let text = crate::error::with_tls(&err);
+                Error::unavailable(format!("cannot reach PostgreSQL ({text})"), Some(err))
             }
             Err(_) => Error::unavailable(
                 format!(
@@ -842,10 +860,22 @@ impl Store {
         connection: &ProviderConnection,
         clock: &Clock,
     ) -> Result<ProviderConnection> {
+        let facts = self.sql.relation("provider_connections");
         self.bounded(async {
-            write_tx!(self, clock, |conn, now| ops::upsert_connection_in(
-                conn, connection, now
-            )
+            write_tx!(self, clock, |conn, now| async {
+                if fast::is_view(conn, &facts).await? {
+                    return Err(Error::invalid(
+                        "connection",
+                        format!(
+                            "the gate reads connection facts from {facts}, a view over the host's own \
+                             tables: change them there (upsert_connection writes only the gate's own \
+                             table; docs/DESIGN.md §6)"
+                        ),
+                    )
+                    .into());
+                }
+                ops::upsert_connection_in(conn, connection, now).await
+            }
             .await)
         })
         .await
@@ -1141,7 +1171,10 @@ async fn open_postgres(
         Ok(Ok(lease)) => lease.release(),
         Ok(Err(err)) => {
             return Err(Error::unavailable(
-                format!("cannot connect to PostgreSQL ({err})"),
+                format!(
+                    "cannot connect to PostgreSQL ({})",
+                    crate::error::with_tls(&err)
+                ),
                 Some(err),
             ))
         }

@@ -114,7 +114,8 @@ pub(crate) async fn resolve(
                 concat!(
                     "SELECT ",
                     connection_columns!(),
-                    " FROM {connections} WHERE tenant_id = $1 AND is_default"
+                    // A host's view might offer several defaults: take one, always the same.
+                    " FROM {connections} WHERE tenant_id = $1 AND is_default ORDER BY id LIMIT 1"
                 ),
                 args![tenant_id],
             )

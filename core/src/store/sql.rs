@@ -3,7 +3,8 @@
 //!
 //! Placeholders:
 //! - `{runs}`, `{attempts}`, `{connections}`: the gate's relations, named as
-//!   the backend needs them;
+//!   the backend needs them (on PostgreSQL always with their schema, so no
+//!   statement depends on `search_path`);
 //! - `{now:N}`: "now" for a statement that may run on its own. `$N` carries a
 //!   fixed instant (SQLite's process clock, a manual clock, or the instant a
 //!   PostgreSQL transaction read at `BEGIN`); on PostgreSQL a NULL `$N` means
@@ -20,10 +21,34 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub(crate) const PG_NOW_US: &str = "(EXTRACT(EPOCH FROM now()) * 1000000)::bigint";
 
 /// Which SQL dialect a store speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Dialect {
     Sqlite,
-    Postgres,
+    /// With the schema that holds the gate's relations, quoted for SQL.
+    Postgres {
+        schema: String,
+    },
+}
+
+/// A schema name the gate accepts: a plain lowercase SQL identifier, so it
+/// reads the same quoted or not (`startgate`, `app_gate`).
+pub(crate) fn check_schema(schema: &str) -> crate::error::Result<()> {
+    let plain = schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain && !schema.starts_with("pg_") {
+        Ok(())
+    } else {
+        Err(crate::input::invalid(
+            "schema",
+            format!(
+                "{schema:?} is not a schema name the gate uses: lowercase letters, digits and \
+                 '_', starting with a letter or '_', at most 63 bytes, not pg_*"
+            ),
+        ))
+    }
 }
 
 /// Renders and caches the statement texts of one store.
@@ -93,15 +118,31 @@ impl SqlText {
         out
     }
 
+    /// The quoted schema on PostgreSQL.
+    pub(crate) fn schema(&self) -> Option<String> {
+        match &self.dialect {
+            Dialect::Sqlite => None,
+            Dialect::Postgres { schema } => Some(format!("\"{schema}\"")),
+        }
+    }
+
+    /// A relation of the gate's, named for this backend.
+    pub(crate) fn relation(&self, name: &str) -> String {
+        match &self.dialect {
+            Dialect::Sqlite => name.to_string(),
+            Dialect::Postgres { schema } => format!("\"{schema}\".{name}"),
+        }
+    }
+
     fn placeholder(&self, key: &str) -> Option<String> {
         match key {
-            "runs" => Some("operation_runs".into()),
-            "attempts" => Some("start_attempts".into()),
-            "connections" => Some("provider_connections".into()),
+            "runs" => Some(self.relation("operation_runs")),
+            "attempts" => Some(self.relation("start_attempts")),
+            "connections" => Some(self.relation("provider_connections")),
             "greatest" => Some(
                 match self.dialect {
                     Dialect::Sqlite => "MAX",
-                    Dialect::Postgres => "GREATEST",
+                    Dialect::Postgres { .. } => "GREATEST",
                 }
                 .into(),
             ),
@@ -112,7 +153,7 @@ impl SqlText {
                 }
                 Some(match self.dialect {
                     Dialect::Sqlite => format!("${n}"),
-                    Dialect::Postgres => format!("COALESCE(${n}::bigint, {PG_NOW_US})"),
+                    Dialect::Postgres { .. } => format!("COALESCE(${n}::bigint, {PG_NOW_US})"),
                 })
             }
         }
@@ -132,15 +173,36 @@ mod tests {
             &*lite.get(T),
             "UPDATE operation_runs SET at = $3, x = MAX($1, $2), p = '{}' WHERE {unknown}"
         );
-        let pg = SqlText::new(Dialect::Postgres);
+        let pg = SqlText::new(Dialect::Postgres {
+            schema: "gate_a".into(),
+        });
         assert_eq!(
             &*pg.get(T),
             format!(
-                "UPDATE operation_runs SET at = COALESCE($3::bigint, {PG_NOW_US}), \
+                "UPDATE \"gate_a\".operation_runs SET at = COALESCE($3::bigint, {PG_NOW_US}), \
                  x = GREATEST($1, $2), p = '{{}}' WHERE {{unknown}}"
             )
         );
         // Cached: the same text object comes back.
         assert!(Arc::ptr_eq(&pg.get(T), &pg.get(T)));
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for good in ["startgate", "app_gate", "_x", "g2"] {
+            assert!(check_schema(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Gate",
+            "a-b",
+            "a\"b",
+            "1x",
+            "pg_catalog",
+            &"x".repeat(64),
+            "a.b",
+        ] {
+            assert!(check_schema(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -30,6 +30,12 @@ pub enum Store<'a> {
         db: &'a PgTestDb,
         pooled: bool,
     },
+    /// A migrated PostgreSQL test database whose connection facts come from
+    /// the host's own table through a view (tests/conformance/host_view.sql):
+    /// connections are written the host's way, never with `upsert_connection`.
+    HostView {
+        db: &'a PgTestDb,
+    },
 }
 
 pub struct Report {
@@ -86,6 +92,14 @@ async fn run_file(file: &Path, store: &Store<'_>) -> Result<(), String> {
                 (db.url(), true)
             }
         }
+        Store::HostView { db } => {
+            db.reset().await;
+            (db.url(), false)
+        }
+    };
+    let host = match store {
+        Store::HostView { db } => Some(*db),
+        _ => None,
     };
     let gate = Gate::open_with(&url, registry, options)
         .await
@@ -93,12 +107,18 @@ async fn run_file(file: &Path, store: &Store<'_>) -> Result<(), String> {
     if migrate {
         gate.migrate().await.map_err(|e| format!("migrate: {e}"))?;
     }
-    let outcome = run_scenario(&gate, &scenario).await;
+    let outcome = run_scenario(&gate, &scenario, host).await;
     gate.close().await;
     outcome
 }
 
-async fn run_scenario(gate: &Gate, scenario: &Value) -> Result<(), String> {
+/// `host`: a host-view database, where connections are the host's to write
+/// (`host_save_connection`), not the gate's.
+async fn run_scenario(
+    gate: &Gate,
+    scenario: &Value,
+    host: Option<&PgTestDb>,
+) -> Result<(), String> {
     for (i, conn) in scenario
         .get("connections")
         .and_then(Value::as_array)
@@ -106,6 +126,10 @@ async fn run_scenario(gate: &Gate, scenario: &Value) -> Result<(), String> {
         .flatten()
         .enumerate()
     {
+        if let Some(db) = host {
+            db.host_save_connection(conn).await?;
+            continue;
+        }
         let conn = ProviderConnection::from_json(&conn.to_string())
             .map_err(|e| format!("connections[{i}]: {e}"))?;
         gate.upsert_connection(&conn)
@@ -126,7 +150,16 @@ async fn run_scenario(gate: &Gate, scenario: &Value) -> Result<(), String> {
         if has_number_tag(&call) {
             continue;
         }
-        let outcome = if has_tags(&call) {
+        if let (Some(_), "upsert_connection") = (host, name) {
+            // The host writes its own table; the gate's own validation of
+            // upsert_connection is not what this setup is about.
+            if raw.get("expect_error").is_some() {
+                continue;
+            }
+        }
+        let outcome = if let (Some(db), "upsert_connection") = (host, name) {
+            host_upsert(gate, db, &call["connection"]).await
+        } else if has_tags(&call) {
             invoke_text(gate, name, &call).await
         } else {
             invoke(gate, name, &call).await
@@ -300,6 +333,21 @@ async fn invoke(gate: &Gate, name: &str, call: &Value) -> Result<Value, Value> {
         }
         other => Err(json!({"code": "runner", "message": format!("unknown call `{other}`")})),
     }
+}
+
+/// `upsert_connection` in a host-view setup: the host writes its table and
+/// the result is what the gate now reads through the view.
+async fn host_upsert(gate: &Gate, host: &PgTestDb, doc: &Value) -> Result<Value, Value> {
+    host.host_save_connection(doc)
+        .await
+        .map_err(|e| json!({"code": "runner", "message": e}))?;
+    let tenant = doc["tenant_id"].as_str().unwrap_or_default();
+    let id = doc["id"].as_str().unwrap_or_default();
+    to_json(
+        gate.get_connection(tenant, id)
+            .await
+            .map_err(|e| error_value(&e))?,
+    )
 }
 
 /// A call through the JSON text entries: a document argument with the

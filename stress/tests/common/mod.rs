@@ -50,17 +50,19 @@ pub fn prepare(url: &str, drop_locks: bool) {
         }
         gate.close().await;
         if drop_locks {
-            for sql in [
-                "DROP INDEX operation_runs_one_active_per_scope",
-                "DROP INDEX operation_runs_fencing",
+            for index in [
+                "operation_runs_one_active_per_scope",
+                "operation_runs_fencing",
             ] {
                 if url.starts_with("postgres") {
                     let pool = sqlx::PgPool::connect(url).await.expect("pool");
-                    sqlx::query(sql).execute(&pool).await.expect("drop index");
+                    let sql = format!("DROP INDEX startgate.{index}");
+                    sqlx::query(&sql).execute(&pool).await.expect("drop index");
                     pool.close().await;
                 } else {
                     let pool = sqlx::SqlitePool::connect(url).await.expect("pool");
-                    sqlx::query(sql).execute(&pool).await.expect("drop index");
+                    let sql = format!("DROP INDEX {index}");
+                    sqlx::query(&sql).execute(&pool).await.expect("drop index");
                     pool.close().await;
                 }
             }

@@ -130,17 +130,20 @@ class Gate:
         statement_timeout_ms: Optional[int] = None,
         max_connections: Optional[int] = None,
         manual_clock: Union[datetime, str, None] = None,
+        schema: Optional[str] = None,
     ) -> "Gate":
         """Opens a gate on ``url`` (a SQLite path or ``sqlite:`` URL,
         ``sqlite::memory:``, or a ``postgres://`` URL). ``registry`` is the
         path of the registry TOML file; give the TOML text itself as
-        ``registry_toml`` instead."""
+        ``registry_toml`` instead. On PostgreSQL, ``schema`` names the schema
+        that holds the gate's tables (default ``startgate``)."""
         options = _options(
             connect_timeout_ms=connect_timeout_ms,
             acquire_timeout_ms=acquire_timeout_ms,
             statement_timeout_ms=statement_timeout_ms,
             max_connections=max_connections,
             manual_clock=manual_clock,
+            schema=schema,
         )
         return cls(_open(url, registry, registry_toml, options))
 
@@ -308,6 +311,7 @@ class AsyncGate:
         statement_timeout_ms: Optional[int] = None,
         max_connections: Optional[int] = None,
         manual_clock: Union[datetime, str, None] = None,
+        schema: Optional[str] = None,
     ) -> "AsyncGate":
         """Opens a gate (see ``Gate.open``) without blocking the event loop."""
         options = _options(
@@ -316,6 +320,7 @@ class AsyncGate:
             statement_timeout_ms=statement_timeout_ms,
             max_connections=max_connections,
             manual_clock=manual_clock,
+            schema=schema,
         )
         loop = asyncio.get_running_loop()
         return cls(await loop.run_in_executor(None, _open, url, registry, registry_toml, options))
