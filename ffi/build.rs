@@ -52,9 +52,22 @@ fn main() {
         if resolve {
             text = as_plain_c99(&text);
         }
-        std::fs::write(out_dir.join(name), &text).expect("write header");
-        if std::env::var_os("STARTGATE_WRITE_HEADERS").is_some() {
-            std::fs::write(crate_dir.join("../include").join(name), &text).expect("write header");
+        let mut outputs = vec![(name, text.clone())];
+        if resolve {
+            // For PHP's ffi.preload (a PHP-FPM master running as root): the
+            // same declarations, with the scope and library FFI::load reads
+            // from the file's first lines (nothing may come before them).
+            outputs.push((
+                "startgate_preload.h",
+                format!("#define FFI_SCOPE \"startgate\"\n#define FFI_LIB \"libstartgate.so.0\"\n{text}"),
+            ));
+        }
+        for (name, text) in outputs {
+            std::fs::write(out_dir.join(name), &text).expect("write header");
+            if std::env::var_os("STARTGATE_WRITE_HEADERS").is_some() {
+                std::fs::write(crate_dir.join("../include").join(name), &text)
+                    .expect("write header");
+            }
         }
     }
 }

@@ -321,7 +321,8 @@ pub extern "C" fn startgate_status_code(status: u32) -> *const c_char {
 /// URL, optionally with `?pool_mode=transaction` behind pgbouncer) with the
 /// registry given as TOML text. `options_json` may be NULL, or an object with
 /// `connect_timeout_ms`, `acquire_timeout_ms`, `statement_timeout_ms`,
-/// `max_connections`, `manual_clock` (RFC 3339; tests) and `share` (true:
+/// `max_connections`, `schema` (PostgreSQL: the schema of the gate's tables,
+/// default `startgate`), `manual_clock` (RFC 3339; tests) and `share` (true:
 /// handles opened with the same url, registry and options share one pool per
 /// process, which outlives `startgate_free` — what PHP-FPM wants).
 /// On success `*out_gate` receives a handle to release with `startgate_free`.
@@ -910,7 +911,7 @@ mod tests {
 
     #[test]
     fn committed_headers_match_the_source() {
-        for name in ["startgate.h", "startgate_php.h"] {
+        for name in ["startgate.h", "startgate_php.h", "startgate_preload.h"] {
             assert!(
                 committed(name) == generated(name),
                 "include/{name} differs from what cbindgen generates from ffi/src: \
@@ -955,5 +956,17 @@ mod tests {
             "{php}"
         );
         assert!(php.contains("startgate_status startgate_start("));
+        let preload = committed("startgate_preload.h");
+        assert_eq!(
+            preload.lines().take(2).collect::<Vec<_>>(),
+            [
+                "#define FFI_SCOPE \"startgate\"",
+                "#define FFI_LIB \"libstartgate.so.0\""
+            ]
+        );
+        assert!(
+            preload.ends_with(&php),
+            "the preload header is the PHP one, prefixed"
+        );
     }
 }

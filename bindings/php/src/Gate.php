@@ -41,7 +41,8 @@ final class Gate
      * URL). $registry is the path of the registry TOML file; give the TOML
      * text itself as $options['registry_toml'] instead. $options:
      * connect_timeout_ms, acquire_timeout_ms, statement_timeout_ms,
-     * max_connections, manual_clock (tests), and share (default true: handles
+     * max_connections, schema (PostgreSQL: the schema of the gate's tables,
+     * default "startgate"), manual_clock (tests), and share (default true: handles
      * with the same url, registry and options reuse one connection pool per
      * process, so a PHP-FPM worker does not reconnect on every request).
      */
@@ -336,13 +337,76 @@ final class Gate
         };
     }
 
+    /** The FFI scope the preloaded declarations are registered under (see preload()). */
+    public const FFI_SCOPE = 'startgate';
+
+    /**
+     * Loads the library and its declarations once, in the opcache.preload
+     * script of a PHP-FPM master (bindings/php/preload.php), so that every
+     * worker it forks finds them as the FFI scope "startgate". That is the
+     * only way to use FFI in a request under ffi.enable=preload, PHP's
+     * default; it also spares each worker from parsing the declarations.
+     * Finds the files as locate() does, from the master's environment.
+     */
+    public static function preload(): void
+    {
+        try {
+            \FFI::scope(self::FFI_SCOPE);
+            return; // ffi.preload named include/startgate_preload.h: done
+        } catch (\FFI\Exception) {
+        }
+        [$header, $library] = self::locate();
+        if (str_contains($library, '"')) {
+            throw new Exception(Exception::INTERNAL, "cannot preload startgate: the library path holds a quote ($library)");
+        }
+        // FFI::load() reads the scope and library from the file itself.
+        $scoped = tempnam(sys_get_temp_dir(), 'startgate-ffi-');
+        if ($scoped === false) {
+            throw new Exception(Exception::INTERNAL, 'cannot preload startgate: no temporary file for its declarations');
+        }
+        try {
+            $declarations = sprintf("#define FFI_SCOPE \"%s\"\n#define FFI_LIB \"%s\"\n", self::FFI_SCOPE, $library)
+                . (string) file_get_contents($header);
+            if (file_put_contents($scoped, $declarations) === false) {
+                throw new Exception(Exception::INTERNAL, "cannot preload startgate: cannot write $scoped");
+            }
+            try {
+                $loaded = \FFI::load($scoped);
+            } catch (\FFI\Exception $e) {
+                throw new Exception(Exception::INTERNAL, "cannot preload startgate from $library: {$e->getMessage()}", 9, $e);
+            }
+            if ($loaded === null) {
+                throw new Exception(Exception::INTERNAL, "cannot preload startgate from $library (see the PHP warning before this)");
+            }
+        } finally {
+            @unlink($scoped);
+        }
+    }
+
     private static function ffi(): \FFI
     {
         if (self::$ffi === null) {
-            [$header, $library] = self::locate();
-            self::$ffi = \FFI::cdef((string) file_get_contents($header), $library);
+            try {
+                self::$ffi = \FFI::scope(self::FFI_SCOPE);
+            } catch (\FFI\Exception) {
+                self::$ffi = self::declare();
+            }
         }
         return self::$ffi;
+    }
+
+    /** The declarations parsed in this process: the CLI, or ffi.enable=true. */
+    private static function declare(): \FFI
+    {
+        [$header, $library] = self::locate();
+        try {
+            return \FFI::cdef((string) file_get_contents($header), $library);
+        } catch (\FFI\Exception $e) {
+            $hint = ini_get('ffi.enable') === 'preload' && PHP_SAPI !== 'cli'
+                ? ': under ffi.enable=preload, load it in the opcache.preload script (require vendor/startgate/startgate/preload.php)'
+                : '';
+            throw new Exception(Exception::INTERNAL, "cannot load startgate from $library{$hint} ({$e->getMessage()})", 9, $e);
+        }
     }
 
     /**

@@ -1148,8 +1148,12 @@ async fn open_postgres(
             )
         })?
         // Poolers accept only a few startup parameters; send none we can avoid.
-        .extra_float_digits(None)
-        .application_name("startgate");
+        .extra_float_digits(None);
+    // Operators find the gate's sessions in pg_stat_activity by this name; a
+    // host that runs several kinds of process names each in its URL.
+    if connect.get_application_name().is_none() {
+        connect = connect.application_name("startgate");
+    }
     if !pooled {
         // Directly connected, the server cancels any statement that runs too
         // long. Behind a pooler it cannot be a startup parameter; every

@@ -93,12 +93,31 @@ pub fn hammer(url: &str, workers: usize, iterations: u64) -> (Vec<Event>, Verdic
     hammer_skewed(url, &vec![None; workers], iterations)
 }
 
+/// Whether workers must report no unexpected error. Not so without the
+/// unique indexes: the engine relies on them, and a takeover may then give
+/// up under contention (`internal`) — a symptom of the same broken schema
+/// whose double admissions the checker must see.
+#[derive(Clone, Copy, PartialEq)]
+enum Errors {
+    Unexpected,
+    Tolerated,
+}
+
 /// [`hammer`] with one worker per entry of `skews`: `Some(seconds)` runs it
 /// under `faketime` with its clock shifted by that much.
 pub fn hammer_skewed(
     url: &str,
     skews: &[Option<i64>],
     iterations: u64,
+) -> (Vec<Event>, Verdict, u64) {
+    hammer_with(url, skews, iterations, Errors::Unexpected)
+}
+
+fn hammer_with(
+    url: &str,
+    skews: &[Option<i64>],
+    iterations: u64,
+    errors: Errors,
 ) -> (Vec<Event>, Verdict, u64) {
     let workers = skews.len();
     let seed = seed();
@@ -128,7 +147,7 @@ pub fn hammer_skewed(
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "worker failed: {stderr}");
         assert!(
-            !stderr.contains("unexpected error"),
+            errors == Errors::Tolerated || !stderr.contains("unexpected error"),
             "worker reported: {stderr}"
         );
         for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -192,7 +211,7 @@ pub fn report(
 /// With the unique indexes dropped, the same hammer must produce overlaps the
 /// checker reports: proof that the checker is not vacuous.
 pub fn without_unique_indexes(url: &str, workers: usize, iterations: u64) {
-    let (_, verdict, seed) = hammer(url, workers, iterations);
+    let (_, verdict, seed) = hammer_with(url, &vec![None; workers], iterations, Errors::Tolerated);
     let overlaps = verdict
         .violations
         .iter()
