@@ -46,6 +46,17 @@ pub const PRIMITIVE: &str =
 pub const STEP_RUN_ROW: &str = "INSERT INTO startgate.operation_runs (operation, tenant_id, provider_connection_id, subject,      status, initiator, actor_id, params, fencing_token, lease_us, tenant_active, created_at, status_changed_at,      queued_at, stale_at) VALUES ($3, $1, $2, NULL, 'queued', 'user', 'bench', NULL, 1, 300000000, TRUE,      1700000000000000, 1700000000000000, 1700000000000000, 1700000300000000) ON CONFLICT DO NOTHING RETURNING id";
 pub const STEP_RUN_AND_AUDIT: &str = "WITH ins AS (INSERT INTO startgate.operation_runs (operation, tenant_id,      provider_connection_id, subject, status, initiator, actor_id, params, fencing_token, lease_us, tenant_active,      created_at, status_changed_at, queued_at, stale_at) VALUES ($3, $1, $2, NULL, 'queued', 'user', 'bench', NULL,      1, 300000000, TRUE, 1700000000000000, 1700000000000000, 1700000000000000, 1700000300000000)      ON CONFLICT DO NOTHING RETURNING id, provider_connection_id),      audit AS (INSERT INTO startgate.start_attempts (attempted_at, source, operation, tenant_id, provider_connection_id,      actor_id, initiator, outcome, run_id) SELECT 1700000000000000, 'start', $3, $1, ins.provider_connection_id,      'bench', 'user', 'accepted', ins.id FROM ins) SELECT id FROM ins";
 
+/// The same steps on SQLite, where the run row and the audit row are two
+/// statements of one `BEGIN IMMEDIATE` transaction (no data-modifying CTEs).
+pub const STEP_RUN_ROW_SQLITE: &str = "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, subject, \
+     status, initiator, actor_id, params, fencing_token, lease_us, tenant_active, created_at, status_changed_at, \
+     queued_at, stale_at) VALUES (?3, ?1, ?2, NULL, 'queued', 'user', 'bench', NULL, 1, 300000000, 1, \
+     1700000000000000, 1700000000000000, 1700000000000000, 1700000300000000) ON CONFLICT DO NOTHING RETURNING id";
+pub const STEP_AUDIT_ROW_SQLITE: &str =
+    "INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, \
+     provider_connection_id, actor_id, initiator, outcome, run_id) \
+     VALUES (1700000000000000, 'start', ?3, ?1, ?2, 'bench', 'user', 'accepted', ?4)";
+
 /// What the primitive must add to answer a refused start: who holds the scope.
 pub const HOLDER: &str = "SELECT id, operation, status FROM primitive_runs \
      WHERE tenant_id = $1 AND provider_connection_id = $2 AND status IN ('queued', 'running')";

@@ -60,6 +60,40 @@ pub fn process_cpu_us() -> f64 {
     us(usage.ru_utime) + us(usage.ru_stime)
 }
 
+/// CPU time the PostgreSQL server's processes have used (user + system), in
+/// µs: the other side of a throughput figure on a machine where client and
+/// server share the cores. Processes that exit meanwhile are not counted
+/// (the benchmarks keep their connections open).
+pub fn server_cpu_us() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state … utime stime: fields 14 and 15, counted after the comm.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        total += tick(11) + tick(12);
+    }
+    total / ticks * 1e6
+}
+
 /// Per-operation latencies of one batch, in microseconds, and the client CPU
 /// the batch used per operation.
 #[derive(Debug, Clone, Default)]

@@ -4,6 +4,7 @@
 //! design contract (`invalid_request`, `unknown_operation`, …). Hosts branch on
 //! [`Error::code`]; the `Display` text is for people and may change.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The result type of every fallible startgate call.
@@ -284,6 +285,64 @@ impl Error {
 
 /// Maps a driver error to the contract's codes. Timeouts and lock waits become
 /// `store_timeout`; anything about reaching the server becomes `store_unavailable`.
+/// A SQLite error, carried as a database error of the driver-neutral kind
+/// the store's error handling reads (`code` is SQLite's extended code).
+#[derive(Debug)]
+pub(crate) struct SqliteFailure {
+    pub(crate) code: i32,
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for SqliteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (SQLite code {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for SqliteFailure {}
+
+impl SqliteFailure {
+    /// SQLite's primary result code (the low byte of the extended one).
+    pub(crate) fn primary(&self) -> i32 {
+        self.code & 0xff
+    }
+}
+
+impl sqlx::error::DatabaseError for SqliteFailure {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use rusqlite::ffi;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                sqlx::error::ErrorKind::UniqueViolation
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => sqlx::error::ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => sqlx::error::ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => sqlx::error::ErrorKind::CheckViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         use sqlx::Error as E;
@@ -298,10 +357,8 @@ impl From<sqlx::Error> for Error {
             ),
             E::Database(ref db) => {
                 let message = db.message().to_string();
-                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                    // SQLite reports extended codes; the primary code is the low byte.
-                    let primary = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) & 0xff;
-                    return match primary {
+                if let Some(lite) = db.try_downcast_ref::<SqliteFailure>() {
+                    return match lite.primary() {
                         5 | 6 => timeout("the database stayed locked past busy_timeout", err),
                         3 | 8 | 10 | 11 | 13 | 14 | 26 => {
                             unavailable(format!("cannot use the database file ({message})"), err)

@@ -12,11 +12,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::gate::{Gate, GateOptions};
+use crate::gate::Gate;
 use crate::input;
 use crate::model::{
     Completion, ProviderConnection, Run, RunFilter, SequenceRequest, StartRequest, StartResult,
 };
+use crate::options::GateOptions;
 use crate::registry::Registry;
 use crate::time::{Clock, Timestamp};
 

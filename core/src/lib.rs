@@ -34,6 +34,7 @@ mod gate;
 pub mod input;
 pub mod json;
 mod model;
+mod options;
 mod preflight;
 mod presenter;
 pub mod reason;
@@ -43,15 +44,17 @@ mod template;
 mod time;
 
 pub use error::{Error, ErrorCode, RegistryProblem, RegistryProblems, Result};
-pub use gate::{Gate, GateOptions, DEFAULT_SCHEMA};
+pub use gate::Gate;
 pub use model::{
     Action, Actor, Completion, CompletionOutcome, CompletionResult, Consent, Credential, Health,
     Initiator, Outcome, Presentation, ProviderConnection, ReapResult, Reason, Run, RunFilter,
     RunStatus, SequenceRequest, StartAttempt, StartRequest, StartResult, Tone, MAX_CAPABILITIES,
     MAX_CHECK_REQUESTS, MAX_DOCUMENT_BYTES, MAX_ID_BYTES, MAX_SEQUENCE_STEPS,
 };
+pub use options::{GateOptions, DEFAULT_SCHEMA};
+pub use reason::ReasonText;
 pub use registry::{
-    Check, OperationType, ReasonText, Registry, RegistryBuilder, Sequence, Text, TextKey, UrlKey,
+    Check, OperationType, Registry, RegistryBuilder, Sequence, Text, TextKey, UrlKey,
     DEFAULT_DISPATCH_TIMEOUT, DEFAULT_LEASE,
 };
 pub use time::{Clock, Timestamp};

@@ -6,7 +6,30 @@
 
 use std::collections::BTreeMap;
 
-use crate::registry::ReasonText;
+/// Text and next steps for one reason code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonText {
+    /// Operator-ready message (a template).
+    pub message: String,
+    /// Next steps, each a label and a URL template.
+    pub next_steps: Vec<(String, String)>,
+}
+
+impl ReasonText {
+    /// A reason text without next steps.
+    pub fn new(message: impl Into<String>) -> Self {
+        ReasonText {
+            message: message.into(),
+            next_steps: Vec::new(),
+        }
+    }
+
+    /// Adds a next step.
+    pub fn next_step(mut self, label: impl Into<String>, url: impl Into<String>) -> Self {
+        self.next_steps.push((label.into(), url.into()));
+        self
+    }
+}
 
 /// The request said the tenant is not active.
 pub const TENANT_INACTIVE: &str = "tenant_inactive";

@@ -14,7 +14,7 @@ use toml::{Table, Value};
 
 use crate::error::{Error, RegistryProblem, RegistryProblems, Result};
 use crate::model::{is_name, RunStatus};
-use crate::reason;
+use crate::reason::{self, ReasonText};
 use crate::template::Template;
 use crate::time::{format_duration, parse_duration};
 
@@ -166,31 +166,6 @@ impl Sequence {
             label: label.into(),
             operations: operations.into_iter().map(Into::into).collect(),
         }
-    }
-}
-
-/// Text and next steps for one reason code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReasonText {
-    /// Operator-ready message (a template).
-    pub message: String,
-    /// Next steps, each a label and a URL template.
-    pub next_steps: Vec<(String, String)>,
-}
-
-impl ReasonText {
-    /// A reason text without next steps.
-    pub fn new(message: impl Into<String>) -> Self {
-        ReasonText {
-            message: message.into(),
-            next_steps: Vec::new(),
-        }
-    }
-
-    /// Adds a next step.
-    pub fn next_step(mut self, label: impl Into<String>, url: impl Into<String>) -> Self {
-        self.next_steps.push((label.into(), url.into()));
-        self
     }
 }
 

@@ -59,9 +59,38 @@ pub fn runtime() -> Result<&'static Runtime, Error> {
     Ok(runtime)
 }
 
-/// Runs `future` to completion on the process's runtime, from a host thread.
+/// What [`poll_once`] found: the answer, or the call still waiting.
+pub enum Polled<F: std::future::Future> {
+    /// It finished in its first poll.
+    Ready(F::Output),
+    /// It waits (on the network, a lock, a free connection): spawn it.
+    Pending(std::pin::Pin<Box<F>>),
+}
+
+/// Polls `future` once on the calling thread, inside the runtime's context.
+/// A call that needs no wait — SQLite on a free connection, a pure call —
+/// finishes there, without a hop to the runtime's threads and a wake-up
+/// back, which is most of what an asynchronous call costs a host. A call
+/// that does wait comes back to be spawned: its next poll, on the runtime,
+/// registers the task's waker in place of the no-op one used here.
+pub fn poll_once<F: std::future::Future>(future: F) -> Result<Polled<F>, Error> {
+    let runtime = runtime()?;
+    let _context = runtime.enter();
+    let mut future = Box::pin(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    Ok(match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => Polled::Ready(output),
+        std::task::Poll::Pending => Polled::Pending(future),
+    })
+}
+
+/// Runs `future` to completion on the process's runtime, from a host thread
+/// (in that thread: the runtime's threads only drive the I/O it waits on).
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Error> {
-    Ok(runtime()?.block_on(future))
+    match poll_once(future)? {
+        Polled::Ready(output) => Ok(output),
+        Polled::Pending(future) => Ok(runtime()?.block_on(future)),
+    }
 }
 
 struct State {

@@ -84,6 +84,22 @@ where
     )
 }
 
+/// A boxed call on the gate.
+type Call = std::pin::Pin<Box<dyn Future<Output = startgate::Result<Value>> + Send>>;
+
+/// Polls `call` once on the JS thread, inside napi's runtime: a call that
+/// needs no wait (SQLite on a free connection) finishes here; one that does
+/// comes back to be spawned (its next poll registers the task's waker).
+fn first_poll(mut call: Call) -> std::result::Result<startgate::Result<Value>, Call> {
+    napi::bindgen_prelude::within_runtime_if_available(|| {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match call.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(result) => Ok(result),
+            std::task::Poll::Pending => Err(call),
+        }
+    })
+}
+
 /// Converts named JS arguments (each checked under its contract name).
 fn arguments(env: &Env, args: Vec<(&str, Unknown<'_>)>) -> startgate::Result<Map<String, Value>> {
     let mut map = Map::new();
@@ -151,9 +167,13 @@ impl Gate {
     ) -> Result<PromiseRaw<'env, Value>> {
         let args = arguments(env, args);
         let gate = self.inner.clone();
-        promise(env, async move {
-            contract::call_value(&gate, method, args?).await
-        })
+        let call = Box::pin(async move { contract::call_value(&gate, method, args?).await });
+        match first_poll(call) {
+            // Settled on the JS thread, without a hop to the runtime and back.
+            Ok(Ok(value)) => PromiseRaw::resolve(env, camel_keys(value)),
+            Ok(Err(err)) => PromiseRaw::reject(env, js_error(env, &err)),
+            Err(waiting) => promise(env, waiting),
+        }
     }
 
     /// A call that touches no database, answered at once (throws on bad input).

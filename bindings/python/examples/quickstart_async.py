@@ -14,7 +14,7 @@ async def main() -> None:
             for op in ("inventory.sync", "compliance.snapshot")
         ))
         for result in results:
-            shown = await gate.present(result)
+            shown = gate.present(result)  # no database: a plain call
             print(f"[{shown.status_label}] {shown.title}")
         blocked = [r for r in results if r.outcome is startgate.Outcome.BLOCKED]
         for result in blocked:

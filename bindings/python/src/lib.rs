@@ -16,7 +16,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 use startgate::json::{self, load_registry, OpenOptions};
 use startgate::{input, Error};
-use startgate_host::{block_on, runtime, ProcessGate};
+use startgate_host::{block_on, poll_once, runtime, Polled, ProcessGate};
 
 /// `(code, message, cause, field)` of an error; `cause` is the driver's error
 /// text and `field` the offending field of an `invalid_request`, if any.
@@ -251,40 +251,50 @@ impl NativeGate {
         answer(py, result)
     }
 
-    /// Starts the call on the runtime and returns at once; `done(ok, payload)`
-    /// is called (with the GIL, on a runtime thread) when it finishes.
-    fn call_async(
+    /// Runs the call as far as it goes without waiting: a call that needs no
+    /// wait (SQLite on a free connection) answers here, `(ok, payload)`, with
+    /// no hop to the runtime's threads. Otherwise returns `None` and the call
+    /// continues on the runtime; `done(ok, payload)` is called (with the GIL,
+    /// on a runtime thread) when it finishes.
+    fn call_async<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         method: String,
-        args: Bound<'_, PyDict>,
+        args: Bound<'py, PyDict>,
         done: Py<PyAny>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let converted = arguments(&args);
         let callback = done.clone_ref(py);
-        let started = py.detach(move || -> Result<(), Error> {
+        let polled = py.detach(move || -> Result<Option<Result<Value, Error>>, Error> {
             let args = converted?;
-            let done = callback;
             let gate = self.inner.gate()?;
-            runtime()?.spawn(async move {
-                let result = json::call_value(&gate, &method, args).await;
-                Python::attach(|py| {
-                    let args = match answer(py, result) {
-                        Ok(args) => args,
-                        Err(err) => return err.write_unraisable(py, None),
-                    };
-                    if let Err(err) = done.call1(py, args) {
-                        // The event loop may be closed; nobody is waiting any more.
-                        err.write_unraisable(py, None);
-                    }
-                });
-            });
-            Ok(())
+            let call = async move { json::call_value(&gate, &method, args).await };
+            match poll_once(call)? {
+                Polled::Ready(result) => Ok(Some(result)),
+                Polled::Pending(call) => {
+                    let done = callback;
+                    runtime()?.spawn(async move {
+                        let result = call.await;
+                        Python::attach(|py| {
+                            let args = match answer(py, result) {
+                                Ok(args) => args,
+                                Err(err) => return err.write_unraisable(py, None),
+                            };
+                            if let Err(err) = done.call1(py, args) {
+                                // The event loop may be closed; nobody is waiting any more.
+                                err.write_unraisable(py, None);
+                            }
+                        });
+                    });
+                    Ok(None)
+                }
+            }
         });
-        if let Err(err) = started {
-            done.call1(py, (false, failure(&err)))?;
+        match polled {
+            Ok(Some(result)) => answer(py, result).map(Some),
+            Ok(None) => Ok(None),
+            Err(err) => answer(py, Err(err)).map(Some),
         }
-        Ok(())
     }
 
     /// Closes the pool; later calls fail with `store_unavailable`.

@@ -21,14 +21,14 @@ def test_async_operations(url: str) -> None:
             result = await gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE)
             assert result.outcome is Outcome.ACCEPTED and result.run is not None
             run = result.run
-            assert (await gate.present(result)).title == "Inventory sync queued"
+            assert gate.present(result).title == "Inventory sync queued"
             assert isinstance((await gate.check([{"operation": "x", "tenant_id": "t", "actor": ALICE}]))[0], startgate.UnknownOperation)
             await gate.mark_running(run.id, 1)
             await gate.heartbeat(run.id, 1)
             assert (await gate.get_run(run.id)).status == "running"
             assert len(await gate.list_runs(tenant_id="contoso")) == 1
             assert len(await gate.attempts_for_run(run.id)) == 1
-            assert (await gate.present_run(await gate.get_run(run.id))).title == "Inventory sync running"
+            assert gate.present_run(await gate.get_run(run.id)).title == "Inventory sync running"
             done = await gate.complete(run_id=run.id, fencing_token=1, outcome="succeeded")
             assert done.notify_initiator
             sequence = await gate.start_sequence(sequence="onboarding.bootstrap", tenant_id="contoso", actor=ALICE)

@@ -3,9 +3,9 @@
 //! operation is written once.
 
 use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{FromRow, Postgres, Sqlite};
+use sqlx::{FromRow, Postgres};
 
+use super::lite::{LiteConnection, LiteRow};
 use super::pool::{Pooled, TxControl};
 use super::sql::SqlText;
 use crate::time::Timestamp;
@@ -62,7 +62,7 @@ pub(crate) struct Conn<'c> {
 
 /// The backend connection of a [`Conn`].
 pub(crate) enum Db<'c> {
-    Sqlite(&'c mut SqliteConnection),
+    Sqlite(&'c mut LiteConnection),
     Pg(&'c mut PgConnection, bool),
 }
 
@@ -83,12 +83,8 @@ macro_rules! bind_all {
 }
 
 /// A row type both backends can decode.
-pub(crate) trait Row:
-    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
-{
-}
-impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
-{}
+pub(crate) trait Row: LiteRow + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> Row for T where T: LiteRow + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
 
 impl Conn<'_> {
     pub(crate) async fn fetch_optional<R: Row>(
@@ -99,11 +95,7 @@ impl Conn<'_> {
         let text = self.sql.get(template);
         let sql: &str = &text;
         match &mut self.db {
-            Db::Sqlite(c) => {
-                bind_all!(sqlx::query_as::<Sqlite, R>(sql), params)
-                    .fetch_optional(&mut **c)
-                    .await
-            }
+            Db::Sqlite(c) => Ok(c.rows::<R>(sql, params).await?.into_iter().next()),
             Db::Pg(c, persistent) => {
                 bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
                     .persistent(*persistent)
@@ -131,11 +123,7 @@ impl Conn<'_> {
         let text = self.sql.get(template);
         let sql: &str = &text;
         match &mut self.db {
-            Db::Sqlite(c) => {
-                bind_all!(sqlx::query_as::<Sqlite, R>(sql), params)
-                    .fetch_all(&mut **c)
-                    .await
-            }
+            Db::Sqlite(c) => c.rows::<R>(sql, params).await,
             Db::Pg(c, persistent) => {
                 bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
                     .persistent(*persistent)
@@ -154,10 +142,7 @@ impl Conn<'_> {
         let text = self.sql.get(template);
         let sql: &str = &text;
         match &mut self.db {
-            Db::Sqlite(c) => Ok(bind_all!(sqlx::query::<Sqlite>(sql), params)
-                .execute(&mut **c)
-                .await?
-                .rows_affected()),
+            Db::Sqlite(c) => c.execute(sql, params).await,
             Db::Pg(c, persistent) => Ok(bind_all!(sqlx::query::<Postgres>(sql), params)
                 .persistent(*persistent)
                 .execute(&mut **c)
@@ -172,7 +157,7 @@ impl Conn<'_> {
 /// ROLLBACK and nothing else.
 pub(crate) enum Tx {
     /// With this process's writer turn, for write transactions.
-    Sqlite(Pooled<SqliteConnection>, Option<WriterTurn>),
+    Sqlite(Pooled<LiteConnection>, Option<WriterTurn>),
     Pg(Pooled<PgConnection>, bool),
 }
 
@@ -188,7 +173,7 @@ pub(crate) type WriterTurn = tokio::sync::OwnedMutexGuard<()>;
 impl Tx {
     /// Opens a SQLite transaction with `begin` (`BEGIN` or `BEGIN IMMEDIATE`).
     pub(crate) async fn begin_sqlite(
-        mut lease: Pooled<SqliteConnection>,
+        mut lease: Pooled<LiteConnection>,
         begin: &str,
         turn: Option<WriterTurn>,
     ) -> Result<Tx, sqlx::Error> {

@@ -66,6 +66,15 @@ impl Statements {
     }
 }
 
+/// Evaluated in a refusal's statement (deduped, scope busy, blocked): its
+/// transaction commits without waiting for the WAL flush. A refusal writes
+/// only its audit row (and a blocked run), and a server crash may lose the
+/// last moments of that history; an admission is never written this way,
+/// so it stays exactly as durable as the server's `synchronous_commit`.
+/// (`set_config(…, true)` lasts until the end of the statement's own
+/// implicit transaction, or of the pooler's explicit one.)
+const ASYNC_COMMIT: &str = "set_config('synchronous_commit', 'off', true)";
+
 /// `which` picks the connection. Two statements rather than one with
 /// `CASE WHEN $3 IS NULL …`: PostgreSQL caches a generic plan for a prepared
 /// statement, and a generic plan cannot use an index through that CASE, so it
@@ -124,7 +133,9 @@ fn accept_statement(ready: &str, which: &str) -> String {
            c.display_name AS c_display_name, c.is_default AS c_is_default, c.enabled AS c_enabled, \
            c.consent AS c_consent, c.credential AS c_credential, \
            c.credential_expires_at AS c_credential_expires_at, c.health AS c_health, \
-           ({ready}) AS c_ready, r.* \
+           ({ready}) AS c_ready, r.*, \
+           CASE WHEN r.r_accepted IS FALSE AND r.stale_at > t.now THEN {ASYNC_COMMIT} END \
+             AS refusal_commit \
          FROM t LEFT JOIN c ON TRUE LEFT JOIN r ON TRUE",
         columns = run_columns!()
     )
@@ -147,7 +158,7 @@ fn holder_statement() -> String {
              CASE WHEN same.same THEN h.id END, h.id, \
              CASE WHEN same.same THEN COALESCE(h.params, '{{}}') <> COALESCE($9, '{{}}') END \
            FROM h JOIN same ON same.id = h.id CROSS JOIN t WHERE h.stale_at > t.now) \
-         SELECT h.*, t.now AS now_us FROM h CROSS JOIN t",
+         SELECT h.*, t.now AS now_us, {ASYNC_COMMIT} AS refusal_commit FROM h CROSS JOIN t",
         columns = run_columns!()
     )
 }
@@ -164,7 +175,7 @@ fn blocked_statement() -> String {
          audit AS (INSERT INTO {{attempts}} (attempted_at, source, operation, tenant_id, \
            provider_connection_id, subject, actor_id, initiator, outcome, run_id, reason_code, reasons) \
            SELECT ins.created_at, $13, $1, $2, $3, $4, $6, $5, 'blocked', ins.id, $10, $11 FROM ins) \
-         SELECT {columns} FROM ins",
+         SELECT {columns}, {ASYNC_COMMIT} AS refusal_commit FROM ins",
         columns = run_columns!()
     )
 }

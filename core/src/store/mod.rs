@@ -11,19 +11,19 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::postgres::PgConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::ConnectOptions;
 
 use crate::error::{Error, Result};
-use crate::gate::GateOptions;
 use crate::model::{
     Completion, Initiator, Outcome, ProviderConnection, Run, RunFilter, StartAttempt,
 };
+use crate::options::GateOptions;
 use crate::registry::{OperationType, Registry};
 use crate::time::{Clock, Timestamp};
 use db::WriterTurn;
 
 pub(crate) mod db;
+pub(crate) mod lite;
 pub(crate) mod ops;
 mod rows;
 pub(crate) mod sql;
@@ -324,7 +324,7 @@ impl PgBackend {
 /// Correctness never rests on the queue: `BEGIN IMMEDIATE` and the unique
 /// index decide, across processes too.
 struct SqliteBackend {
-    pool: pool::Pool<SqliteConnection>,
+    pool: pool::Pool<lite::LiteConnection>,
     writers: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -346,7 +346,7 @@ enum Access {
 /// A connection for one call: a pooled connection, or a transaction where one
 /// is needed (snapshots; anything behind a transaction pooler).
 pub(crate) enum Lease {
-    Sqlite(pool::Pooled<SqliteConnection>, Option<WriterTurn>),
+    Sqlite(pool::Pooled<lite::LiteConnection>, Option<WriterTurn>),
     Pg(pool::Pooled<PgConnection>),
     Tx(Tx),
 }
@@ -502,9 +502,9 @@ impl Store {
                 let pg = open_postgres(url, registry, options, &sql).await?;
                 (Backend::Postgres(Box::new(pg)), sql)
             }
-            Target::Sqlite { url, path } => {
+            Target::Sqlite { file } => {
                 let lite = SqliteBackend {
-                    pool: open_sqlite(&url, path.as_deref(), options).await?,
+                    pool: open_sqlite(file, options).await?,
                     writers: Arc::new(tokio::sync::Mutex::new(())),
                 };
                 (Backend::Sqlite(lite), SqlText::new(Dialect::Sqlite))
@@ -521,10 +521,11 @@ impl Store {
     pub(crate) async fn migrate(&self) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(lite) => {
+                // With this process's writers held back, so none of them is
+                // refused for the lock a migration holds.
+                let _turn = Arc::clone(&lite.writers).lock_owned().await;
                 let mut lease = lite.pool.acquire().await?;
-                sqlx::migrate!("../migrations/sqlite")
-                    .run_direct(lease.conn()?)
-                    .await?;
+                lite::migrate(lease.conn()?).await?;
                 lease.release();
             }
             Backend::Postgres(pg) if pg.pooled => {
@@ -640,10 +641,10 @@ impl Store {
         call: impl Future<Output = SResult<T>>,
         writes: bool,
     ) -> Result<T> {
-        let result = match tokio::time::timeout(self.call_bound, call).await {
-            Ok(result) => result.map_err(Error::from),
+        let result = match pool::within(self.call_bound, call).await {
+            Some(result) => result.map_err(Error::from),
             // Cut off mid-call, a write may already be on its way to commit.
-            Err(_) => Err(Error::StoreTimeout {
+            None => Err(Error::StoreTimeout {
                 outcome_unknown: writes,
                 message: format!("no answer within {:?}", self.call_bound),
                 source: None,
@@ -979,10 +980,9 @@ impl From<Tx> for Lease {
 #[derive(Debug, PartialEq, Eq)]
 enum Target {
     Postgres,
-    /// `url` in sqlx's form; `path` is the file, `None` for in-memory.
+    /// The file, `None` for in-memory.
     Sqlite {
-        url: String,
-        path: Option<String>,
+        file: Option<lite::LiteFile>,
     },
 }
 
@@ -999,10 +999,7 @@ impl Target {
             ));
         }
         if url == ":memory:" || url == "sqlite::memory:" {
-            return Ok(Target::Sqlite {
-                url: "sqlite::memory:".into(),
-                path: None,
-            });
+            return Ok(Target::Sqlite { file: None });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Target::Postgres);
@@ -1049,8 +1046,10 @@ impl Target {
             ));
         }
         Ok(Target::Sqlite {
-            url: format!("sqlite://{rest}"),
-            path: Some(path.to_string()),
+            file: Some(lite::LiteFile {
+                path: path.into(),
+                query: query.to_string(),
+            }),
         })
     }
 }
@@ -1073,24 +1072,20 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 async fn open_sqlite(
-    url: &str,
-    path: Option<&str>,
+    file: Option<lite::LiteFile>,
     options: &GateOptions,
-) -> Result<pool::Pool<SqliteConnection>> {
-    let connect = SqliteConnectOptions::from_str(url)
-        .map_err(|err| {
-            Error::invalid(
-                "url",
-                format!("not a SQLite URL sqlx understands ({}): {err}", redact(url)),
-            )
-        })?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(options.statement_timeout)
-        .foreign_keys(true);
+) -> Result<pool::Pool<lite::LiteConnection>> {
+    let what = file
+        .as_ref()
+        .map_or("the in-memory database".to_string(), |f| {
+            format!("{:?}", f.path.display().to_string())
+        });
     // An in-memory database exists once per connection: keep exactly one, forever.
-    let in_memory = path.is_none();
+    let in_memory = file.is_none();
+    let connect = lite::LiteOptions {
+        file,
+        busy_timeout: options.statement_timeout,
+    };
     let pool = pool::Pool::new(
         connect,
         pool::Settings {
@@ -1100,8 +1095,6 @@ async fn open_sqlite(
                 options.max_connections
             },
             acquire_timeout: options.acquire_timeout,
-            // A connection to a local file does not go stale the way a socket
-            // does; pinging it would only cost a trip to its worker thread.
             ping_after_idle: None,
             idle_timeout: if in_memory { None } else { Some(IDLE_TIMEOUT) },
             keep_abandoned: true,
@@ -1112,7 +1105,6 @@ async fn open_sqlite(
     match pool.acquire().await {
         Ok(lease) => lease.release(),
         Err(err) => {
-            let what = path.map_or("the in-memory database".to_string(), |p| format!("{p:?}"));
             return Err(Error::unavailable(
                 format!("cannot open the SQLite database {what}: {err}"),
                 Some(err),
@@ -1241,30 +1233,20 @@ mod tests {
 
     #[test]
     fn urls_name_exactly_one_store() {
-        let lite = |url: &str, path: Option<&str>| Target::Sqlite {
-            url: url.into(),
-            path: path.map(str::to_string),
+        let lite = |file: Option<(&str, &str)>| Target::Sqlite {
+            file: file.map(|(path, query)| lite::LiteFile {
+                path: path.into(),
+                query: query.into(),
+            }),
         };
-        assert_eq!(
-            Target::of(":memory:").unwrap(),
-            lite("sqlite::memory:", None)
-        );
-        assert_eq!(
-            Target::of("sqlite::memory:").unwrap(),
-            lite("sqlite::memory:", None)
-        );
-        assert_eq!(
-            Target::of("x.db").unwrap(),
-            lite("sqlite://x.db", Some("x.db"))
-        );
+        assert_eq!(Target::of(":memory:").unwrap(), lite(None));
+        assert_eq!(Target::of("sqlite::memory:").unwrap(), lite(None));
+        assert_eq!(Target::of("x.db").unwrap(), lite(Some(("x.db", ""))));
         assert_eq!(
             Target::of("sqlite:///tmp/a.db?mode=rwc").unwrap(),
-            lite("sqlite:///tmp/a.db?mode=rwc", Some("/tmp/a.db"))
+            lite(Some(("/tmp/a.db", "mode=rwc")))
         );
-        assert_eq!(
-            Target::of("sqlite:a.db").unwrap(),
-            lite("sqlite://a.db", Some("a.db"))
-        );
+        assert_eq!(Target::of("sqlite:a.db").unwrap(), lite(Some(("a.db", ""))));
         assert_eq!(Target::of("postgres://u@h/db").unwrap(), Target::Postgres);
         for (bad, says) in [
             ("", "must not be empty"),

@@ -846,7 +846,7 @@ macro_rules! per_tenant {
     ($tenant:expr, $head:expr, $tail:expr) => {
         match $tenant {
             Some(_) => concat!($head, "WHERE tenant_id = $1 AND ", $tail),
-            None => concat!($head, "WHERE $1::text IS NULL AND ", $tail),
+            None => concat!($head, "WHERE CAST($1 AS TEXT) IS NULL AND ", $tail),
         }
     };
 }

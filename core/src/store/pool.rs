@@ -17,37 +17,65 @@ use std::time::{Duration, Instant};
 use std::future::Future;
 use std::pin::Pin;
 
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::{ConnectOptions, Executor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A connection that runs transaction control (`BEGIN …`, `COMMIT`,
-/// `ROLLBACK`) as one plain statement: how transactions are begun and ended
-/// on a leased connection, and how the pool undoes what an abandoned call
-/// left open.
-pub(crate) trait TxControl: Connection {
+/// What the pool needs of a connection: opening one, checking it is alive,
+/// closing it, and transaction control (`BEGIN …`, `COMMIT`, `ROLLBACK` as
+/// one plain statement: how transactions are begun and ended on a leased
+/// connection, and how the pool undoes what an abandoned call left open).
+pub(crate) trait TxControl: Sized + Send + 'static {
+    /// How to open one.
+    type Options: Send + Sync + 'static;
+
+    /// Opens a connection.
+    fn open(options: &Self::Options) -> BoxFuture<'_, Result<Self, sqlx::Error>>;
+
+    /// Checks that the connection still works.
+    fn ping(&mut self) -> BoxFuture<'_, Result<(), sqlx::Error>>;
+
+    /// Closes the connection.
+    fn close(self) -> BoxFuture<'static, Result<(), sqlx::Error>>;
+
     /// Runs `sql`, one transaction-control statement.
-    fn control<'a>(
-        &'a mut self,
-        sql: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
+    fn control<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
-// Written per connection type: a blanket impl over `&mut C: Executor` is not
-// provably `Send` for every lifetime, which the store's futures must be.
-macro_rules! tx_control {
-    ($($conn:ty),+) => {$(
-        impl TxControl for $conn {
-            fn control<'a>(
-                &'a mut self,
-                sql: &'a str,
-            ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>> {
-                Box::pin(async move { self.execute(sql).await.map(|_| ()) })
-            }
-        }
-    )+};
+/// A boxed `Send` future: the store's futures must be `Send`.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl TxControl for sqlx::PgConnection {
+    type Options = sqlx::postgres::PgConnectOptions;
+
+    fn open(options: &Self::Options) -> BoxFuture<'_, Result<Self, sqlx::Error>> {
+        Box::pin(options.connect())
+    }
+
+    fn ping(&mut self) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+        Box::pin(sqlx::Connection::ping(self))
+    }
+
+    fn close(self) -> BoxFuture<'static, Result<(), sqlx::Error>> {
+        Box::pin(sqlx::Connection::close(self))
+    }
+
+    fn control<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move { self.execute(sql).await.map(|_| ()) })
+    }
 }
 
-tx_control!(sqlx::SqliteConnection, sqlx::PgConnection);
+/// `fut`, or `None` once `limit` has passed. The timer is armed only if
+/// `fut` does not finish in its first poll: a SQLite call on a free
+/// connection does, and arming a timer wakes the runtime's timer driver (a
+/// thread wake-up per call, for a deadline that never fires).
+pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(value) => Some(value),
+        std::task::Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
+    }
+}
 
 /// How a pool treats its connections.
 #[derive(Debug, Clone, Copy)]
@@ -66,11 +94,11 @@ pub(crate) struct Settings {
 }
 
 /// A pool of `C` connections.
-pub(crate) struct Pool<C: Connection> {
+pub(crate) struct Pool<C: TxControl> {
     inner: Arc<Inner<C>>,
 }
 
-struct Inner<C: Connection> {
+struct Inner<C: TxControl> {
     connect: C::Options,
     settings: Settings,
     /// One permit per connection that may exist (idle or leased).
@@ -90,11 +118,7 @@ fn lock<T>(idle: &Mutex<T>) -> MutexGuard<'_, T> {
     idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl<C> Pool<C>
-where
-    C: TxControl,
-    C::Options: ConnectOptions<Connection = C>,
-{
+impl<C: TxControl> Pool<C> {
     pub(crate) fn new(connect: C::Options, settings: Settings) -> Pool<C> {
         Pool {
             inner: Arc::new(Inner {
@@ -109,7 +133,7 @@ where
     /// Waits for a free slot, then reuses an idle connection or opens one;
     /// `PoolTimedOut` after the acquire timeout.
     pub(crate) async fn acquire(&self) -> Result<Pooled<C>, sqlx::Error> {
-        tokio::time::timeout(
+        within(
             self.inner.settings.acquire_timeout,
             self.acquire_unbounded(),
         )
@@ -139,7 +163,7 @@ where
             // Closed outside the lock; dropping a connection closes it.
             drop(expired);
             let conn = match reusable {
-                None => self.inner.connect.connect().await?,
+                None => C::open(&self.inner.connect).await?,
                 Some(Idle {
                     mut conn,
                     abandoned: true,
@@ -185,14 +209,14 @@ where
 
 /// A connection leased for one call: [`Pooled::release`] returns it to the
 /// pool; dropping it abandons it (see the module docs).
-pub(crate) struct Pooled<C: Connection> {
+pub(crate) struct Pooled<C: TxControl> {
     /// `None` only after release.
     conn: Option<C>,
     pool: Arc<Inner<C>>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl<C: Connection> Pooled<C> {
+impl<C: TxControl> Pooled<C> {
     pub(crate) fn conn(&mut self) -> Result<&mut C, sqlx::Error> {
         self.conn.as_mut().ok_or(sqlx::Error::PoolClosed)
     }
@@ -219,7 +243,7 @@ impl<C: Connection> Pooled<C> {
     }
 }
 
-impl<C: Connection> Drop for Pooled<C> {
+impl<C: TxControl> Drop for Pooled<C> {
     fn drop(&mut self) {
         self.put_back(true);
     }

@@ -30,6 +30,24 @@ macro_rules! connection_columns {
 }
 pub(crate) use connection_columns;
 
+/// Decodes a row type on SQLite by position: its fields in the order of the
+/// columns its queries select (the `*_columns!` macros).
+macro_rules! lite_row {
+    ($ty:ident { $($field:ident),+ $(,)? }) => {
+        impl crate::store::lite::LiteRow for $ty {
+            fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                let mut column = 0usize;
+                let mut next = || {
+                    column += 1;
+                    column - 1
+                };
+                // Struct fields are initialised in the order written.
+                Ok($ty { $($field: row.get(next())?),+ })
+            }
+        }
+    };
+}
+
 /// A row of `operation_runs`.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct RunRow {
@@ -73,6 +91,32 @@ fn parse_json_text(what: &str, text: Option<&str>) -> Result<Option<Value>> {
 fn ts(micros: Option<i64>) -> Option<Timestamp> {
     micros.map(Timestamp::from_micros)
 }
+
+lite_row!(RunRow {
+    id,
+    operation,
+    tenant_id,
+    provider_connection_id,
+    subject,
+    status,
+    initiator,
+    actor_id,
+    params,
+    fencing_token,
+    tenant_active,
+    reason_code,
+    reasons,
+    summary,
+    sequence_id,
+    sequence_position,
+    replaced_run_id,
+    created_at,
+    status_changed_at,
+    queued_at,
+    started_at,
+    finished_at,
+    stale_at,
+});
 
 impl RunRow {
     /// The run as the contract shows it. The fencing token is included only
@@ -130,6 +174,19 @@ pub(crate) struct ConnectionRow {
     pub health: String,
 }
 
+lite_row!(ConnectionRow {
+    tenant_id,
+    id,
+    provider,
+    display_name,
+    is_default,
+    enabled,
+    consent,
+    credential,
+    credential_expires_at,
+    health,
+});
+
 impl ConnectionRow {
     pub(crate) fn into_connection(self) -> Result<ProviderConnection> {
         Ok(ProviderConnection {
@@ -178,6 +235,26 @@ pub(crate) struct AttemptRow {
     pub replaced_run_id: Option<i64>,
     pub params_differ: Option<bool>,
 }
+
+lite_row!(AttemptRow {
+    id,
+    attempted_at,
+    source,
+    operation,
+    tenant_id,
+    provider_connection_id,
+    subject,
+    actor_id,
+    initiator,
+    outcome,
+    status,
+    run_id,
+    holder_run_id,
+    reason_code,
+    reasons,
+    replaced_run_id,
+    params_differ,
+});
 
 impl AttemptRow {
     pub(crate) fn into_attempt(self) -> Result<StartAttempt> {

@@ -115,7 +115,12 @@ impl SqlText {
             }
         }
         out.push_str(rest);
-        out
+        match self.dialect {
+            // SQLite numbers parameters `?N`; `$N` would be a *named* one,
+            // numbered in order of appearance.
+            Dialect::Sqlite => numbered_for_sqlite(&out),
+            Dialect::Postgres { .. } => out,
+        }
     }
 
     /// The quoted schema on PostgreSQL.
@@ -160,6 +165,25 @@ impl SqlText {
     }
 }
 
+/// `$N` as `?N`, outside quoted text.
+fn numbered_for_sqlite(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quoted = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => quoted = !quoted,
+            '$' if !quoted && chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push('?');
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,7 +195,7 @@ mod tests {
         let lite = SqlText::new(Dialect::Sqlite);
         assert_eq!(
             &*lite.get(T),
-            "UPDATE operation_runs SET at = $3, x = MAX($1, $2), p = '{}' WHERE {unknown}"
+            "UPDATE operation_runs SET at = ?3, x = MAX(?1, ?2), p = '{}' WHERE {unknown}"
         );
         let pg = SqlText::new(Dialect::Postgres {
             schema: "gate_a".into(),

@@ -332,7 +332,11 @@ class AsyncGate:
         def done(ok: bool, payload: Any) -> None:  # on a startgate thread
             loop.call_soon_threadsafe(_resolve, future, ok, payload)
 
-        self._native.call_async(method, args, done)
+        # A call that needs no wait (SQLite on a free connection) is answered
+        # at once, without a round trip through the runtime's threads.
+        answered = self._native.call_async(method, args, done)
+        if answered is not None:
+            return _settle(answered, decode)
         return _settle(await future, decode)
 
     async def migrate(self) -> None:
@@ -434,11 +438,14 @@ class AsyncGate:
     async def list_connections(self, tenant_id: str) -> List[ProviderConnection]:
         return await self._call("list_connections", {"tenant_id": tenant_id}, _connections)
 
-    async def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
-        return await self._call("present", {"result": to_json_value(result, "result")}, Presentation.from_dict)
+    def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
+        """Operator feedback for a start result. Touches no database, so it is
+        a plain call, not a coroutine."""
+        return _settle(self._native.call("present", {"result": to_json_value(result, "result")}), Presentation.from_dict)
 
-    async def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
-        return await self._call("present_run", {"run": to_json_value(run, "run")}, Presentation.from_dict)
+    def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
+        """Run-detail wording, from the same catalogue. A plain call, as present."""
+        return _settle(self._native.call("present_run", {"run": to_json_value(run, "run")}), Presentation.from_dict)
 
     async def advance_clock(self, seconds: float) -> None:
         return await self._call("advance_clock", {"seconds": seconds}, _none)

@@ -1,0 +1,330 @@
+//! SQLite, driven in the calling thread.
+//!
+//! A SQLite call is a few microseconds of work on a local file. sqlx runs
+//! each SQLite connection on a worker thread of its own, so every statement
+//! (and BEGIN and COMMIT) was a hand-off to that thread and a wake-up back:
+//! most of a start's time. Here the gate owns its connections (rusqlite over
+//! the same bundled SQLite) and runs every statement where the call runs;
+//! the store's operations are shared async code, and on this connection each
+//! of their awaits is ready at once, so a whole start completes in one poll.
+//!
+//! The one wait is for another process's write lock: SQLite's own busy
+//! handler would sleep in the calling thread (an async runtime's worker), so
+//! the connection's busy timeout is zero and a locked database is retried
+//! with async sleeps instead, up to the statement timeout. Within a process
+//! the store's writer queue hands the lock over without either.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, Statement};
+use sha2::{Digest, Sha384};
+
+use super::db::Param;
+use super::pool::{BoxFuture, TxControl};
+use crate::error::{Error, Result, SqliteFailure};
+
+/// Where a connection opens, and how long a locked database is waited for.
+#[derive(Debug, Clone)]
+pub(crate) struct LiteOptions {
+    /// The file (with any SQLite URI query), or `None` for in-memory.
+    pub file: Option<LiteFile>,
+    pub busy_timeout: Duration,
+}
+
+/// A database file, and the query of the URL that named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LiteFile {
+    pub path: PathBuf,
+    pub query: String,
+}
+
+/// One SQLite connection of the gate's.
+pub(crate) struct LiteConnection {
+    conn: Connection,
+    busy_timeout: Duration,
+}
+
+impl std::fmt::Debug for LiteConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiteConnection").finish_non_exhaustive()
+    }
+}
+
+/// The store speaks sqlx's error type; SQLite's errors travel inside it.
+fn to_sqlx(err: rusqlite::Error) -> sqlx::Error {
+    match err {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            sqlx::Error::Database(Box::new(SqliteFailure {
+                code: failure.extended_code,
+                message: message.unwrap_or_else(|| failure.to_string()),
+            }))
+        }
+        other => sqlx::Error::Decode(Box::new(other)),
+    }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(failure.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A row the store reads, decoded by position in the order its query names
+/// the columns.
+pub(crate) trait LiteRow: Sized {
+    fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl LiteRow for (String, String) {
+    fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
+    }
+}
+
+fn bind(statement: &mut Statement<'_>, params: &[Param<'_>]) -> rusqlite::Result<()> {
+    // Templates number their parameters (`?N` here): parameter N is params[N-1].
+    for (index, param) in params.iter().enumerate().take(statement.parameter_count()) {
+        let at = index + 1;
+        match param {
+            Param::Int(v) => statement.raw_bind_parameter(at, v)?,
+            Param::Small(v) => statement.raw_bind_parameter(at, v)?,
+            Param::Bool(v) => statement.raw_bind_parameter(at, v)?,
+            Param::Text(v) => statement.raw_bind_parameter(at, v)?,
+            Param::Owned(v) => statement.raw_bind_parameter(at, v.as_deref())?,
+        }
+    }
+    Ok(())
+}
+
+impl LiteConnection {
+    /// Opens (creating the file when missing) with the gate's settings: WAL,
+    /// synchronous=NORMAL, foreign keys, no busy handler (see the module docs).
+    pub(crate) fn open_now(options: &LiteOptions) -> std::result::Result<Self, sqlx::Error> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match &options.file {
+            None => Connection::open_in_memory_with_flags(flags),
+            Some(file) if file.query.is_empty() => Connection::open_with_flags(&file.path, flags),
+            // The URL's query goes to SQLite as a URI's (mode=…, cache=…, vfs=…).
+            Some(file) => Connection::open_with_flags(
+                format!("file:{}?{}", file.path.display(), file.query),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            ),
+        }
+        .map_err(to_sqlx)?;
+        let mut lite = LiteConnection {
+            conn,
+            busy_timeout: options.busy_timeout,
+        };
+        lite.conn.busy_timeout(Duration::ZERO).map_err(to_sqlx)?;
+        lite.conn.set_prepared_statement_cache_capacity(64);
+        let journal = if options.file.is_some() {
+            "PRAGMA journal_mode = WAL; "
+        } else {
+            ""
+        };
+        lite.batch_now(&format!(
+            "{journal}PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+        ))?;
+        Ok(lite)
+    }
+
+    /// Runs `attempt` until it is not refused for a lock another process
+    /// holds, waiting without blocking the thread, up to the busy timeout.
+    async fn patiently<T>(
+        &mut self,
+        mut attempt: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+    ) -> std::result::Result<T, sqlx::Error> {
+        let deadline = Instant::now() + self.busy_timeout;
+        let mut waits = 0u32;
+        loop {
+            match attempt(&mut self.conn) {
+                Err(err) if is_busy(&err) && Instant::now() < deadline => {
+                    waits += 1;
+                    // A few turns of the runtime first (the holder is usually
+                    // a sibling process mid-commit), then sleeps that grow to 10 ms.
+                    if waits <= 3 {
+                        tokio::task::yield_now().await;
+                    } else {
+                        let ms = u64::from((waits - 3).min(10));
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                }
+                other => return other.map_err(to_sqlx),
+            }
+        }
+    }
+
+    fn batch_now(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
+        self.conn.execute_batch(sql).map_err(to_sqlx)
+    }
+
+    /// The rows of `sql` with `params`.
+    pub(crate) async fn rows<R: LiteRow>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> std::result::Result<Vec<R>, sqlx::Error> {
+        self.patiently(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            bind(&mut statement, params)?;
+            let mut rows = statement.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(R::from_lite(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `sql` with `params`; the number of rows it changed.
+    pub(crate) async fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> std::result::Result<u64, sqlx::Error> {
+        self.patiently(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            bind(&mut statement, params)?;
+            statement.raw_execute().map(|n| n as u64)
+        })
+        .await
+    }
+
+    /// Whether a transaction is open (an abandoned call may have left one).
+    pub(crate) fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+}
+
+impl TxControl for LiteConnection {
+    type Options = LiteOptions;
+
+    fn open(options: &LiteOptions) -> BoxFuture<'_, std::result::Result<Self, sqlx::Error>> {
+        Box::pin(async move { LiteConnection::open_now(options) })
+    }
+
+    fn ping(&mut self) -> BoxFuture<'_, std::result::Result<(), sqlx::Error>> {
+        // A local file does not go away the way a socket does.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn close(self) -> BoxFuture<'static, std::result::Result<(), sqlx::Error>> {
+        Box::pin(async move { self.conn.close().map_err(|(_, err)| to_sqlx(err)) })
+    }
+
+    fn control<'a>(
+        &'a mut self,
+        sql: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            if sql == "ROLLBACK" && !self.in_transaction() {
+                return Ok(());
+            }
+            self.patiently(|conn| conn.execute_batch(sql)).await
+        })
+    }
+}
+
+/// One migration of `migrations/sqlite`, embedded at build time.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// The SQLite migrations, in order. The bookkeeping is sqlx's
+/// (`_sqlx_migrations`, SHA-384 checksums), so a database migrated by an
+/// earlier startgate is recognised and one migrated here reads the same.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial",
+        sql: include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "index what is read",
+        sql: include_str!("../../../migrations/sqlite/0002_index_what_is_read.sql"),
+    },
+];
+
+fn migration_failed(message: String) -> Error {
+    Error::MigrationFailed {
+        message,
+        source: None,
+    }
+}
+
+/// Applies the migrations not yet applied, each in its own transaction;
+/// refuses a database whose applied migrations differ from these.
+pub(crate) async fn migrate(conn: &mut LiteConnection) -> Result<()> {
+    conn.control(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\
+            version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+            installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+            checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+    )
+    .await?;
+    for migration in MIGRATIONS {
+        let checksum = Sha384::digest(migration.sql.as_bytes()).to_vec();
+        conn.control("BEGIN IMMEDIATE").await?;
+        let applied: std::result::Result<Option<(Vec<u8>, bool)>, sqlx::Error> = conn
+            .patiently(|c| {
+                let mut statement = c.prepare_cached(
+                    "SELECT checksum, success FROM _sqlx_migrations WHERE version = ?1",
+                )?;
+                let mut rows = statement.query([migration.version])?;
+                rows.next()?
+                    .map(|row| Ok((row.get(0)?, row.get(1)?)))
+                    .transpose()
+            })
+            .await;
+        let outcome = match applied {
+            Err(err) => Err(Error::from(err)),
+            Ok(Some((_, false))) => Err(migration_failed(format!(
+                "migration {} ({}) was left half-applied; restore the database from a backup",
+                migration.version, migration.description
+            ))),
+            Ok(Some((recorded, true))) if recorded != checksum => Err(migration_failed(format!(
+                "migration {} ({}) was applied from different SQL than this version's",
+                migration.version, migration.description
+            ))),
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => apply(conn, migration, &checksum).await,
+        };
+        match outcome {
+            Ok(()) => conn.control("COMMIT").await?,
+            Err(err) => {
+                let _ = conn.control("ROLLBACK").await;
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply(conn: &mut LiteConnection, migration: &Migration, checksum: &[u8]) -> Result<()> {
+    let began = Instant::now();
+    conn.batch_now(migration.sql).map_err(|err| {
+        migration_failed(format!(
+            "migration {} ({}) failed: {err}",
+            migration.version, migration.description
+        ))
+    })?;
+    let elapsed = i64::try_from(began.elapsed().as_nanos()).unwrap_or(i64::MAX);
+    conn.patiently(|c| {
+        c.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (?1, ?2, TRUE, ?3, ?4)",
+            rusqlite::params![migration.version, migration.description, checksum, elapsed],
+        )
+    })
+    .await?;
+    Ok(())
+}
