@@ -4,11 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use startgate::{
-    Actor, Clock, Completion, CompletionOutcome, Consent, Gate, GateOptions, ProviderConnection,
-    Registry, SequenceRequest, StartRequest, StartResult, Timestamp,
+    Actor, Clock, Completion, CompletionOutcome, Consent, Gate, GateOptions, Presentation,
+    ProviderConnection, Registry, Run, SequenceRequest, StartRequest, StartResult, Timestamp,
 };
 
 use crate::output::{print_presentation, symbol, Style};
@@ -16,10 +17,22 @@ use crate::{CliError, CliResult};
 
 const EXAMPLE_REGISTRY: &str = include_str!("../../examples/registry.toml");
 
+/// Set with --json: the narrative is not printed, only the JSON summary.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !QUIET.load(Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
+}
+
 struct Demo {
     gate: Gate,
     style: Style,
     seen: BTreeSet<String>,
+    shown: Vec<Presentation>,
 }
 
 impl Demo {
@@ -29,17 +42,28 @@ impl Demo {
     }
 
     fn scene(&self, text: &str) {
-        println!("\n{}  {text}", self.style.bold(&self.time()));
+        say!("\n{}  {text}", self.style.bold(&self.time()));
     }
 
     fn note(&self, text: &str) {
-        println!("       {}", self.style.dim(text));
+        say!("       {}", self.style.dim(text));
     }
 
     fn show(&mut self, result: &StartResult) {
         let shown = self.gate.present(result);
         self.seen.insert(shown.status_label.clone());
-        print_presentation(&self.style, &shown, "       ");
+        if !QUIET.load(Ordering::Relaxed) {
+            print_presentation(&self.style, &shown, "       ");
+        }
+        self.shown.push(shown);
+    }
+
+    fn show_run(&mut self, run: &Run) {
+        let shown = self.gate.present_run(run);
+        if !QUIET.load(Ordering::Relaxed) {
+            print_presentation(&self.style, &shown, "       ");
+        }
+        self.shown.push(shown);
     }
 
     fn later(&self, minutes: u64) -> CliResult {
@@ -59,27 +83,25 @@ fn nine_o_clock() -> Timestamp {
     Timestamp::from_micros(now - now.rem_euclid(day) + 9 * 3_600 * 1_000_000)
 }
 
-pub async fn run(args: &[&str], registry_file: Option<&str>) -> CliResult {
-    let keep = args.contains(&"--keep");
-    if let Some(unknown) = args.iter().find(|a| **a != "--keep") {
-        return Err(CliError(format!(
-            "demo: unknown option {unknown} (only --keep)"
-        )));
-    }
+/// Plays the demo. With `json`, the narrative is not printed: one JSON
+/// document says what the operators saw (every presentation) and where the
+/// kept database is.
+pub async fn run(keep: bool, registry_file: Option<&str>, json: bool) -> CliResult {
+    QUIET.store(json, Ordering::Relaxed);
     let registry = match registry_file {
         Some(file) => Registry::from_toml_file(file)?,
         None => Registry::from_toml_str(EXAMPLE_REGISTRY)?,
     };
     for needed in ["inventory.sync", "restore.execute", "compliance.snapshot"] {
         if registry.operation(needed).is_none() {
-            return Err(CliError(format!(
+            return Err(CliError::internal(format!(
                 "the demo needs operation {needed} in the registry"
             )));
         }
     }
     if registry.sequence("onboarding.bootstrap").is_none() {
-        return Err(CliError(
-            "the demo needs sequence onboarding.bootstrap in the registry".into(),
+        return Err(CliError::internal(
+            "the demo needs sequence onboarding.bootstrap in the registry",
         ));
     }
     let path: PathBuf =
@@ -95,18 +117,28 @@ pub async fn run(args: &[&str], registry_file: Option<&str>) -> CliResult {
         gate,
         style: Style::detect(),
         seen: BTreeSet::new(),
+        shown: Vec::new(),
     };
     let result = play(&mut demo).await;
     demo.gate.close().await;
     if keep {
-        println!(
+        say!(
             "\nThe demo database is kept at {}. Explore it:",
             path.display()
         );
-        println!("  startgate --database {} runs", path.display());
-        println!("  startgate --database {} explain 1", path.display());
+        say!("  startgate --database {} runs", path.display());
+        say!("  startgate --database {} explain 1", path.display());
     } else {
         remove_db(&path);
+    }
+    if json && result.is_ok() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "database": keep.then(|| path.display().to_string()),
+                "presentations": demo.shown,
+            })
+        );
     }
     result
 }
@@ -119,11 +151,11 @@ fn remove_db(path: &std::path::Path) {
 
 async fn play(d: &mut Demo) -> CliResult {
     let s = d.style;
-    println!(
+    say!(
         "{}",
         s.bold("startgate demo — a morning at the Contoso MSP admin console")
     );
-    println!(
+    say!(
         "{}",
         s.dim("Every result below is a real call into the gate on a fresh SQLite database (WAL). The clock is a demo clock.")
     );
@@ -139,7 +171,7 @@ async fn play(d: &mut Demo) -> CliResult {
     };
     d.gate.upsert_connection(&graph).await?;
     d.gate.upsert_connection(&fabrikam).await?;
-    println!(
+    say!(
         "\n{}",
         s.bold("Provider connections (readiness facts only, no secrets)")
     );
@@ -150,9 +182,13 @@ async fn play(d: &mut Demo) -> CliResult {
         .into_iter()
         .chain(d.gate.list_connections("fabrikam").await?)
     {
-        println!(
+        say!(
             "       {:<9} {:<11} consent {:<8} credential {:<8} health {}",
-            c.tenant_id, c.id, c.consent, c.credential, c.health
+            c.tenant_id,
+            c.id,
+            c.consent,
+            c.credential,
+            c.health
         );
     }
 
@@ -268,7 +304,7 @@ async fn play(d: &mut Demo) -> CliResult {
         d.note(&format!(
             "the stale run {old} was ended in the same atomic step as this admission:"
         ));
-        print_presentation(&s, &d.gate.present_run(&old_run), "       ");
+        d.show_run(&old_run);
     }
     d.scene(&format!(
         "the lost worker comes back and tries to complete run {}",
@@ -283,7 +319,11 @@ async fn play(d: &mut Demo) -> CliResult {
         ))
         .await
     {
-        Ok(_) => return Err(CliError("a fenced worker was allowed to complete".into())),
+        Ok(_) => {
+            return Err(CliError::internal(
+                "a fenced worker was allowed to complete",
+            ))
+        }
         Err(err) => d.note(&format!("refused: {}: {err}", err.code())),
     }
     let snapshot = takeover
@@ -302,7 +342,7 @@ async fn play(d: &mut Demo) -> CliResult {
         ))
         .await?;
     d.scene(&format!("the snapshot worker finishes run {}", snapshot.id));
-    print_presentation(&s, &d.gate.present_run(&done.run), "       ");
+    d.show_run(&done.run);
     d.note(&format!(
         "notify erin: {}",
         if done.notify_initiator {
@@ -388,7 +428,7 @@ async fn play(d: &mut Demo) -> CliResult {
         ));
     }
 
-    println!("\n{}", s.bold("What the operators saw"));
+    say!("\n{}", s.bold("What the operators saw"));
     for (label, tone) in [
         ("queued", startgate::Tone::Success),
         ("already running", startgate::Tone::Info),
@@ -402,7 +442,7 @@ async fn play(d: &mut Demo) -> CliResult {
         } else {
             s.bad("missing")
         };
-        println!("       {mark} {label}");
+        say!("       {mark} {label}");
     }
     let missing: Vec<&str> = [
         "queued",
@@ -416,7 +456,7 @@ async fn play(d: &mut Demo) -> CliResult {
     .filter(|l| !d.seen.contains(*l))
     .collect();
     if !missing.is_empty() {
-        return Err(CliError(format!(
+        return Err(CliError::internal(format!(
             "the demo did not show: {}",
             missing.join(", ")
         )));

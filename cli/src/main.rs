@@ -5,97 +5,220 @@ mod output;
 
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use startgate::{Gate, Registry, RunFilter, RunStatus};
 
 use crate::output::{Style, Table};
 
-const USAGE: &str = "\
-startgate — the one start path for provider-backed operations
+const EXIT_CODES: &str = "\
+EXIT CODES:
+    0  done
+    1  refused or failed (the error's stable code says which: store_unavailable,
+       run_not_found, registry_invalid, …)
+    2  usage: an unknown command, a missing, extra or malformed argument
 
-USAGE:
-    startgate [--database URL] [--schema NAME] [--registry FILE] [--json] <COMMAND>
+With --json every command prints one JSON document on stdout, and an error is
+one JSON object on stderr: {\"code\": \"…\", \"message\": \"…\", \"field\": …}.";
 
-COMMANDS:
-    demo                  play a scripted operator session on a fresh embedded database
-    migrate               create or update the schema
-    check-registry FILE   validate a registry and list what it declares
-    runs                  list runs   [--tenant T] [--operation OP] [--status S] [--active] [--limit N]
-    explain RUN_ID        a run, what the operator sees, its reasons and its start attempts
-    reap                  end stale runs and admit pending sequence runs (needs --registry)
-
-OPTIONS:
-    --database URL   a SQLite path or sqlite: URL, or a postgres:// URL (default: startgate.db,
-                     or $STARTGATE_DATABASE); postgres://…?sslmode=require for TLS
-    --schema NAME    PostgreSQL: the schema of the gate's tables (default: startgate,
-                     or $STARTGATE_SCHEMA)
-    --registry FILE  the registry TOML (default: $STARTGATE_REGISTRY; labels fall back to operation names)
-    --json           machine-readable output
-    -h, --help       this text
-    -V, --version    the version
-";
-
-struct Options {
+/// The one start path for provider-backed operations: inspect and maintain a
+/// gate's database.
+#[derive(Parser)]
+#[command(name = "startgate", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// The database: a SQLite file (PATH, sqlite:PATH or sqlite://PATH), or a
+    /// PostgreSQL URL postgres://USER@HOST:PORT/DB, with ?sslmode=require,
+    /// verify-ca or verify-full (and &sslrootcert=CA_FILE) for TLS, and
+    /// ?pool_mode=transaction behind pgbouncer
+    #[arg(
+        long,
+        global = true,
+        env = "STARTGATE_DATABASE",
+        default_value = "startgate.db",
+        value_name = "URL"
+    )]
     database: String,
+    /// PostgreSQL: the schema that holds the gate's tables and migrations
+    #[arg(long, global = true, env = "STARTGATE_SCHEMA", default_value = startgate::DEFAULT_SCHEMA, value_name = "NAME")]
     schema: String,
+    /// The registry TOML file (labels and reason texts; `reap` needs it)
+    #[arg(long, global = true, env = "STARTGATE_REGISTRY", value_name = "FILE")]
     registry: Option<String>,
+    /// Machine-readable output: one JSON document on stdout, errors as one
+    /// JSON object on stderr
+    #[arg(long, global = true)]
     json: bool,
-    command: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(args: Vec<String>) -> Result<Options, String> {
-    let mut options = Options {
-        database: std::env::var("STARTGATE_DATABASE").unwrap_or_else(|_| "startgate.db".into()),
-        schema: std::env::var("STARTGATE_SCHEMA")
-            .unwrap_or_else(|_| startgate::DEFAULT_SCHEMA.into()),
-        registry: std::env::var("STARTGATE_REGISTRY").ok(),
-        json: false,
-        command: Vec::new(),
-    };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--database" => options.database = args.next().ok_or("--database needs a URL")?,
-            "--schema" => options.schema = args.next().ok_or("--schema needs a name")?,
-            "--registry" => options.registry = Some(args.next().ok_or("--registry needs a file")?),
-            "--json" => options.json = true,
-            _ => options.command.push(arg),
+#[derive(Subcommand)]
+enum Command {
+    /// Play a scripted operator session on a fresh embedded database
+    Demo {
+        /// Keep the demo database and print where it is
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Create or update the schema (SQLite: the file is created)
+    Migrate,
+    /// Validate a registry file and list what it declares
+    CheckRegistry {
+        /// The registry TOML file
+        file: String,
+    },
+    /// List runs, newest first (never creates a database)
+    Runs(RunsArgs),
+    /// Show a run: what the operator sees, its reasons and its start attempts
+    /// (never creates a database)
+    Explain {
+        /// The run's id
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        run_id: i64,
+    },
+    /// End stale runs and admit pending sequence runs (needs --registry)
+    Reap,
+}
+
+#[derive(Args)]
+struct RunsArgs {
+    /// Only this tenant's runs
+    #[arg(long, value_name = "TENANT")]
+    tenant: Option<String>,
+    /// Only this operation type
+    #[arg(long, value_name = "OPERATION")]
+    operation: Option<String>,
+    /// Only runs in this status
+    #[arg(long, value_parser = parse_status, value_name = "STATUS")]
+    status: Option<RunStatus>,
+    /// Only active (queued or running) runs
+    #[arg(long)]
+    active: bool,
+    /// At most this many runs, 1 to 10000
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    limit: u32,
+}
+
+fn parse_status(text: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("not a run status (one of {})", known.join(", "))
+    })
+}
+
+/// A failure with its stable code, and the exit code it ends the process with.
+#[derive(Debug)]
+pub struct CliError {
+    code: String,
+    message: String,
+    field: Option<String>,
+    exit: u8,
+}
+
+impl CliError {
+    /// Refused input: `invalid_request`, naming the field.
+    fn invalid(field: &str, message: impl Into<String>) -> Self {
+        CliError {
+            code: "invalid_request".into(),
+            message: message.into(),
+            field: Some(field.into()),
+            exit: 1,
         }
     }
-    Ok(options)
+
+    /// Wrong use of the command line (exit code 2).
+    fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            code: "invalid_request".into(),
+            message: message.into(),
+            field: None,
+            exit: 2,
+        }
+    }
+
+    /// Something that must not happen did.
+    pub fn internal(message: impl Into<String>) -> Self {
+        CliError {
+            code: "internal".into(),
+            message: message.into(),
+            field: None,
+            exit: 1,
+        }
+    }
+
+    fn report(&self, as_json: bool) {
+        if as_json {
+            eprintln!(
+                "{}",
+                json!({ "code": self.code, "message": self.message, "field": self.field })
+            );
+        } else {
+            eprintln!("error: {}: {}", self.code, self.message);
+        }
+    }
 }
 
-#[derive(Debug)]
-struct CliError(String);
+/// A broken expectation of the demo's own script.
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError::internal(message)
+    }
+}
 
 impl From<startgate::Error> for CliError {
     fn from(err: startgate::Error) -> Self {
-        CliError(format!("{}: {err}", err.code()))
+        CliError {
+            code: err.code().to_string(),
+            field: match &err {
+                startgate::Error::InvalidRequest { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+            message: err.to_string(),
+            exit: 1,
+        }
     }
 }
 
-impl From<String> for CliError {
-    fn from(message: String) -> Self {
-        CliError(message)
-    }
-}
-
-type CliResult = Result<(), CliError>;
+pub type CliResult = Result<(), CliError>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") || args.is_empty() {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    if args.iter().any(|a| a == "-V" || a == "--version") {
-        println!("startgate {}", startgate::VERSION);
-        return ExitCode::SUCCESS;
-    }
-    let options = match parse(args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("error: {message}\n\n{USAGE}");
+    // Known before parsing, so a usage error is JSON too when it was asked for.
+    let as_json = std::env::args().skip(1).any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = err.print();
+                return ExitCode::from(
+                    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        2
+                    } else {
+                        0
+                    },
+                );
+            }
+            if as_json {
+                // clap's text without its usage and help hints: the error
+                // and what it names (a missing argument is on the next line).
+                let text = err.render().to_string();
+                let message: Vec<&str> = text
+                    .lines()
+                    .take_while(|line| !line.starts_with("Usage:"))
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .collect();
+                let message = message.join(" ");
+                CliError::usage(message.trim_start_matches("error: ")).report(true);
+            } else {
+                let _ = err.print();
+            }
             return ExitCode::from(2);
         }
     };
@@ -105,69 +228,118 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            CliError::internal(format!("cannot start the async runtime: {err}")).report(as_json);
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(options)) {
+    match runtime.block_on(run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(CliError(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+        Err(err) => {
+            err.report(cli.json);
+            ExitCode::from(err.exit)
         }
     }
 }
 
-async fn run(options: Options) -> CliResult {
-    let command: Vec<&str> = options.command.iter().map(String::as_str).collect();
-    match command.as_slice() {
-        ["demo", rest @ ..] => demo::run(rest, options.registry.as_deref()).await,
-        ["check-registry", file] => check_registry(file, options.json),
-        ["migrate"] => {
-            let gate = open(&options, false).await?;
-            gate.migrate().await?;
-            if options.json {
+async fn run(cli: &Cli) -> CliResult {
+    match &cli.command {
+        Command::Demo { keep } => demo::run(*keep, cli.registry.as_deref(), cli.json).await,
+        Command::CheckRegistry { file } => check_registry(file, cli.json),
+        Command::Migrate => {
+            let gate = open(cli, Access::Create).await?;
+            let result = gate.migrate().await;
+            // Closing checkpoints SQLite: the .db file alone holds the schema.
+            gate.close().await;
+            result?;
+            if cli.json {
                 println!(
                     "{}",
-                    json!({ "migrated": true, "database": options.database })
+                    json!({ "migrated": true, "database": redacted(&cli.database) })
                 );
             } else {
-                println!("schema is up to date in {}", options.database);
+                println!("schema is up to date in {}", redacted(&cli.database));
             }
             Ok(())
         }
-        ["runs", rest @ ..] => runs(&options, rest).await,
-        ["explain", run_id] => explain(&options, run_id).await,
-        ["reap"] => reap(&options).await,
-        _ => Err(CliError(format!(
-            "unknown command {:?}\n\n{USAGE}",
-            options.command.join(" ")
-        ))),
+        Command::Runs(args) => runs(cli, args).await,
+        Command::Explain { run_id } => explain(cli, *run_id).await,
+        Command::Reap => reap(cli).await,
     }
 }
 
-async fn open(options: &Options, need_registry: bool) -> Result<Gate, CliError> {
-    let registry = match &options.registry {
-        Some(file) => Registry::from_toml_file(file)?,
-        None if need_registry => {
-            return Err(CliError(
-                "this command needs the registry (--registry FILE or $STARTGATE_REGISTRY): \
-                 pending runs are preflighted with it"
-                    .into(),
-            ))
+/// Whether a command may create the database.
+#[derive(PartialEq)]
+enum Access {
+    Create,
+    Existing,
+}
+
+/// A database URL fit for printing: no password.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_info = &url[scheme + 3..at];
+            match user_info.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
         }
+        _ => url.to_string(),
+    }
+}
+
+/// The file of a SQLite database URL (`None` for PostgreSQL and in-memory).
+fn sqlite_file(url: &str) -> Option<&str> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    (path != ":memory:" && !path.is_empty()).then_some(path)
+}
+
+async fn open(cli: &Cli, access: Access) -> Result<Gate, CliError> {
+    if access == Access::Existing {
+        if let Some(path) = sqlite_file(&cli.database) {
+            if !std::path::Path::new(path).exists() {
+                return Err(CliError::invalid(
+                    "database",
+                    format!(
+                        "the database file {path:?} does not exist (this command only reads; \
+                         create it with `startgate --database {path} migrate`)"
+                    ),
+                ));
+            }
+        }
+    }
+    let registry = match &cli.registry {
+        Some(file) => Registry::from_toml_file(file)?,
         None => Registry::builder().build()?,
     };
-    let gate_options = startgate::GateOptions {
-        schema: options.schema.clone(),
+    let options = startgate::GateOptions {
+        schema: cli.schema.clone(),
         ..startgate::GateOptions::default()
     };
-    Ok(Gate::open_with(&options.database, registry, gate_options).await?)
+    Ok(Gate::open_with(&cli.database, registry, options).await?)
+}
+
+/// Runs `body` on an open gate and closes it, whatever the outcome.
+async fn with_gate<F, T>(gate: Gate, body: F) -> Result<T, CliError>
+where
+    F: AsyncFnOnce(&Gate) -> Result<T, CliError>,
+{
+    let result = body(&gate).await;
+    gate.close().await;
+    result
 }
 
 fn check_registry(file: &str, as_json: bool) -> CliResult {
     match Registry::from_toml_file(file) {
         Ok(registry) => {
+            let warnings = registry_warnings(&registry);
             if as_json {
                 let ops: Vec<_> = registry
                     .operations()
@@ -188,11 +360,17 @@ fn check_registry(file: &str, as_json: bool) -> CliResult {
                     .collect();
                 println!(
                     "{}",
-                    json!({ "valid": true, "operations": ops, "sequences": seqs })
+                    json!({ "valid": true, "operations": ops, "sequences": seqs, "warnings": warnings })
                 );
             } else {
                 let style = Style::detect();
                 println!("{} {file} is valid\n", style.good("✔"));
+                for warning in &warnings {
+                    println!("{} warning: {warning}", style.bad("!"));
+                }
+                if !warnings.is_empty() {
+                    println!();
+                }
                 print!("{}", registry.describe());
             }
             Ok(())
@@ -211,50 +389,49 @@ fn check_registry(file: &str, as_json: bool) -> CliResult {
                     eprintln!("  {problem}");
                 }
             }
-            Err(CliError("registry_invalid".into()))
+            Err(CliError {
+                code: "registry_invalid".into(),
+                message: format!("{file} has {} problem(s)", problems.0.len()),
+                field: None,
+                exit: 1,
+            })
         }
         Err(other) => Err(other.into()),
     }
 }
 
-async fn runs(options: &Options, args: &[&str]) -> CliResult {
-    let mut filter = RunFilter {
-        limit: Some(50),
-        ..RunFilter::default()
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .copied()
-                .ok_or(CliError(format!("{arg} needs a value")))
-        };
-        match *arg {
-            "--tenant" => filter.tenant_id = Some(value()?.to_string()),
-            "--operation" => filter.operation = Some(value()?.to_string()),
-            "--status" => {
-                let text = value()?;
-                filter.status =
-                    Some(RunStatus::parse(text).ok_or(CliError(format!("unknown status {text}")))?);
-            }
-            "--active" => filter.active = true,
-            "--limit" => {
-                let text = value()?;
-                filter.limit = Some(
-                    text.parse()
-                        .map_err(|_| CliError(format!("--limit: not a number: {text}")))?,
-                );
-            }
-            other => return Err(CliError(format!("runs: unknown option {other}"))),
+/// What a valid registry probably did not mean.
+fn registry_warnings(registry: &Registry) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if registry.operations().next().is_none() {
+        warnings.push(
+            "the registry declares no operations: every start will be refused as unknown_operation"
+                .to_string(),
+        );
+    }
+    for op in registry.operations() {
+        if op.effective_checks().is_empty() {
+            warnings.push(format!(
+                "operation {:?} requires no readiness checks: it starts even without a connection that works",
+                op.name
+            ));
         }
     }
-    let gate = open(options, false).await?;
-    let runs = gate.list_runs(&filter).await?;
-    if options.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&runs).map_err(|e| e.to_string())?
-        );
+    warnings
+}
+
+async fn runs(cli: &Cli, args: &RunsArgs) -> CliResult {
+    let filter = RunFilter {
+        tenant_id: args.tenant.clone(),
+        operation: args.operation.clone(),
+        status: args.status,
+        active: args.active,
+        limit: Some(args.limit),
+    };
+    let gate = open(cli, Access::Existing).await?;
+    let runs = with_gate(gate, async |gate| Ok(gate.list_runs(&filter).await?)).await?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&runs).map_err(internal)?);
         return Ok(());
     }
     if runs.is_empty() {
@@ -290,33 +467,34 @@ async fn runs(options: &Options, args: &[&str]) -> CliResult {
     Ok(())
 }
 
-async fn explain(options: &Options, run_id: &str) -> CliResult {
-    let run_id: i64 = run_id
-        .parse()
-        .map_err(|_| CliError(format!("explain: RUN_ID must be a number, not {run_id:?}")))?;
-    let gate = open(options, false).await?;
-    let run = gate.get_run(run_id).await?;
-    let attempts = gate.attempts_for_run(run_id).await?;
-    let shown = gate.present_run(&run);
-    if options.json {
+fn internal(err: impl std::fmt::Display) -> CliError {
+    CliError::internal(err.to_string())
+}
+
+async fn explain(cli: &Cli, run_id: i64) -> CliResult {
+    let gate = open(cli, Access::Existing).await?;
+    let (run, attempts, shown, label) = with_gate(gate, async |gate| {
+        let run = gate.get_run(run_id).await?;
+        let attempts = gate.attempts_for_run(run_id).await?;
+        let shown = gate.present_run(&run);
+        let label = gate.registry().label_of(&run.operation).to_string();
+        Ok((run, attempts, shown, label))
+    })
+    .await?;
+    if cli.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "run": run, "presentation": shown, "attempts": attempts })
             )
-            .map_err(|e| e.to_string())?
+            .map_err(internal)?
         );
         return Ok(());
     }
     let style = Style::detect();
     println!(
         "{}",
-        style.bold(&format!(
-            "Run {} · {} ({})",
-            run.id,
-            gate.registry().label_of(&run.operation),
-            run.operation
-        ))
+        style.bold(&format!("Run {} · {label} ({})", run.id, run.operation))
     );
     let field = |name: &str, value: String| println!("  {:<12} {value}", style.dim(name));
     field("tenant", run.tenant_id.clone());
@@ -406,13 +584,19 @@ fn indent(text: &str, prefix: &str) -> String {
     text.lines().map(|l| format!("{prefix}{l}\n")).collect()
 }
 
-async fn reap(options: &Options) -> CliResult {
-    let gate = open(options, true).await?;
-    let result = gate.reap_stale().await?;
-    if options.json {
+async fn reap(cli: &Cli) -> CliResult {
+    if cli.registry.is_none() {
+        return Err(CliError::usage(
+            "reap needs the registry (--registry FILE or $STARTGATE_REGISTRY): pending runs are \
+             preflighted with it",
+        ));
+    }
+    let gate = open(cli, Access::Existing).await?;
+    let result = with_gate(gate, async |gate| Ok(gate.reap_stale().await?)).await?;
+    if cli.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&result).map_err(internal)?
         );
         return Ok(());
     }

@@ -129,18 +129,242 @@ fn check_registry_reports_every_problem_with_its_path() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|err| panic!("not JSON ({err}): {}", text(bytes)))
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+/// A temporary directory, removed on drop.
+struct Dir(std::path::PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!("startgate-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("dir");
+        Dir(path)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
-fn unknown_commands_and_bad_arguments_fail_clearly() {
-    let out = startgate(&["frobnicate"]);
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("unknown command"));
-    let out = startgate(&["--database", "/nonexistent-dir/x/startgate.db", "runs"]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("store_unavailable"),
-        "{}",
-        text(&out.stderr)
+fn usage_errors_name_the_argument_and_exit_2() {
+    for (args, needle) in [
+        (&["frobnicate"][..], "unrecognized subcommand 'frobnicate'"),
+        (&["check-registry"][..], "<FILE>"),
+        (&["explain"][..], "<RUN_ID>"),
+        (&["explain", "1", "2"][..], "unexpected argument '2'"),
+        (
+            &["explain", "abc"][..],
+            "invalid value 'abc' for '<RUN_ID>'",
+        ),
+        (&["explain", "0"][..], "invalid value '0' for '<RUN_ID>'"),
+        (
+            &["runs", "--limit", "-1"][..],
+            "invalid value '-1' for '--limit <LIMIT>': -1 is not in 1..=10000",
+        ),
+        (&["runs", "--limit", "0"][..], "0 is not in 1..=10000"),
+        (
+            &["runs", "--status", "done"][..],
+            "not a run status (one of blocked, pending, queued",
+        ),
+        (&["runs", "--frob"][..], "unexpected argument '--frob'"),
+        (&["demo", "--fast"][..], "unexpected argument '--fast'"),
+        (&["migrate", "now"][..], "unexpected argument 'now'"),
+    ] {
+        let out = startgate(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} not in {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+
+        // The same with --json: one JSON object on stderr, with the stable code.
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let out = startgate(&with_json);
+        assert_eq!(code(&out), 2, "{with_json:?}");
+        let error = json(&out.stderr);
+        assert_eq!(error["code"], "invalid_request", "{error}");
+        let message = error["message"].as_str().expect("message");
+        assert!(
+            message.contains(needle.split(':').next().unwrap_or(needle)),
+            "{message}"
+        );
+    }
+    // reap without a registry is a usage error too.
+    let dir = Dir::new("usage");
+    let db = dir.file("x.db");
+    let out = startgate(&["--database", &db, "--json", "reap"]);
+    assert_eq!(code(&out), 2);
+    assert!(json(&out.stderr)["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("needs the registry"));
+}
+
+#[test]
+fn every_command_has_its_own_help() {
+    for (command, needle) in [
+        ("demo", "--keep"),
+        ("migrate", "Create or update the schema"),
+        ("check-registry", "<FILE>"),
+        ("runs", "--limit <LIMIT>"),
+        ("explain", "<RUN_ID>"),
+        ("reap", "needs --registry"),
+    ] {
+        let out = startgate(&[command, "--help"]);
+        assert_eq!(code(&out), 0, "{command} --help");
+        let help = text(&out.stdout);
+        assert!(
+            help.contains(&format!("Usage: startgate {command}")),
+            "{help}"
+        );
+        assert!(
+            help.contains(needle),
+            "{command} --help lacks {needle:?}: {help}"
+        );
+    }
+    let out = startgate(&["help", "explain"]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out.stdout).contains("Usage: startgate explain"));
+    let out = startgate(&["--help"]);
+    let help = text(&out.stdout);
+    for needle in [
+        "postgres://",
+        "sslmode=require",
+        "--schema <NAME>",
+        "EXIT CODES",
+        "2  usage",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}: {help}");
+    }
+    let out = startgate(&["--version"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("startgate {}", env!("CARGO_PKG_VERSION"))
     );
-    let out = startgate(&["explain", "abc"]);
-    assert!(text(&out.stderr).contains("RUN_ID must be a number"));
+}
+
+#[test]
+fn read_only_commands_never_create_a_database() {
+    let dir = Dir::new("readonly");
+    let db = dir.file("missing.db");
+    for args in [&["runs"][..], &["explain", "1"][..]] {
+        let mut full = vec!["--database", db.as_str()];
+        full.extend_from_slice(args);
+        let out = startgate(&full);
+        assert_eq!(code(&out), 1, "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("invalid_request")
+                && stderr.contains(&db)
+                && stderr.contains("does not exist"),
+            "{stderr}"
+        );
+        full.insert(0, "--json");
+        let out = startgate(&full);
+        let error = json(&out.stderr);
+        assert_eq!(error["code"], "invalid_request");
+        assert_eq!(error["field"], "database");
+        assert!(!std::path::Path::new(&db).exists(), "{args:?} created {db}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir.0).expect("dir").count(),
+        0,
+        "nothing was created"
+    );
+}
+
+#[test]
+fn every_command_speaks_json_with_exit_codes() {
+    let dir = Dir::new("json");
+    let db = dir.file("startgate.db");
+    let registry = repo("examples/registry.toml");
+    let base = [
+        "--json",
+        "--database",
+        db.as_str(),
+        "--registry",
+        registry.as_str(),
+    ];
+    let run = |args: &[&str]| {
+        let mut full: Vec<&str> = base.to_vec();
+        full.extend_from_slice(args);
+        startgate(&full)
+    };
+
+    let out = run(&["migrate"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert_eq!(json(&out.stdout)["migrated"], true);
+
+    let out = run(&["runs"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(json(&out.stdout), serde_json::json!([]));
+
+    let out = run(&["reap"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(json(&out.stdout)["reaped"], serde_json::json!([]));
+
+    let out = run(&["explain", "42"]);
+    assert_eq!(code(&out), 1, "a missing run is refused");
+    assert!(out.stdout.is_empty());
+    assert_eq!(json(&out.stderr)["code"], "run_not_found");
+
+    let out = run(&["check-registry", &registry]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(json(&out.stdout)["valid"], true);
+
+    let out = run(&["demo"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let demo = json(&out.stdout);
+    assert!(
+        demo["presentations"].as_array().map_or(0, Vec::len) >= 6,
+        "{demo}"
+    );
+    assert_eq!(demo["database"], serde_json::Value::Null);
+
+    // A database that cannot be reached: store_unavailable, exit 1.
+    let out = startgate(&[
+        "--json",
+        "--database",
+        "/nonexistent-dir/x/startgate.db",
+        "migrate",
+    ]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(json(&out.stderr)["code"], "store_unavailable");
+}
+
+#[test]
+fn check_registry_warns_about_an_empty_registry() {
+    let dir = Dir::new("empty");
+    let empty = dir.file("empty.toml");
+    std::fs::write(&empty, "# nothing yet\n").expect("write");
+    let out = startgate(&["check-registry", &empty]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out.stdout).contains("warning: the registry declares no operations"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = startgate(&["--json", "check-registry", &empty]);
+    let doc = json(&out.stdout);
+    assert_eq!(doc["warnings"].as_array().map(Vec::len), Some(1), "{doc}");
+    // A registry without problems has no warnings.
+    let out = startgate(&["--json", "check-registry", &repo("examples/registry.toml")]);
+    assert_eq!(json(&out.stdout)["warnings"], serde_json::json!([]));
 }

@@ -657,7 +657,8 @@ pub struct StartResult {
     /// The run created (accepted, blocked) or found (deduped). `None` for a
     /// check, scope_busy and denied.
     pub run: Option<Run>,
-    /// The active run in the way (deduped, scope_busy).
+    /// The active run in the way (deduped, scope_busy), or the stale run an
+    /// accepted start ended and replaced (as ended: `failed`, `run_lease_expired`).
     pub holder: Option<Run>,
     /// Why it is blocked, primary first.
     pub reasons: Vec<Reason>,

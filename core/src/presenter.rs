@@ -3,6 +3,7 @@
 //! Pure functions of a result (or run) and the registry: no database, no clock.
 
 use crate::model::{Action, Outcome, Presentation, Reason, Run, RunStatus, StartResult, Tone};
+use crate::reason;
 use crate::registry::{Registry, TextKey, UrlKey};
 use crate::template::{Template, Var};
 use crate::time::Timestamp;
@@ -21,6 +22,7 @@ struct Context<'a> {
     reason: Option<String>,
     holder: Option<&'a Run>,
     holder_label: Option<&'a str>,
+    holder_reason: Option<String>,
     urls: Urls,
 }
 
@@ -50,6 +52,7 @@ impl<'a> Context<'a> {
             Var::HolderActor => holder.map(|h| h.actor_id.clone()),
             Var::HolderInitiator => holder.map(|h| h.initiator.to_string()),
             Var::HolderRunId => holder.map(|h| h.id.to_string()),
+            Var::HolderReason => self.holder_reason.clone(),
             Var::TenantUrl => self.urls.tenant.clone(),
             Var::ConnectionUrl => self.urls.connection.clone(),
             Var::RunUrl => self.urls.run.clone(),
@@ -205,7 +208,9 @@ fn run_tone(status: RunStatus) -> Tone {
 /// Operator feedback for a start (or check) result.
 pub(crate) fn present(registry: &Registry, result: &StartResult) -> Presentation {
     let key = match (result.outcome, result.status) {
+        (Outcome::Accepted, _) if result.holder.is_some() => TextKey::AcceptedAfterTakeover,
         (Outcome::Accepted, _) => TextKey::Accepted,
+        (Outcome::Deduped, _) if result.params_differ == Some(true) => TextKey::DedupedParamsDiffer,
         (Outcome::Deduped, _) => TextKey::Deduped,
         (Outcome::ScopeBusy, _) => TextKey::ScopeBusy,
         (Outcome::Blocked, _) => TextKey::Blocked,
@@ -244,6 +249,20 @@ pub(crate) fn present(registry: &Registry, result: &StartResult) -> Presentation
         reason: reasons_body(&result.reasons),
         holder,
         holder_label: holder.map(|h| registry.label_of(&h.operation)),
+        // The stale run a start replaced: why it was ended.
+        holder_reason: holder
+            .filter(|_| result.outcome == Outcome::Accepted)
+            .and_then(|h| {
+                let reasons = render_reasons(
+                    registry,
+                    &run_reason_codes(h),
+                    &h.operation,
+                    &h.tenant_id,
+                    h.provider_connection_id.as_deref(),
+                    Some(h.id),
+                );
+                reasons_body(&reasons)
+            }),
         urls: Urls::default(),
     }
     .with_urls(registry, shown_run.map(|r| r.id));
@@ -259,13 +278,30 @@ pub(crate) fn present(registry: &Registry, result: &StartResult) -> Presentation
     }
 }
 
-/// Run-detail and monitoring wording, from the same reason catalogue as `present`.
-pub(crate) fn present_run(registry: &Registry, run: &Run) -> Presentation {
+/// The catalogue codes that describe how a run ended. A stale run that no
+/// worker ever started reads as "never picked up", not as a lease that ran
+/// out: both are stored as `run_lease_expired`.
+fn run_reason_codes(run: &Run) -> Vec<String> {
     let codes: Vec<String> = if !run.reasons.is_empty() {
         run.reasons.clone()
     } else {
         run.reason_code.iter().cloned().collect()
     };
+    codes
+        .into_iter()
+        .map(|code| {
+            if code == reason::RUN_LEASE_EXPIRED && run.started_at.is_none() {
+                reason::RUN_NOT_PICKED_UP.to_string()
+            } else {
+                code
+            }
+        })
+        .collect()
+}
+
+/// Run-detail and monitoring wording, from the same reason catalogue as `present`.
+pub(crate) fn present_run(registry: &Registry, run: &Run) -> Presentation {
+    let codes = run_reason_codes(run);
     let reasons = render_reasons(
         registry,
         &codes,

@@ -52,6 +52,10 @@ pub const PROVIDER_CREDENTIAL_INVALID: &str = "provider_credential_invalid";
 pub const PROVIDER_CONNECTION_UNHEALTHY: &str = "provider_connection_unhealthy";
 /// A stale run was ended: not started within its dispatch timeout, or its lease expired.
 pub const RUN_LEASE_EXPIRED: &str = "run_lease_expired";
+/// Not a stored code: the wording of `run_lease_expired` for a run that no
+/// worker ever marked running (it was still queued at its dispatch timeout).
+/// Hosts may override its text under `[reasons.run_not_picked_up]`.
+pub const RUN_NOT_PICKED_UP: &str = "run_not_picked_up";
 /// A pending step's operation is no longer in the registry.
 pub const OPERATION_UNREGISTERED: &str = "operation_unregistered";
 
@@ -119,6 +123,12 @@ pub(crate) fn default_texts() -> BTreeMap<String, ReasonText> {
             RUN_LEASE_EXPIRED,
             ReasonText::new(
                 "The run stopped reporting progress before its lease expired, so it was ended and its scope freed.",
+            ),
+        ),
+        (
+            RUN_NOT_PICKED_UP,
+            ReasonText::new(
+                "No worker picked the run up before its dispatch timeout, so it was ended and its scope freed.",
             ),
         ),
         (

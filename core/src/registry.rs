@@ -185,8 +185,12 @@ pub struct Text {
 pub enum TextKey {
     /// Start accepted.
     Accepted,
+    /// Start accepted after ending a stale run (the result's `holder`).
+    AcceptedAfterTakeover,
     /// Start deduped.
     Deduped,
+    /// Start deduped, and the running run's params differ from the request's.
+    DedupedParamsDiffer,
     /// Scope busy.
     ScopeBusy,
     /// Start blocked.
@@ -204,7 +208,9 @@ impl TextKey {
     pub fn all() -> Vec<TextKey> {
         let mut keys = vec![
             TextKey::Accepted,
+            TextKey::AcceptedAfterTakeover,
             TextKey::Deduped,
+            TextKey::DedupedParamsDiffer,
             TextKey::ScopeBusy,
             TextKey::Blocked,
             TextKey::DeniedNotFound,
@@ -218,7 +224,9 @@ impl TextKey {
     pub fn name(self) -> String {
         match self {
             TextKey::Accepted => "accepted".into(),
+            TextKey::AcceptedAfterTakeover => "accepted_after_takeover".into(),
             TextKey::Deduped => "deduped".into(),
+            TextKey::DedupedParamsDiffer => "deduped_params_differ".into(),
             TextKey::ScopeBusy => "scope_busy".into(),
             TextKey::Blocked => "blocked".into(),
             TextKey::DeniedNotFound => "denied_not_found".into(),
@@ -550,11 +558,27 @@ fn default_texts() -> BTreeMap<TextKey, Text> {
             text("queued", "{label} queued", "{label} is queued and will start shortly."),
         ),
         (
+            TextKey::AcceptedAfterTakeover,
+            text(
+                "queued",
+                "{label} queued",
+                "{label} is queued and will start shortly. It replaced {holder_label} (run #{holder_run_id}), which was ended as failed: {holder_reason}",
+            ),
+        ),
+        (
             TextKey::Deduped,
             text(
                 "already running",
                 "{label} already running",
                 "{label} is already {holder_status} on this connection (since {holder_since}). No second run was started.",
+            ),
+        ),
+        (
+            TextKey::DedupedParamsDiffer,
+            text(
+                "already running",
+                "{label} already running with other parameters",
+                "{label} is already {holder_status} on this connection (since {holder_since}) with different parameters. Your parameters were not applied; start again when it has finished to run with them.",
             ),
         ),
         (

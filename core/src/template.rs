@@ -1,6 +1,8 @@
 //! Text and URL templates with `{placeholder}`s, parsed once when the registry
 //! is built. `{{` and `}}` stand for literal braces.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 /// A value a template can refer to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Var {
@@ -19,12 +21,13 @@ pub(crate) enum Var {
     HolderActor,
     HolderInitiator,
     HolderRunId,
+    HolderReason,
     TenantUrl,
     ConnectionUrl,
     RunUrl,
 }
 
-const VARS: [(&str, Var); 18] = [
+const VARS: [(&str, Var); 19] = [
     ("label", Var::Label),
     ("operation", Var::Operation),
     ("tenant_id", Var::TenantId),
@@ -40,6 +43,7 @@ const VARS: [(&str, Var); 18] = [
     ("holder_actor", Var::HolderActor),
     ("holder_initiator", Var::HolderInitiator),
     ("holder_run_id", Var::HolderRunId),
+    ("holder_reason", Var::HolderReason),
     ("tenant_url", Var::TenantUrl),
     ("connection_url", Var::ConnectionUrl),
     ("run_url", Var::RunUrl),
@@ -143,16 +147,16 @@ impl Template {
     }
 }
 
-/// Encodes everything but RFC 3986 unreserved characters, so an id with `/`,
-/// `?` or spaces cannot change a URL's shape.
+/// Everything but RFC 3986 unreserved characters is encoded, so an id with
+/// `/`, `?` or spaces cannot change a URL's shape.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(text: &str, out: &mut String) {
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    out.extend(utf8_percent_encode(text, NOT_UNRESERVED));
 }
 
 #[cfg(test)]
@@ -179,6 +183,11 @@ mod tests {
             _ => None,
         });
         assert_eq!(out, "/admin/tenants/a/x/c%201%2F..%2Fx%3Fy");
+        let accented = t.render_url(&|v| match v {
+            Var::ProviderConnectionId => Some("é~".into()),
+            _ => None,
+        });
+        assert_eq!(accented, "/x/%C3%A9~");
     }
 
     #[test]

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-const MICROS_PER_SECOND: i64 = 1_000_000;
-const SECONDS_PER_DAY: i64 = 86_400;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// An instant in UTC with microsecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,23 +48,41 @@ impl std::ops::Add<Duration> for Timestamp {
 
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC; the fraction is shown only when it is not zero.
+    /// Instants beyond year 9999 (a saturated deadline) show as the last
+    /// representable microsecond.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let seconds = self.0.div_euclid(MICROS_PER_SECOND);
-        let micros = self.0.rem_euclid(MICROS_PER_SECOND);
-        let days = seconds.div_euclid(SECONDS_PER_DAY);
-        let secs_of_day = seconds.rem_euclid(SECONDS_PER_DAY);
-        let (year, month, day) = civil_from_days(days);
+        let at = self.civil();
         write!(
             f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-            secs_of_day / 3600,
-            secs_of_day / 60 % 60,
-            secs_of_day % 60
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
         )?;
+        let micros = at.microsecond();
         if micros != 0 {
             write!(f, ".{micros:06}")?;
         }
         f.write_str("Z")
+    }
+}
+
+impl Timestamp {
+    /// The civil date and time of this instant in UTC, clamped to the range
+    /// RFC 3339 can write (years 0000 to 9999).
+    fn civil(self) -> OffsetDateTime {
+        let nanos = i128::from(self.0) * 1_000;
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if self.0 < 0 {
+            PrimitiveDateTime::MIN.assume_utc()
+        } else {
+            PrimitiveDateTime::MAX
+                .assume_utc()
+                .replace_nanosecond(999_999_000)
+                .unwrap_or(PrimitiveDateTime::MAX.assume_utc())
+        })
     }
 }
 
@@ -82,115 +99,12 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-// Howard Hinnant's days-from-civil algorithms (proleptic Gregorian calendar).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let month = i64::from(month);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn parse_rfc3339(text: &str) -> Option<Timestamp> {
-    let b = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(range)?;
-        if part.iter().all(u8::is_ascii_digit) {
-            std::str::from_utf8(part).ok()?.parse().ok()
-        } else {
-            None
-        }
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let year = digits(0..4)?;
-    let month = u32::try_from(digits(5..7)?).ok()?;
-    let day = u32::try_from(digits(8..10)?).ok()?;
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    let month_days = [
-        31,
-        28 + u32::from(is_leap(year)),
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&month) || day == 0 || day > month_days[month as usize - 1] {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut pos = 19;
-    let mut micros = 0i64;
-    if b.get(pos) == Some(&b'.') {
-        pos += 1;
-        let start = pos;
-        while pos < b.len() && b[pos].is_ascii_digit() {
-            if pos - start < 6 {
-                micros = micros * 10 + i64::from(b[pos] - b'0');
-            }
-            pos += 1;
-        }
-        let taken = pos - start;
-        if taken == 0 {
-            return None;
-        }
-        for _ in taken..6 {
-            micros *= 10;
-        }
-    }
-    let offset_seconds = match b.get(pos)? {
-        b'Z' | b'z' if pos + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if pos + 6 == b.len() && b[pos + 3] == b':' => {
-            let (h, m) = (digits(pos + 1..pos + 3)?, digits(pos + 4..pos + 6)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let offset = h * 3600 + m * 60;
-            if *sign == b'-' {
-                -offset
-            } else {
-                offset
-            }
-        }
-        _ => return None,
-    };
-    // A leap second (:60) is folded into the next second.
-    let seconds =
-        days_from_civil(year, month, day) * SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
-            - offset_seconds;
-    Some(Timestamp(seconds * MICROS_PER_SECOND + micros))
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    // Microsecond precision: further digits are dropped, as the stores keep
+    // integer microseconds.
+    let micros = at.unix_timestamp_nanos().div_euclid(1_000);
+    i64::try_from(micros).ok().map(Timestamp)
 }
 
 /// Parses a registry duration: whole seconds as an integer, or a string of
@@ -324,6 +238,13 @@ mod tests {
         assert_eq!(leap.to_string(), "2024-02-29T23:59:59Z");
         let old = Timestamp::from_micros(-1);
         assert_eq!(old.to_string(), "1969-12-31T23:59:59.999999Z");
+        // A saturated deadline still prints, as the last writable instant.
+        assert_eq!(
+            Timestamp::from_micros(i64::MAX).to_string(),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        let nanos = Timestamp::parse_rfc3339("2026-03-01T12:00:00.123456789Z").unwrap();
+        assert_eq!(nanos.to_string(), "2026-03-01T12:00:00.123456Z");
     }
 
     #[test]

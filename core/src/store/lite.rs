@@ -196,6 +196,18 @@ impl LiteConnection {
         .await
     }
 
+    /// Copies the write-ahead log into the database file and empties it, so
+    /// the `.db` file alone holds the schema and every row (a copy of it is
+    /// complete). A reader elsewhere may hold part of the log back; the last
+    /// connection to close copies the rest, as SQLite does on close.
+    pub(crate) fn checkpoint(&mut self) {
+        // Best effort by design: a busy database is checkpointed later by
+        // SQLite itself, and a failure here must not fail a close.
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+
     /// Whether a transaction is open (an abandoned call may have left one).
     pub(crate) fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
@@ -215,7 +227,11 @@ impl TxControl for LiteConnection {
     }
 
     fn close(self) -> BoxFuture<'static, std::result::Result<(), sqlx::Error>> {
-        Box::pin(async move { self.conn.close().map_err(|(_, err)| to_sqlx(err)) })
+        Box::pin(async move {
+            let mut this = self;
+            this.checkpoint();
+            this.conn.close().map_err(|(_, err)| to_sqlx(err))
+        })
     }
 
     fn control<'a>(
@@ -327,4 +343,42 @@ async fn apply(conn: &mut LiteConnection, migration: &Migration, checksum: &[u8]
     })
     .await?;
     Ok(())
+}
+
+/// The SQLite pools of this process, checkpointed when it exits normally
+/// (`exit()`, or returning from `main`), so a host that never closes its
+/// gate — PHP's shared per-process handles, a script that just ends — still
+/// leaves a complete `.db` file.
+static AT_EXIT: std::sync::Mutex<Vec<(u32, super::pool::WeakPool<LiteConnection>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Registers `pool` (a file database) to be checkpointed at process exit.
+pub(crate) fn checkpoint_at_exit(pool: &super::pool::Pool<LiteConnection>) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        // SAFETY: `atexit` is the C library's; the callback is a plain
+        // `extern "C"` function that lives as long as the program and does
+        // not unwind (it catches panics).
+        unsafe {
+            atexit(checkpoint_all);
+        }
+    });
+    let mut pools = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    // Forget pools that are gone, so a process opening many gates does not grow this.
+    pools.retain(|(_, weak)| weak.is_alive());
+    pools.push((std::process::id(), pool.downgrade()));
+}
+
+extern "C" fn checkpoint_all() {
+    let _ = std::panic::catch_unwind(|| {
+        let pid = std::process::id();
+        let pools = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+        // A forked child leaves its parent's connections alone.
+        for (_, weak) in pools.iter().filter(|(owner, _)| *owner == pid) {
+            weak.with_idle(LiteConnection::checkpoint);
+        }
+    });
 }

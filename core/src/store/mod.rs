@@ -112,14 +112,16 @@ impl Admission {
         }
     }
 
-    pub(crate) fn accepted(run: Run, connection_id: String, replaced: Option<i64>) -> Self {
+    /// An accepted start; `replaced` is the stale run it ended (as ended), which
+    /// the result carries as its holder so the operator is told about it.
+    pub(crate) fn accepted(run: Run, connection_id: String, replaced: Option<Run>) -> Self {
         Admission {
             outcome: Outcome::Accepted,
             run: Some(run),
-            holder: None,
+            replaced_run_id: replaced.as_ref().map(|r| r.id),
+            holder: replaced,
             reasons: Vec::new(),
             connection_id: Some(connection_id),
-            replaced_run_id: replaced,
             params_differ: None,
         }
     }
@@ -526,6 +528,8 @@ impl Store {
                 let _turn = Arc::clone(&lite.writers).lock_owned().await;
                 let mut lease = lite.pool.acquire().await?;
                 lite::migrate(lease.conn()?).await?;
+                // The schema in the .db file itself, not only in its log.
+                lease.conn()?.checkpoint();
                 lease.release();
             }
             Backend::Postgres(pg) if pg.pooled => {
@@ -1100,6 +1104,9 @@ async fn open_sqlite(
             keep_abandoned: true,
         },
     );
+    if !in_memory {
+        lite::checkpoint_at_exit(&pool);
+    }
     // Open one now, so a bad path fails at open (and an in-memory database
     // exists from the start).
     match pool.acquire().await {

@@ -180,7 +180,7 @@ pub(crate) async fn admit_in(
                 .ok_or(StoreError::Retry(
                     "another start took the scope during takeover",
                 ))?;
-            Admission::accepted(run, connection_id, Some(holder.id))
+            Admission::accepted(run, connection_id, Some(ended_stale(holder, now)))
         }
         verdict => Admission::refused(verdict, holder, connection_id),
     })
@@ -385,6 +385,16 @@ async fn insert_pending(
         )
         .await?;
     Ok(row.into_run(false)?)
+}
+
+/// The run `end_stale` ended, as it now reads.
+fn ended_stale(mut run: Run, now: Timestamp) -> Run {
+    run.status = RunStatus::Failed;
+    run.reason_code = Some(reason::RUN_LEASE_EXPIRED.to_string());
+    run.since = now;
+    run.finished_at = Some(now);
+    run.stale_at = None;
+    run
 }
 
 /// Ends a stale active run; false when it is no longer active or no longer stale.

@@ -118,7 +118,33 @@ fn lock<T>(idle: &Mutex<T>) -> MutexGuard<'_, T> {
     idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A pool reference that does not keep the pool alive.
+pub(crate) struct WeakPool<C: TxControl>(std::sync::Weak<Inner<C>>);
+
+impl<C: TxControl> WeakPool<C> {
+    /// Whether the pool still exists.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// Runs `f` on the first idle connection, if the pool still exists and
+    /// one is idle: synchronous, for work at process exit, when no runtime
+    /// may be driven any more.
+    pub(crate) fn with_idle(&self, f: impl FnOnce(&mut C)) {
+        if let Some(inner) = self.0.upgrade() {
+            if let Some(idle) = lock(&inner.idle).last_mut() {
+                f(&mut idle.conn);
+            }
+        }
+    }
+}
+
 impl<C: TxControl> Pool<C> {
+    /// A reference that does not keep the pool alive.
+    pub(crate) fn downgrade(&self) -> WeakPool<C> {
+        WeakPool(Arc::downgrade(&self.inner))
+    }
+
     pub(crate) fn new(connect: C::Options, settings: Settings) -> Pool<C> {
         Pool {
             inner: Arc::new(Inner {

@@ -319,7 +319,13 @@ impl<'a> AttemptValues<'a> {
             outcome: admission.outcome,
             status: None,
             run_id: admission.run.as_ref().map(|r| r.id),
-            holder_run_id: admission.holder.as_ref().map(|r| r.id),
+            // An accepted takeover carries the run it ended as its holder;
+            // the audit row names that one as `replaced_run_id` only.
+            holder_run_id: admission
+                .holder
+                .as_ref()
+                .filter(|_| admission.outcome != Outcome::Accepted)
+                .map(|r| r.id),
             reasons: &admission.reasons,
             replaced_run_id: admission.replaced_run_id,
             params_differ: admission.params_differ,

@@ -1,0 +1,97 @@
+//! Closing a gate leaves a complete database: after `migrate`, and after a
+//! run of starts and `close`, the `.db` file alone — copied without its
+//! `-wal` log, as a naive backup would — opens with the schema and every row
+//! in it. (Each host surface, and a process that just ends, is checked by
+//! tests/checkpoint/run.)
+
+mod support;
+
+use startgate::{Actor, Gate, ProviderConnection, Registry, RunFilter, StartRequest};
+use support::TempDb;
+
+const REGISTRY: &str = r#"
+[operations."inventory.sync"]
+label = "Inventory sync"
+capability = "inventory.sync"
+requires = ["connection_enabled", "consent", "credential", "health"]
+"#;
+
+/// Copies the database file alone and opens a gate on the copy, without
+/// migrating it: everything read must have been in the `.db` file.
+async fn open_copy(db: &TempDb, copy: &TempDb) -> Gate {
+    std::fs::copy(&db.path, &copy.path).expect("copy the .db file");
+    let registry = Registry::from_toml_str(REGISTRY).expect("registry");
+    Gate::open(&copy.url(), registry)
+        .await
+        .expect("open the copy")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_db_file_alone_holds_the_schema_and_the_rows() {
+    let db = TempDb::new("checkpoint");
+    let registry = Registry::from_toml_str(REGISTRY).expect("registry");
+    let gate = Gate::open(&db.url(), registry).await.expect("open");
+    gate.migrate().await.expect("migrate");
+
+    // After migrate, with the gate still open.
+    let copy = TempDb::new("checkpoint-copy");
+    let reopened = open_copy(&db, &copy).await;
+    let runs = reopened
+        .list_runs(&RunFilter::default())
+        .await
+        .expect("the copy has the schema");
+    assert!(runs.is_empty());
+    reopened.close().await;
+    drop(copy);
+
+    let actor = Actor::member("ops", ["inventory.sync"]);
+    for tenant in ["contoso", "fabrikam", "northwind"] {
+        gate.upsert_connection(&ProviderConnection::ready(
+            tenant,
+            "graph",
+            "microsoft_graph",
+        ))
+        .await
+        .expect("upsert");
+        for _ in 0..2 {
+            gate.start(&StartRequest::new("inventory.sync", tenant, actor.clone()))
+                .await
+                .expect("start");
+        }
+    }
+    let wal = format!("{}-wal", db.path.display());
+    let logged = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(logged > 0, "the starts were written to the log first");
+    gate.close().await;
+    assert_eq!(
+        std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0),
+        0,
+        "closing copied the log into the file and emptied it"
+    );
+
+    let copy = TempDb::new("checkpoint-copy");
+    let reopened = open_copy(&db, &copy).await;
+    let runs = reopened
+        .list_runs(&RunFilter::default())
+        .await
+        .expect("list runs");
+    assert_eq!(runs.len(), 3, "every run is in the copy");
+    for run in &runs {
+        let attempts = reopened.attempts_for_run(run.id).await.expect("attempts");
+        assert_eq!(
+            attempts.len(),
+            2,
+            "accepted and deduped, for run {}",
+            run.id
+        );
+    }
+    assert_eq!(
+        reopened
+            .list_connections("fabrikam")
+            .await
+            .expect("connections")
+            .len(),
+        1
+    );
+    reopened.close().await;
+}
