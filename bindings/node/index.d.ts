@@ -57,6 +57,15 @@ export declare class Gate {
   present(result: StartResult): Presentation
   /** Run-detail wording, from the same reason catalogue. Synchronous. */
   presentRun(run: Run): Presentation
+  /**
+   * What this gate has done in this process since it opened: starts by
+   * operation and outcome, blocked starts by primary reason, takeovers,
+   * reaped runs, failed calls by error code, latency per call kind.
+   * Synchronous: no database access. The keys of its maps are data (an
+   * operation's name, an outcome, a code, a call kind), so they are left as
+   * they are; only the snapshot's own fields are camelCased.
+   */
+  metrics(): Metrics
   /** Moves a manual clock (opened with `manualClock`) forward; tests and demos. */
   advanceClock(seconds: number): void
   /** Closes the pool; later calls reject with `store_unavailable`. */
@@ -103,6 +112,29 @@ export interface ErrorInfo {
   code: 'invalid_request' | 'unknown_operation' | 'registry_invalid' | 'run_not_found' | 'invalid_transition' | 'store_unavailable' | 'store_timeout' | 'migration_failed' | 'internal'
   message: string
   field?: string
+}
+
+/** A latency summary of one call kind. */
+export interface Latency {
+  calls: number
+  p50Us: number
+  p99Us: number
+}
+
+/** What a gate has done in this process (`Gate.metrics()`). */
+export interface Metrics {
+  /** Start results by operation name, then outcome. */
+  starts: Record<string, Record<string, number>>
+  /** Blocked starts by primary reason code. */
+  blocked: Record<string, number>
+  /** Accepted starts that ended a stale run. */
+  takeovers: number
+  /** Runs ended by `reapStale`. */
+  reapedRuns: number
+  /** Failed calls by stable error code. */
+  errors: Record<string, number>
+  /** Latency per call kind (`start`, `mark_running`, …) over its recent calls. */
+  latency: Record<string, Latency>
 }
 
 /**

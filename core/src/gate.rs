@@ -2,9 +2,10 @@
 //! resolution, preflight and admission happen in one store transaction.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::model::{
     Completion, CompletionResult, Initiator, Outcome, Presentation, ProviderConnection, ReapResult,
     Run, RunFilter, SequenceRequest, StartAttempt, StartRequest, StartResult, MAX_CHECK_REQUESTS,
@@ -20,6 +21,7 @@ struct Inner {
     store: Store,
     registry: Arc<Registry>,
     clock: Clock,
+    metrics: Metrics,
 }
 
 /// An open start gate. Cheap to clone; clones share one pool. `Send + Sync`.
@@ -43,6 +45,7 @@ impl Gate {
                 store,
                 registry: Arc::new(registry),
                 clock: options.clock,
+                metrics: Metrics::default(),
             }),
         })
     }
@@ -81,7 +84,7 @@ impl Gate {
 
     /// Validates, authorizes, resolves, preflights and admits one start, and
     /// records the attempt. One of accepted / deduped / scope_busy / blocked / denied.
-    pub async fn start(&self, request: &StartRequest) -> Result<StartResult> {
+    async fn start_unobserved(&self, request: &StartRequest) -> Result<StartResult> {
         request.validate()?;
         let op = self.operation(&request.operation)?;
         let plan = plan_of(request, op, Source::Start);
@@ -103,7 +106,10 @@ impl Gate {
 
     /// The decision `start` would make for each request, writing nothing. An
     /// invalid request gets its error in place; the others are still answered.
-    pub async fn check(&self, requests: &[StartRequest]) -> Result<Vec<Result<StartResult>>> {
+    async fn check_unobserved(
+        &self,
+        requests: &[StartRequest],
+    ) -> Result<Vec<Result<StartResult>>> {
         if requests.len() > MAX_CHECK_REQUESTS {
             return Err(Error::invalid(
                 "requests",
@@ -155,7 +161,7 @@ impl Gate {
     /// Starts an ordered list of operations on one scope: the first is admitted
     /// as usual; if it is accepted the rest are recorded as `pending` (listed in
     /// the result's `pending`) and each is admitted when the run before it ends.
-    pub async fn start_sequence(&self, request: &SequenceRequest) -> Result<StartResult> {
+    async fn start_sequence_unobserved(&self, request: &SequenceRequest) -> Result<StartResult> {
         request.validate()?;
         let names: Vec<String> = match (&request.operations, &request.sequence) {
             (Some(ops), _) => ops.clone(),
@@ -216,7 +222,7 @@ impl Gate {
     /// it with the same token renews the lease. Refused (`invalid_transition`)
     /// when the run is no longer active or the token is not the run's: the
     /// worker must then stop.
-    pub async fn mark_running(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
+    async fn mark_running_unobserved(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
         self.inner
             .store
             .mark_running(run_id, fencing_token, &self.inner.clock)
@@ -224,7 +230,7 @@ impl Gate {
     }
 
     /// Extends a running run's lease by the operation's `lease`.
-    pub async fn heartbeat(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
+    async fn heartbeat_unobserved(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
         self.inner
             .store
             .heartbeat(run_id, fencing_token, &self.inner.clock)
@@ -234,7 +240,7 @@ impl Gate {
     /// Ends a run and frees its scope; returns whether to notify the initiator
     /// and the pending run this admitted (dispatch it). A queued run may only
     /// fail or be cancelled; succeeding needs `mark_running` first.
-    pub async fn complete(&self, completion: &Completion) -> Result<CompletionResult> {
+    async fn complete_unobserved(&self, completion: &Completion) -> Result<CompletionResult> {
         completion.validate()?;
         let summary = completion
             .summary
@@ -250,7 +256,11 @@ impl Gate {
 
     /// Cancels a pending or active run (an operator's decision; no token
     /// needed). Its worker is refused from then on.
-    pub async fn cancel(&self, run_id: i64, reason_code: Option<&str>) -> Result<CompletionResult> {
+    async fn cancel_unobserved(
+        &self,
+        run_id: i64,
+        reason_code: Option<&str>,
+    ) -> Result<CompletionResult> {
         if let Some(code) = reason_code {
             crate::model::validate_name("reason_code", code)?;
         }
@@ -264,7 +274,7 @@ impl Gate {
 
     /// Ends every stale run as `failed` with `run_lease_expired` and admits the
     /// pending runs of the scopes this frees (for a cron).
-    pub async fn reap_stale(&self) -> Result<ReapResult> {
+    async fn reap_stale_unobserved(&self) -> Result<ReapResult> {
         let (reaped, next) = self
             .inner
             .store
@@ -462,5 +472,110 @@ fn denied(operation: &str, tenant_id: &str, status: u16) -> StartResult {
         replaced_run_id: None,
         params_differ: None,
         pending: Vec::new(),
+    }
+}
+
+/// The public calls: each one timed, counted and traced (crate::metrics).
+impl Gate {
+    /// Validates, authorizes, resolves, preflights and admits one start, and
+    /// records the attempt. One of accepted / deduped / scope_busy / blocked / denied.
+    pub async fn start(&self, request: &StartRequest) -> Result<StartResult> {
+        let began = Instant::now();
+        let result = self.start_unobserved(request).await;
+        self.observe_start("start", began, &result);
+        result
+    }
+
+    /// The decision `start` would make for each request, writing nothing. An
+    /// invalid request gets its error in place; the others are still answered.
+    pub async fn check(&self, requests: &[StartRequest]) -> Result<Vec<Result<StartResult>>> {
+        let began = Instant::now();
+        let result = self.check_unobserved(requests).await;
+        self.inner.metrics.call("check", began.elapsed(), &result);
+        result
+    }
+
+    /// Starts an ordered list of operations on one scope: the first is admitted
+    /// as usual; if it is accepted the rest are recorded as `pending` (listed in
+    /// the result's `pending`) and each is admitted when the run before it ends.
+    pub async fn start_sequence(&self, request: &SequenceRequest) -> Result<StartResult> {
+        let began = Instant::now();
+        let result = self.start_sequence_unobserved(request).await;
+        self.observe_start("start_sequence", began, &result);
+        result
+    }
+
+    /// The worker took the run: `queued` → `running`, lease started. Repeating
+    /// it with the same token renews the lease. Refused (`invalid_transition`)
+    /// when the run is no longer active or the token is not the run's: the
+    /// worker must then stop.
+    pub async fn mark_running(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
+        let began = Instant::now();
+        let result = self.mark_running_unobserved(run_id, fencing_token).await;
+        self.inner
+            .metrics
+            .call("mark_running", began.elapsed(), &result);
+        result
+    }
+
+    /// Extends a running run's lease by the operation's `lease`.
+    pub async fn heartbeat(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
+        let began = Instant::now();
+        let result = self.heartbeat_unobserved(run_id, fencing_token).await;
+        self.inner
+            .metrics
+            .call("heartbeat", began.elapsed(), &result);
+        result
+    }
+
+    /// Ends a run and frees its scope; returns whether to notify the initiator
+    /// and the pending run this admitted (dispatch it). A queued run may only
+    /// fail or be cancelled; succeeding needs `mark_running` first.
+    pub async fn complete(&self, completion: &Completion) -> Result<CompletionResult> {
+        let began = Instant::now();
+        let result = self.complete_unobserved(completion).await;
+        self.inner
+            .metrics
+            .call("complete", began.elapsed(), &result);
+        result
+    }
+
+    /// Cancels a pending or active run (an operator's decision; no token
+    /// needed). Its worker is refused from then on.
+    pub async fn cancel(&self, run_id: i64, reason_code: Option<&str>) -> Result<CompletionResult> {
+        let began = Instant::now();
+        let result = self.cancel_unobserved(run_id, reason_code).await;
+        self.inner.metrics.call("cancel", began.elapsed(), &result);
+        result
+    }
+
+    /// Ends every stale run as `failed` with `run_lease_expired` and admits the
+    /// pending runs of the scopes this frees (for a cron).
+    pub async fn reap_stale(&self) -> Result<ReapResult> {
+        let began = Instant::now();
+        let result = self.reap_stale_unobserved().await;
+        self.inner
+            .metrics
+            .call("reap_stale", began.elapsed(), &result);
+        if let Ok(reaped) = &result {
+            self.inner.metrics.reaped(reaped.reaped.len());
+        }
+        result
+    }
+
+    /// What this gate has done in this process since it was opened: starts by
+    /// operation and outcome, blocked starts by primary reason, takeovers,
+    /// reaped runs, failed calls by error code, and latency (p50/p99) per call
+    /// kind. Touches no database.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    fn observe_start(&self, kind: &'static str, began: Instant, result: &Result<StartResult>) {
+        let elapsed = began.elapsed();
+        self.inner.metrics.call(kind, elapsed, result);
+        if let Ok(start) = result {
+            self.inner.metrics.start(kind, start, elapsed);
+        }
     }
 }

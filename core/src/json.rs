@@ -160,7 +160,7 @@ impl OpenRequest {
 }
 
 /// The methods [`call`] accepts, in the order of the contract.
-pub const METHODS: [&str; 20] = [
+pub const METHODS: [&str; 21] = [
     "migrate",
     "start",
     "check",
@@ -181,6 +181,7 @@ pub const METHODS: [&str; 20] = [
     "present",
     "present_run",
     "advance_clock",
+    "metrics",
 ];
 
 /// An error as a JSON object: `{"code": "...", "message": "...", "field":
@@ -417,7 +418,7 @@ pub async fn call_bytes(gate: &Gate, method: &str, args: &[u8]) -> Result<String
 }
 
 /// The methods that touch no database: [`call_pure`] answers them at once.
-pub const PURE_METHODS: [&str; 3] = ["present", "present_run", "advance_clock"];
+pub const PURE_METHODS: [&str; 4] = ["present", "present_run", "advance_clock", "metrics"];
 
 /// A call of one of [`PURE_METHODS`], answered at once on the caller's
 /// thread (no runtime, no database), with the arguments checked as for
@@ -464,6 +465,10 @@ fn pure(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<Value> {
             a.done()?;
             gate.advance_clock(Duration::from_secs_f64(seconds))?;
             Value::Null
+        }
+        "metrics" => {
+            a.done()?;
+            to_value(&gate.metrics())?
         }
         other => {
             return Err(Error::internal(format!("{other} is not a pure method")));
@@ -576,7 +581,7 @@ pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> 
                 to_value(&gate.list_connections(&tenant).await?)?
             }
         }
-        "present" | "present_run" | "advance_clock" => pure(gate, method, a)?,
+        "present" | "present_run" | "advance_clock" | "metrics" => pure(gate, method, a)?,
         other => {
             return Err(Error::invalid(
                 "method",

@@ -33,6 +33,7 @@ mod error;
 mod gate;
 pub mod input;
 pub mod json;
+mod metrics;
 mod model;
 mod options;
 mod preflight;
@@ -45,6 +46,7 @@ mod time;
 
 pub use error::{Error, ErrorCode, RegistryProblem, RegistryProblems, Result};
 pub use gate::Gate;
+pub use metrics::{Latency, MetricsSnapshot, LATENCY_WINDOW};
 pub use model::{
     Action, Actor, Completion, CompletionOutcome, CompletionResult, Consent, Credential, Health,
     Initiator, Outcome, Presentation, ProviderConnection, ReapResult, Reason, Run, RunFilter,

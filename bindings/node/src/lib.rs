@@ -17,6 +17,7 @@
 
 mod convert;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use napi::bindgen_prelude::*;
@@ -395,6 +396,37 @@ impl Gate {
         self.pure(env, "present_run", vec![("run", run)])
     }
 
+    /// What this gate has done in this process since it opened: starts by
+    /// operation and outcome, blocked starts by primary reason, takeovers,
+    /// reaped runs, failed calls by error code, latency per call kind.
+    /// Synchronous: no database access. The keys of its maps are data (an
+    /// operation's name, an outcome, a code, a call kind), so they are left as
+    /// they are; only the snapshot's own fields are camelCased.
+    #[napi(ts_return_type = "Metrics")]
+    pub fn metrics(&self, env: &Env) -> Result<Value> {
+        let snapshot = serde_json::to_value(self.inner.metrics()).map_err(|e| {
+            let message = e.to_string();
+            js_error(env, &startgate::Error::Internal { message })
+        })?;
+        let Value::Object(fields) = snapshot else {
+            return Ok(snapshot);
+        };
+        Ok(Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| {
+                    let value = match (key.as_str(), value) {
+                        ("latency", Value::Object(kinds)) => Value::Object(
+                            kinds.into_iter().map(|(k, v)| (k, camel_keys(v))).collect(),
+                        ),
+                        (_, value) => value,
+                    };
+                    (camel(&key), value)
+                })
+                .collect(),
+        ))
+    }
+
     /// Moves a manual clock (opened with `manualClock`) forward; tests and demos.
     #[napi(ts_return_type = "void")]
     pub fn advance_clock(
@@ -639,6 +671,31 @@ pub struct CompletionResult {
 pub struct ReapResult {
     pub reaped: Vec<Run>,
     pub next: Vec<StartResult>,
+}
+
+/// What a gate has done in this process (`Gate.metrics()`).
+#[napi(object)]
+pub struct Metrics {
+    /// Start results by operation name, then outcome.
+    pub starts: HashMap<String, HashMap<String, i64>>,
+    /// Blocked starts by primary reason code.
+    pub blocked: HashMap<String, i64>,
+    /// Accepted starts that ended a stale run.
+    pub takeovers: i64,
+    /// Runs ended by `reapStale`.
+    pub reaped_runs: i64,
+    /// Failed calls by stable error code.
+    pub errors: HashMap<String, i64>,
+    /// Latency per call kind (`start`, `mark_running`, …) over its recent calls.
+    pub latency: HashMap<String, Latency>,
+}
+
+/// A latency summary of one call kind.
+#[napi(object)]
+pub struct Latency {
+    pub calls: i64,
+    pub p50_us: i64,
+    pub p99_us: i64,
 }
 
 /// Operator feedback: the same words on every host.

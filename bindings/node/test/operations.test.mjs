@@ -48,6 +48,14 @@ for (const [store, fresh, cleanup] of stores) {
       assert.equal(answers[1].reasons[0].code, 'provider_connection_missing')
       assert.equal(answers[2].error.code, 'unknown_operation')
 
+      // The process's own view of what this gate did (no database); the keys
+      // of its maps are data and keep their spelling.
+      const metrics = gate.metrics()
+      assert.deepEqual(metrics.starts, { 'inventory.sync': { accepted: 1, deduped: 1 } })
+      assert.deepEqual([metrics.latency.start.calls, metrics.latency.check.calls], [2, 1])
+      assert.equal(metrics.reapedRuns, 0)
+      assert.ok(metrics.latency.start.p50Us > 0)
+
       await assert.rejects(gate.heartbeat(run.id, 1), { code: 'invalid_transition' })
       assert.equal((await gate.markRunning(run.id, 1)).status, 'running')
       gate.advanceClock(30)

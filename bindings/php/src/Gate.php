@@ -13,7 +13,7 @@ namespace Startgate;
  * Method names are the contract's, camelCased as PHP does: start, check,
  * startSequence, markRunning, heartbeat, complete, cancel, reapStale, getRun,
  * listRuns, attemptsForRun, upsertConnection, getConnection, listConnections,
- * present, presentRun, advanceClock, migrate, close.
+ * present, presentRun, advanceClock, metrics, migrate, close.
  *
  * Arguments are checked, never coerced: ids and tokens must be ints, text
  * must be valid UTF-8 (and holds no NUL byte), documents must be JSON data.
@@ -178,6 +178,19 @@ final class Gate
     public function presentRun(mixed $run): array
     {
         return $this->json('startgate_present_run', self::encode('run', $run));
+    }
+
+    /**
+     * What this gate did in this process since it opened: 'starts' (operation
+     * => outcome => count), 'blocked' (primary reason => count), 'takeovers',
+     * 'reaped_runs', 'errors' (code => count), 'latency' (call kind =>
+     * calls, p50_us, p99_us). No database access.
+     *
+     * @return array<string, mixed>
+     */
+    public function metrics(): array
+    {
+        return $this->method('metrics', []);
     }
 
     /** Moves a manual clock (opened with manual_clock) forward; tests and demos. */

@@ -38,6 +38,11 @@ function exerciseEveryOperation(string $url): void
     same('provider_connection_missing', $answers[1]['reasons'][0]['code'], 'check blocked');
     same('unknown_operation', $answers[2]['error']['code'], 'check error in place');
 
+    $metrics = $gate->metrics();
+    same(['inventory.sync' => ['accepted' => 1, 'deduped' => 1]], $metrics['starts'], 'metrics: starts by operation and outcome');
+    same([2, 1], [$metrics['latency']['start']['calls'], $metrics['latency']['check']['calls']], 'metrics: calls per kind');
+    same([0, 0], [$metrics['takeovers'], $metrics['reaped_runs']], 'metrics: no takeover, no reap');
+
     throwsCode('invalid_transition', fn () => $gate->heartbeat($run['id'], $run['fencing_token']), 'mark_running first');
     same('running', $gate->markRunning($run['id'], $run['fencing_token'])['status'], 'markRunning');
     $gate->advanceClock(30);

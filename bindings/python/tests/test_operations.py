@@ -51,6 +51,12 @@ def test_every_operation(url: str) -> None:
         assert isinstance(answers[1], startgate.StartResult) and answers[1].reasons[0].code == "provider_connection_missing"
         assert isinstance(answers[2], startgate.UnknownOperation)
 
+        # The process's own view of what this gate did (no database).
+        metrics = gate.metrics()
+        assert metrics["starts"] == {"inventory.sync": {"accepted": 1, "deduped": 1}}
+        assert (metrics["latency"]["start"]["calls"], metrics["latency"]["check"]["calls"]) == (2, 1)
+        assert metrics["takeovers"] == 0 and metrics["errors"] == {}
+
         with pytest.raises(startgate.InvalidTransition, match="mark_running first"):
             gate.heartbeat(run.id, 1)
         assert gate.mark_running(run.id, 1).status is RunStatus.RUNNING

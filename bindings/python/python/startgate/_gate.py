@@ -71,6 +71,10 @@ def _requests(requests: Any) -> Any:
     return requests
 
 
+def _plain(doc: Any) -> Dict[str, Any]:
+    return dict(doc)
+
+
 def _none(_: Any) -> None:
     return None
 
@@ -274,6 +278,13 @@ class Gate:
         """Moves a manual clock forward (tests, demos)."""
         return self._call("advance_clock", {"seconds": seconds}, _none)
 
+    def metrics(self) -> Dict[str, Any]:
+        """What this gate did in this process since it opened: ``starts``
+        (operation → outcome → count), ``blocked`` (primary reason → count),
+        ``takeovers``, ``reaped_runs``, ``errors`` (code → count) and
+        ``latency`` (call kind → ``calls``, ``p50_us``, ``p99_us``). No database."""
+        return self._call("metrics", {}, _plain)
+
     def close(self) -> None:
         """Closes the pool; later calls raise ``StoreUnavailable``."""
         failure = self._native.close()
@@ -446,6 +457,10 @@ class AsyncGate:
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same catalogue. A plain call, as present."""
         return _settle(self._native.call("present_run", {"run": to_json_value(run, "run")}), Presentation.from_dict)
+
+    def metrics(self) -> Dict[str, Any]:
+        """As :meth:`Gate.metrics`. A plain call, as present."""
+        return _settle(self._native.call("metrics", {}), _plain)
 
     async def advance_clock(self, seconds: float) -> None:
         return await self._call("advance_clock", {"seconds": seconds}, _none)
