@@ -254,10 +254,13 @@ async fn run(cli: &Cli) -> CliResult {
             if cli.json {
                 println!(
                     "{}",
-                    json!({ "migrated": true, "database": redacted(&cli.database) })
+                    json!({ "migrated": true, "database": startgate::redact_url(&cli.database) })
                 );
             } else {
-                println!("schema is up to date in {}", redacted(&cli.database));
+                println!(
+                    "schema is up to date in {}",
+                    startgate::redact_url(&cli.database)
+                );
             }
             Ok(())
         }
@@ -274,41 +277,15 @@ enum Access {
     Existing,
 }
 
-/// A database URL fit for printing: no password.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user_info = &url[scheme + 3..at];
-            match user_info.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// The file of a SQLite database URL (`None` for PostgreSQL and in-memory).
-fn sqlite_file(url: &str) -> Option<&str> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return None;
-    }
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let path = path.split('?').next().unwrap_or(path);
-    (path != ":memory:" && !path.is_empty()).then_some(path)
-}
-
 async fn open(cli: &Cli, access: Access) -> Result<Gate, CliError> {
     if access == Access::Existing {
-        if let Some(path) = sqlite_file(&cli.database) {
-            if !std::path::Path::new(path).exists() {
+        if let Some(path) = startgate::sqlite_file(&cli.database)? {
+            if !path.exists() {
+                let path = path.display();
                 return Err(CliError::invalid(
                     "database",
                     format!(
-                        "the database file {path:?} does not exist (this command only reads; \
+                        "the database file \"{path}\" does not exist (this command only reads; \
                          create it with `startgate --database {path} migrate`)"
                     ),
                 ));

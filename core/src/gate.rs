@@ -82,8 +82,7 @@ impl Gate {
         }
     }
 
-    /// Validates, authorizes, resolves, preflights and admits one start, and
-    /// records the attempt. One of accepted / deduped / scope_busy / blocked / denied.
+    /// [`Gate::start`], before it is timed, counted and traced.
     async fn start_unobserved(&self, request: &StartRequest) -> Result<StartResult> {
         request.validate()?;
         let op = self.operation(&request.operation)?;
@@ -104,8 +103,7 @@ impl Gate {
         ))
     }
 
-    /// The decision `start` would make for each request, writing nothing. An
-    /// invalid request gets its error in place; the others are still answered.
+    /// [`Gate::check`], before it is timed, counted and traced.
     async fn check_unobserved(
         &self,
         requests: &[StartRequest],
@@ -158,9 +156,7 @@ impl Gate {
             .collect()
     }
 
-    /// Starts an ordered list of operations on one scope: the first is admitted
-    /// as usual; if it is accepted the rest are recorded as `pending` (listed in
-    /// the result's `pending`) and each is admitted when the run before it ends.
+    /// [`Gate::start_sequence`], before it is timed, counted and traced.
     async fn start_sequence_unobserved(&self, request: &SequenceRequest) -> Result<StartResult> {
         request.validate()?;
         let names: Vec<String> = match (&request.operations, &request.sequence) {
@@ -218,10 +214,7 @@ impl Gate {
         Ok(self.result(&first.op.name, &request.tenant_id, admission, pending))
     }
 
-    /// The worker took the run: `queued` → `running`, lease started. Repeating
-    /// it with the same token renews the lease. Refused (`invalid_transition`)
-    /// when the run is no longer active or the token is not the run's: the
-    /// worker must then stop.
+    /// [`Gate::mark_running`], before it is timed, counted and traced.
     async fn mark_running_unobserved(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
         self.inner
             .store
@@ -229,7 +222,7 @@ impl Gate {
             .await
     }
 
-    /// Extends a running run's lease by the operation's `lease`.
+    /// [`Gate::heartbeat`], before it is timed, counted and traced.
     async fn heartbeat_unobserved(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
         self.inner
             .store
@@ -237,9 +230,7 @@ impl Gate {
             .await
     }
 
-    /// Ends a run and frees its scope; returns whether to notify the initiator
-    /// and the pending run this admitted (dispatch it). A queued run may only
-    /// fail or be cancelled; succeeding needs `mark_running` first.
+    /// [`Gate::complete`], before it is timed, counted and traced.
     async fn complete_unobserved(&self, completion: &Completion) -> Result<CompletionResult> {
         completion.validate()?;
         let summary = completion
@@ -254,8 +245,7 @@ impl Gate {
         Ok(self.ended(ended))
     }
 
-    /// Cancels a pending or active run (an operator's decision; no token
-    /// needed). Its worker is refused from then on.
+    /// [`Gate::cancel`], before it is timed, counted and traced.
     async fn cancel_unobserved(
         &self,
         run_id: i64,
@@ -272,8 +262,7 @@ impl Gate {
         Ok(self.ended(ended))
     }
 
-    /// Ends every stale run as `failed` with `run_lease_expired` and admits the
-    /// pending runs of the scopes this frees (for a cron).
+    /// [`Gate::reap_stale`], before it is timed, counted and traced.
     async fn reap_stale_unobserved(&self) -> Result<ReapResult> {
         let (reaped, next) = self
             .inner
@@ -572,10 +561,6 @@ impl Gate {
     }
 
     fn observe_start(&self, kind: &'static str, began: Instant, result: &Result<StartResult>) {
-        let elapsed = began.elapsed();
-        self.inner.metrics.call(kind, elapsed, result);
-        if let Ok(start) = result {
-            self.inner.metrics.start(kind, start, elapsed);
-        }
+        self.inner.metrics.start(kind, began.elapsed(), result);
     }
 }

@@ -59,6 +59,7 @@ pub use registry::{
     Check, OperationType, Registry, RegistryBuilder, Sequence, Text, TextKey, UrlKey,
     DEFAULT_DISPATCH_TIMEOUT, DEFAULT_LEASE,
 };
+pub use store::{redact as redact_url, sqlite_file};
 pub use time::{Clock, Timestamp};
 
 /// The library version (`Cargo.toml`'s).

@@ -48,6 +48,49 @@ struct State {
     windows: BTreeMap<&'static str, VecDeque<u64>>,
 }
 
+/// Adds one to `key`'s count, allocating the key only the first time.
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(count) => *count += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
+}
+
+impl State {
+    fn record_call<T>(&mut self, kind: &'static str, us: u64, result: &Result<T, Error>) {
+        let window = self.windows.entry(kind).or_default();
+        if window.len() == LATENCY_WINDOW {
+            window.pop_front();
+        }
+        window.push_back(us);
+        // Percentiles are taken when a snapshot is asked for, not per call.
+        match self.snapshot.latency.get_mut(kind) {
+            Some(latency) => latency.calls += 1,
+            None => {
+                let first = Latency {
+                    calls: 1,
+                    ..Latency::default()
+                };
+                self.snapshot.latency.insert(kind.to_string(), first);
+            }
+        }
+        if let Err(err) = result {
+            bump(&mut self.snapshot.errors, err.code().as_str());
+            tracing::warn!(
+                target: "startgate",
+                call = kind,
+                duration_us = us,
+                error = %err.code(),
+                "{kind} failed"
+            );
+        } else {
+            tracing::debug!(target: "startgate", call = kind, duration_us = us, "{kind}");
+        }
+    }
+}
+
 /// The counters of one gate (shared by its clones).
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -69,59 +112,35 @@ impl Metrics {
     /// Records one call of `kind` that took `elapsed`: its latency, and its
     /// error code when it failed.
     pub(crate) fn call<T>(&self, kind: &'static str, elapsed: Duration, result: &Result<T, Error>) {
-        let us = micros(elapsed);
-        let mut state = self.lock();
-        let window = state.windows.entry(kind).or_default();
-        if window.len() == LATENCY_WINDOW {
-            window.pop_front();
-        }
-        window.push_back(us);
-        // Percentiles are taken when a snapshot is asked for, not per call.
-        match state.snapshot.latency.get_mut(kind) {
-            Some(latency) => latency.calls += 1,
-            None => {
-                let first = Latency {
-                    calls: 1,
-                    ..Latency::default()
-                };
-                state.snapshot.latency.insert(kind.to_string(), first);
-            }
-        }
-        if let Err(err) = result {
-            *state
-                .snapshot
-                .errors
-                .entry(err.code().to_string())
-                .or_default() += 1;
-            tracing::warn!(
-                target: "startgate",
-                call = kind,
-                duration_us = us,
-                error = %err.code(),
-                "{kind} failed"
-            );
-        } else {
-            tracing::debug!(target: "startgate", call = kind, duration_us = us, "{kind}");
-        }
+        self.lock().record_call(kind, micros(elapsed), result);
     }
 
-    /// Counts a start's result (after [`Metrics::call`] recorded the call).
-    pub(crate) fn start(&self, kind: &'static str, result: &StartResult, elapsed: Duration) {
+    /// Records a start call (as [`Metrics::call`]) and counts its result, under
+    /// one lock.
+    pub(crate) fn start(
+        &self,
+        kind: &'static str,
+        elapsed: Duration,
+        result: &Result<StartResult, Error>,
+    ) {
+        let us = micros(elapsed);
         let mut state = self.lock();
-        *state
-            .snapshot
-            .starts
-            .entry(result.operation.clone())
-            .or_default()
-            .entry(result.outcome.to_string())
-            .or_default() += 1;
-        let primary = result.reasons.first().map(|r| r.code.clone());
+        state.record_call(kind, us, result);
+        let Ok(result) = result else {
+            return;
+        };
+        let snapshot = &mut state.snapshot;
+        let outcomes = match snapshot.starts.get_mut(&result.operation) {
+            Some(outcomes) => outcomes,
+            None => snapshot.starts.entry(result.operation.clone()).or_default(),
+        };
+        bump(outcomes, result.outcome.as_str());
+        let primary = result.reasons.first().map(|r| r.code.as_str());
         if result.outcome == Outcome::Blocked {
-            let code = primary.clone().unwrap_or_default();
-            *state.snapshot.blocked.entry(code).or_default() += 1;
+            bump(&mut snapshot.blocked, primary.unwrap_or_default());
         }
         if result.outcome == Outcome::Accepted && result.replaced_run_id.is_some() {
-            state.snapshot.takeovers += 1;
+            snapshot.takeovers += 1;
         }
         drop(state);
         let run_id = result
@@ -135,10 +154,10 @@ impl Metrics {
             operation = %result.operation,
             tenant_id = %result.tenant_id,
             outcome = %result.outcome,
-            reason_code = primary.as_deref().unwrap_or(""),
+            reason_code = primary.unwrap_or_default(),
             run_id = run_id.unwrap_or(0),
             replaced_run_id = result.replaced_run_id.unwrap_or(0),
-            duration_us = micros(elapsed),
+            duration_us = us,
             "{} {}: {}",
             kind,
             result.operation,

@@ -1058,8 +1058,19 @@ impl Target {
     }
 }
 
-/// A URL fit for messages: any password replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
+/// The SQLite file a gate opened on `url` would use: `None` for PostgreSQL
+/// and for the in-memory database, and the error opening would give for a
+/// URL no store takes. Lets a tool see whether a database exists before
+/// opening it (opening creates a SQLite file).
+pub fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>> {
+    Ok(match Target::of(url)? {
+        Target::Sqlite { file } => file.map(|f| f.path),
+        Target::Postgres => None,
+    })
+}
+
+/// A database URL fit for messages: any password replaced by `***`.
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
