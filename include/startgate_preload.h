@@ -22,6 +22,16 @@ typedef struct startgate_error startgate_error;
 
 typedef struct startgate_gate startgate_gate;
 
+typedef void (*startgate_log_callback)(void *user_data,
+                                       const char *level,
+                                       const char *message,
+                                       const char *fields_json);
+
+startgate_status startgate_set_log_callback(startgate_log_callback callback,
+                                            void *user_data,
+                                            const char *level,
+                                            startgate_error **out_error);
+
 const char *startgate_version(void);
 
 const char *startgate_status_code(uint32_t status);

@@ -121,6 +121,20 @@ export interface Latency {
   p99Us: number
 }
 
+/** A record of the library's log, as `setLogger`'s callback receives it. */
+export interface LogRecord {
+  level: 'error' | 'warn' | 'info' | 'debug' | 'trace'
+  /** A short sentence, e.g. `start inventory.sync: accepted`. */
+  message: string
+  /** Always `startgate`. */
+  target: string
+  /**
+   * The event's fields (`call`, `operation`, `tenantId`, `outcome`,
+   * `reasonCode`, `runId`, `durationUs`, `roundTrips`, `retries`, …).
+   */
+  fields: Record<string, string | number | boolean>
+}
+
 /** What a gate has done in this process (`Gate.metrics()`). */
 export interface Metrics {
   /** Start results by operation name, then outcome. */
@@ -255,6 +269,19 @@ export interface SequenceRequest {
   initiator?: 'user' | 'schedule' | 'system'
   tenantActive?: boolean
 }
+
+/**
+ * Routes the library's log records to `callback`, for records at `level`
+ * (`'error'`, `'warn'`, `'info'` (the default), `'debug'` or `'trace'`) and
+ * more severe; `null` stops (then `STARTGATE_LOG=info` in the environment
+ * sends them to stderr). Each record is handed over on this thread as the
+ * call that produced it settles, before its Promise resolves: `{ level,
+ * message, target, fields }`, `fields` holding `call`, `operation`,
+ * `tenantId`, `outcome`, `reasonCode`, `runId`, `durationUs`, `roundTrips`,
+ * `retries`, `error`, … (absent where they do not apply; never params or
+ * credentials). Throws `invalid_request` on a bad argument.
+ */
+export declare function setLogger(callback: ((record: LogRecord) => void) | null, level?: 'error' | 'warn' | 'info' | 'debug' | 'trace'): void
 
 /** The audit row of one start attempt. */
 export interface StartAttempt {

@@ -836,4 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Gate = nativeBinding.Gate
+module.exports.setLogger = nativeBinding.setLogger
 module.exports.version = nativeBinding.version

@@ -78,6 +78,14 @@ enum Command {
     },
     /// End stale runs and admit pending sequence runs (needs --registry)
     Reap,
+    /// Counts from the database, over every process that shares it: starts by
+    /// operation and outcome, blocked starts by reason, takeovers, reaped runs
+    /// and runs by status (never creates a database)
+    Stats {
+        /// Print the Prometheus text exposition format instead
+        #[arg(long)]
+        prometheus: bool,
+    },
 }
 
 #[derive(Args)]
@@ -183,6 +191,8 @@ impl From<startgate::Error> for CliError {
 pub type CliResult = Result<(), CliError>;
 
 fn main() -> ExitCode {
+    // STARTGATE_LOG=info (or error, warn, debug, trace) logs each call to stderr.
+    startgate::log::install();
     // Known before parsing, so a usage error is JSON too when it was asked for.
     let as_json = std::env::args().skip(1).any(|a| a == "--json");
     let cli = match Cli::try_parse() {
@@ -267,7 +277,62 @@ async fn run(cli: &Cli) -> CliResult {
         Command::Runs(args) => runs(cli, args).await,
         Command::Explain { run_id } => explain(cli, *run_id).await,
         Command::Reap => reap(cli).await,
+        Command::Stats { prometheus } => stats(cli, *prometheus).await,
     }
+}
+
+async fn stats(cli: &Cli, prometheus: bool) -> CliResult {
+    if prometheus && cli.json {
+        return Err(CliError::usage(
+            "--prometheus and --json are two output formats: give one",
+        ));
+    }
+    let gate = open(cli, Access::Existing).await?;
+    let stats = with_gate(gate, async |gate| Ok(gate.stats().await?)).await?;
+    if prometheus {
+        print!("{}", stats.to_prometheus());
+        return Ok(());
+    }
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stats).map_err(internal)?
+        );
+        return Ok(());
+    }
+    let style = Style::detect();
+    let count = |n: &u64| n.to_string();
+    println!("{}", style.bold("Starts"));
+    if stats.counts.starts.is_empty() {
+        println!("  none yet");
+    } else {
+        let mut table = Table::new(["OPERATION", "OUTCOME", "STARTS"]);
+        for (operation, outcomes) in &stats.counts.starts {
+            for (outcome, n) in outcomes {
+                table.row([operation.clone(), outcome.clone(), count(n)]);
+            }
+        }
+        print!("{}", table.render());
+    }
+    if !stats.counts.blocked.is_empty() {
+        println!("\n{}", style.bold("Blocked, by primary reason"));
+        let mut table = Table::new(["REASON", "STARTS"]);
+        for (reason, n) in &stats.counts.blocked {
+            table.row([reason.clone(), count(n)]);
+        }
+        print!("{}", table.render());
+    }
+    println!("\n{}", style.bold("Runs"));
+    let mut table = Table::new(["STATUS", "RUNS"]);
+    for (status, n) in &stats.runs {
+        table.row([status.clone(), count(n)]);
+    }
+    print!("{}", table.render());
+    println!(
+        "\ntakeovers of stale runs: {}\nruns reaped: {}",
+        stats.counts.takeovers, stats.counts.reaped_runs
+    );
+    Ok(())
 }
 
 /// Whether a command may create the database.

@@ -2,14 +2,19 @@
 
 use std::process::{Command, Output};
 
-fn startgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_startgate"))
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_startgate"));
+    command
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("STARTGATE_DATABASE")
         .env_remove("STARTGATE_REGISTRY")
-        .output()
-        .expect("run startgate")
+        .env_remove("STARTGATE_LOG");
+    command
+}
+
+fn startgate(args: &[&str]) -> Output {
+    command(args).output().expect("run startgate")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -92,6 +97,7 @@ fn demo_shows_every_outcome_from_real_calls() {
         "reap",
     ]);
     assert!(reap.status.success(), "{}", text(&reap.stderr));
+    stats_agree_with_the_runs(&path);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{path}{suffix}"));
     }
@@ -217,6 +223,115 @@ fn usage_errors_name_the_argument_and_exit_2() {
         .contains("needs the registry"));
 }
 
+/// `stats` on the demo's database: every outcome the demo showed is
+/// counted, its runs by status add up to what `runs` lists, and the
+/// Prometheus text carries the same numbers.
+fn stats_agree_with_the_runs(path: &str) {
+    let out = startgate(&["--database", path, "--json", "stats"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stats = json(&out.stdout);
+    let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
+    for by_outcome in stats["starts"].as_object().expect("starts").values() {
+        for (outcome, n) in by_outcome.as_object().expect("outcomes") {
+            *outcomes.entry(outcome.clone()).or_default() += n.as_u64().expect("count");
+        }
+    }
+    for outcome in ["accepted", "deduped", "scope_busy", "blocked", "denied"] {
+        assert!(
+            outcomes.get(outcome).copied().unwrap_or(0) > 0,
+            "{outcome}: {stats}"
+        );
+    }
+    let blocked: u64 = stats["blocked"]
+        .as_object()
+        .expect("blocked")
+        .values()
+        .map(|n| n.as_u64().expect("count"))
+        .sum();
+    assert_eq!(blocked, outcomes["blocked"], "{stats}");
+    assert!(
+        stats["takeovers"].as_u64().expect("takeovers") >= 1,
+        "{stats}"
+    );
+    let runs = startgate(&["--database", path, "--json", "runs", "--limit", "10000"]);
+    let listed = json(&runs.stdout).as_array().expect("runs").len() as u64;
+    let counted: u64 = stats["runs"]
+        .as_object()
+        .expect("runs")
+        .values()
+        .map(|n| n.as_u64().expect("count"))
+        .sum();
+    assert_eq!(counted, listed, "{stats}");
+
+    let out = startgate(&["--database", path, "stats", "--prometheus"]);
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let prometheus = text(&out.stdout);
+    let value = |line: &str| -> u64 { line.rsplit(' ').next().unwrap().parse().unwrap() };
+    let total: u64 = prometheus
+        .lines()
+        .filter(|l| l.starts_with("startgate_starts_total{"))
+        .map(value)
+        .sum();
+    assert_eq!(total, outcomes.values().sum::<u64>(), "{prometheus}");
+    assert!(
+        prometheus.contains("# TYPE startgate_starts_total counter")
+            && prometheus.contains("outcome=\"denied\""),
+        "{prometheus}"
+    );
+
+    let out = startgate(&["--database", path, "stats"]);
+    assert_eq!(code(&out), 0);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("takeovers of stale runs: ") && shown.contains("scope_busy"),
+        "{shown}"
+    );
+    let out = startgate(&["--database", path, "--json", "stats", "--prometheus"]);
+    assert_eq!(code(&out), 2, "--json and --prometheus are two formats");
+}
+
+#[test]
+fn startgate_log_writes_each_call_to_stderr() {
+    let dir = Dir::new("log");
+    let db = dir.file("startgate.db");
+    let out = command(&["--database", &db, "demo"])
+        .env("STARTGATE_LOG", "info")
+        .output()
+        .expect("run");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let starts: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" INFO startgate: start "))
+        .collect();
+    assert!(starts.len() >= 5, "{stderr}");
+    let accepted = starts
+        .iter()
+        .find(|l| l.contains("outcome=\"accepted\""))
+        .expect("an accepted start");
+    for field in [
+        "operation=",
+        "tenant_id=",
+        "run_id=",
+        "duration_us=",
+        "round_trips=",
+        "retries=",
+    ] {
+        assert!(accepted.contains(field), "{field}: {accepted}");
+    }
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("reason_code=\"provider_consent")),
+        "a blocked start names its reason: {stderr}"
+    );
+    // Debug events (reads) stay out at info; nothing at all without the variable.
+    assert!(!stderr.contains("DEBUG"), "{stderr}");
+    let quiet = startgate(&["--database", &db, "demo"]);
+    assert_eq!(code(&quiet), 0);
+    assert!(text(&quiet.stderr).is_empty(), "{}", text(&quiet.stderr));
+}
+
 #[test]
 fn every_command_has_its_own_help() {
     for (command, needle) in [
@@ -226,6 +341,7 @@ fn every_command_has_its_own_help() {
         ("runs", "--limit <LIMIT>"),
         ("explain", "<RUN_ID>"),
         ("reap", "needs --registry"),
+        ("stats", "--prometheus"),
     ] {
         let out = startgate(&[command, "--help"]);
         assert_eq!(code(&out), 0, "{command} --help");
@@ -264,7 +380,7 @@ fn every_command_has_its_own_help() {
 fn read_only_commands_never_create_a_database() {
     let dir = Dir::new("readonly");
     let db = dir.file("missing.db");
-    for args in [&["runs"][..], &["explain", "1"][..]] {
+    for args in [&["runs"][..], &["explain", "1"][..], &["stats"][..]] {
         let mut full = vec!["--database", db.as_str()];
         full.extend_from_slice(args);
         let out = startgate(&full);
@@ -319,6 +435,13 @@ fn every_command_speaks_json_with_exit_codes() {
     let out = run(&["reap"]);
     assert_eq!(code(&out), 0);
     assert_eq!(json(&out.stdout)["reaped"], serde_json::json!([]));
+
+    let out = run(&["stats"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(
+        json(&out.stdout),
+        serde_json::json!({"starts": {}, "blocked": {}, "takeovers": 0, "reaped_runs": 0, "runs": {}})
+    );
 
     let out = run(&["explain", "42"]);
     assert_eq!(code(&out), 1, "a missing run is refused");

@@ -1,11 +1,14 @@
 //! The gate: the one start path. Validation and authorization happen here;
 //! resolution, preflight and admission happen in one store transaction.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{self, DatabaseStats, Metrics, MetricsSnapshot};
 use crate::model::{
     Completion, CompletionResult, Initiator, Outcome, Presentation, ProviderConnection, ReapResult,
     Run, RunFilter, SequenceRequest, StartAttempt, StartRequest, StartResult, MAX_CHECK_REQUESTS,
@@ -281,23 +284,28 @@ impl Gate {
 
     /// One run by id (without its fencing token).
     pub async fn get_run(&self, run_id: i64) -> Result<Run> {
-        self.inner.store.get_run(run_id).await
+        let call = self.inner.store.get_run(run_id);
+        self.observe("get_run", Some(run_id), call).await
     }
 
     /// Runs matching `filter`, newest first.
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
-        if let Some(tenant) = &filter.tenant_id {
-            crate::model::validate_id("tenant_id", tenant)?;
-        }
-        if let Some(operation) = &filter.operation {
-            crate::model::validate_id("operation", operation)?;
-        }
-        self.inner.store.list_runs(filter).await
+        let call = async {
+            if let Some(tenant) = &filter.tenant_id {
+                crate::model::validate_id("tenant_id", tenant)?;
+            }
+            if let Some(operation) = &filter.operation {
+                crate::model::validate_id("operation", operation)?;
+            }
+            self.inner.store.list_runs(filter).await
+        };
+        self.observe("list_runs", None, call).await
     }
 
     /// The start attempts that created, were refused by, or replaced this run.
     pub async fn attempts_for_run(&self, run_id: i64) -> Result<Vec<StartAttempt>> {
-        self.inner.store.attempts_for_run(run_id).await
+        let call = self.inner.store.attempts_for_run(run_id);
+        self.observe("attempts_for_run", Some(run_id), call).await
     }
 
     /// The latest start attempts, newest first, optionally for one tenant.
@@ -306,13 +314,16 @@ impl Gate {
         tenant_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StartAttempt>> {
-        if let Some(tenant) = tenant_id {
-            crate::model::validate_id("tenant_id", tenant)?;
-        }
-        self.inner
-            .store
-            .list_attempts(tenant_id, limit.min(10_000))
-            .await
+        let call = async {
+            if let Some(tenant) = tenant_id {
+                crate::model::validate_id("tenant_id", tenant)?;
+            }
+            self.inner
+                .store
+                .list_attempts(tenant_id, limit.min(10_000))
+                .await
+        };
+        self.observe("list_attempts", None, call).await
     }
 
     /// Records (or replaces) a connection's readiness facts. Making one the
@@ -321,11 +332,14 @@ impl Gate {
         &self,
         connection: &ProviderConnection,
     ) -> Result<ProviderConnection> {
-        connection.validate()?;
-        self.inner
-            .store
-            .upsert_connection(connection, &self.inner.clock)
-            .await
+        let call = async {
+            connection.validate()?;
+            self.inner
+                .store
+                .upsert_connection(connection, &self.inner.clock)
+                .await
+        };
+        self.observe("upsert_connection", None, call).await
     }
 
     /// One connection of a tenant.
@@ -334,21 +348,30 @@ impl Gate {
         tenant_id: &str,
         id: &str,
     ) -> Result<Option<ProviderConnection>> {
-        crate::model::validate_id("tenant_id", tenant_id)?;
-        crate::model::validate_id("id", id)?;
-        self.inner.store.get_connection(tenant_id, id).await
+        let call = async {
+            crate::model::validate_id("tenant_id", tenant_id)?;
+            crate::model::validate_id("id", id)?;
+            self.inner.store.get_connection(tenant_id, id).await
+        };
+        self.observe("get_connection", None, call).await
     }
 
     /// The tenant's default connection.
     pub async fn default_connection(&self, tenant_id: &str) -> Result<Option<ProviderConnection>> {
-        crate::model::validate_id("tenant_id", tenant_id)?;
-        self.inner.store.default_connection(tenant_id).await
+        let call = async {
+            crate::model::validate_id("tenant_id", tenant_id)?;
+            self.inner.store.default_connection(tenant_id).await
+        };
+        self.observe("default_connection", None, call).await
     }
 
     /// Every connection of a tenant, by id.
     pub async fn list_connections(&self, tenant_id: &str) -> Result<Vec<ProviderConnection>> {
-        crate::model::validate_id("tenant_id", tenant_id)?;
-        self.inner.store.list_connections(tenant_id).await
+        let call = async {
+            crate::model::validate_id("tenant_id", tenant_id)?;
+            self.inner.store.list_connections(tenant_id).await
+        };
+        self.observe("list_connections", None, call).await
     }
 
     /// Operator feedback for a start result (no database access).
@@ -469,29 +492,23 @@ impl Gate {
     /// Validates, authorizes, resolves, preflights and admits one start, and
     /// records the attempt. One of accepted / deduped / scope_busy / blocked / denied.
     pub async fn start(&self, request: &StartRequest) -> Result<StartResult> {
-        let began = Instant::now();
-        let result = self.start_unobserved(request).await;
-        self.observe_start("start", began, &result);
-        result
+        self.observe_start("start", self.start_unobserved(request))
+            .await
     }
 
     /// The decision `start` would make for each request, writing nothing. An
     /// invalid request gets its error in place; the others are still answered.
     pub async fn check(&self, requests: &[StartRequest]) -> Result<Vec<Result<StartResult>>> {
-        let began = Instant::now();
-        let result = self.check_unobserved(requests).await;
-        self.inner.metrics.call("check", began.elapsed(), &result);
-        result
+        self.observe("check", None, self.check_unobserved(requests))
+            .await
     }
 
     /// Starts an ordered list of operations on one scope: the first is admitted
     /// as usual; if it is accepted the rest are recorded as `pending` (listed in
     /// the result's `pending`) and each is admitted when the run before it ends.
     pub async fn start_sequence(&self, request: &SequenceRequest) -> Result<StartResult> {
-        let began = Instant::now();
-        let result = self.start_sequence_unobserved(request).await;
-        self.observe_start("start_sequence", began, &result);
-        result
+        self.observe_start("start_sequence", self.start_sequence_unobserved(request))
+            .await
     }
 
     /// The worker took the run: `queued` → `running`, lease started. Repeating
@@ -499,57 +516,50 @@ impl Gate {
     /// when the run is no longer active or the token is not the run's: the
     /// worker must then stop.
     pub async fn mark_running(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
-        let began = Instant::now();
-        let result = self.mark_running_unobserved(run_id, fencing_token).await;
-        self.inner
-            .metrics
-            .call("mark_running", began.elapsed(), &result);
-        result
+        let call = self.mark_running_unobserved(run_id, fencing_token);
+        self.observe("mark_running", Some(run_id), call).await
     }
 
     /// Extends a running run's lease by the operation's `lease`.
     pub async fn heartbeat(&self, run_id: i64, fencing_token: i64) -> Result<Run> {
-        let began = Instant::now();
-        let result = self.heartbeat_unobserved(run_id, fencing_token).await;
-        self.inner
-            .metrics
-            .call("heartbeat", began.elapsed(), &result);
-        result
+        let call = self.heartbeat_unobserved(run_id, fencing_token);
+        self.observe("heartbeat", Some(run_id), call).await
     }
 
     /// Ends a run and frees its scope; returns whether to notify the initiator
     /// and the pending run this admitted (dispatch it). A queued run may only
     /// fail or be cancelled; succeeding needs `mark_running` first.
     pub async fn complete(&self, completion: &Completion) -> Result<CompletionResult> {
-        let began = Instant::now();
-        let result = self.complete_unobserved(completion).await;
-        self.inner
-            .metrics
-            .call("complete", began.elapsed(), &result);
-        result
+        let call = self.complete_unobserved(completion);
+        self.observe("complete", Some(completion.run_id), call)
+            .await
     }
 
     /// Cancels a pending or active run (an operator's decision; no token
     /// needed). Its worker is refused from then on.
     pub async fn cancel(&self, run_id: i64, reason_code: Option<&str>) -> Result<CompletionResult> {
-        let began = Instant::now();
-        let result = self.cancel_unobserved(run_id, reason_code).await;
-        self.inner.metrics.call("cancel", began.elapsed(), &result);
-        result
+        let call = self.cancel_unobserved(run_id, reason_code);
+        self.observe("cancel", Some(run_id), call).await
     }
 
     /// Ends every stale run as `failed` with `run_lease_expired` and admits the
     /// pending runs of the scopes this frees (for a cron).
     pub async fn reap_stale(&self) -> Result<ReapResult> {
-        let began = Instant::now();
-        let result = self.reap_stale_unobserved().await;
-        self.inner
-            .metrics
-            .call("reap_stale", began.elapsed(), &result);
+        let result = self
+            .observe("reap_stale", None, self.reap_stale_unobserved())
+            .await;
         if let Ok(reaped) = &result {
             self.inner.metrics.reaped(reaped.reaped.len());
         }
         result
+    }
+
+    /// What the database records of every gate that shares it: starts by
+    /// operation and outcome, blocked starts by primary reason and takeovers
+    /// (from the audit table), reaped runs, and runs by status now. Reads
+    /// every audit row: for an operator's look, not for a hot path.
+    pub async fn stats(&self) -> Result<DatabaseStats> {
+        self.observe("stats", None, self.inner.store.stats()).await
     }
 
     /// What this gate has done in this process since it was opened: starts by
@@ -560,7 +570,38 @@ impl Gate {
         self.inner.metrics.snapshot()
     }
 
-    fn observe_start(&self, kind: &'static str, began: Instant, result: &Result<StartResult>) {
-        self.inner.metrics.start(kind, began.elapsed(), result);
+    /// Runs a call in its span, timing it and counting its round trips, and
+    /// records it (crate::metrics).
+    async fn observe<T>(
+        &self,
+        kind: &'static str,
+        run_id: Option<i64>,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let span = tracing::debug_span!(target: "startgate", "call", call = kind, run_id);
+        let began = Instant::now();
+        // Boxed: a call's state machine is large, and nesting it in these
+        // wrappers by value would multiply what a host's thread stack holds.
+        let (result, counts) = metrics::counted(Box::pin(call).instrument(span)).await;
+        self.inner
+            .metrics
+            .call(kind, began.elapsed(), counts, run_id, &result);
+        result
+    }
+
+    async fn observe_start(
+        &self,
+        kind: &'static str,
+        call: impl Future<Output = Result<StartResult>>,
+    ) -> Result<StartResult> {
+        let span = tracing::debug_span!(target: "startgate", "call", call = kind);
+        let began = Instant::now();
+        // Boxed: a call's state machine is large, and nesting it in these
+        // wrappers by value would multiply what a host's thread stack holds.
+        let (result, counts) = metrics::counted(Box::pin(call).instrument(span)).await;
+        self.inner
+            .metrics
+            .start(kind, began.elapsed(), counts, &result);
+        result
     }
 }

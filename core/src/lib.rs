@@ -33,6 +33,7 @@ mod error;
 mod gate;
 pub mod input;
 pub mod json;
+pub mod log;
 mod metrics;
 mod model;
 mod options;
@@ -46,7 +47,7 @@ mod time;
 
 pub use error::{Error, ErrorCode, RegistryProblem, RegistryProblems, Result};
 pub use gate::Gate;
-pub use metrics::{Latency, MetricsSnapshot, LATENCY_WINDOW};
+pub use metrics::{DatabaseStats, Latency, MetricsSnapshot, StartCounts, LATENCY_WINDOW};
 pub use model::{
     Action, Actor, Completion, CompletionOutcome, CompletionResult, Consent, Credential, Health,
     Initiator, Outcome, Presentation, ProviderConnection, ReapResult, Reason, Run, RunFilter,

@@ -120,13 +120,17 @@ async fn admissions_wait_for_the_flush_and_refusals_do_not() {
     // the two pg_stat_wal reads too: they write nothing.)
     assert!(accepted >= STARTS as i64, "accepted: {accepted} flushes");
     // The WAL writer flushes in the background every 200 ms, and a server's
-    // checkpoint may too: a few, never one per refusal.
+    // checkpoint may too: a few, more on a loaded machine where the phase
+    // takes longer, but never one per refusal (a quarter is far from both).
     for (what, count) in [
         ("deduped", deduped),
         ("scope busy", busy),
         ("blocked", blocked),
     ] {
-        assert!(count <= 5, "{what}: {count} flushes for {STARTS} refusals");
+        assert!(
+            count < STARTS as i64 / 4,
+            "{what}: {count} flushes for {STARTS} refusals"
+        );
     }
     db.drop_now().await;
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::{Connection, Row};
 use startgate::{
     Actor, Clock, Consent, Gate, GateOptions, MetricsSnapshot, ProviderConnection, Registry,
-    StartRequest, Timestamp,
+    RunFilter, RunStatus, StartRequest, Timestamp,
 };
 use support::{PgTestDb, TempDb};
 
@@ -89,7 +89,7 @@ async fn storm(gate: &Gate, round: usize) -> usize {
 
 fn by_outcome(metrics: &MetricsSnapshot) -> BTreeMap<String, i64> {
     let mut totals = BTreeMap::new();
-    for outcomes in metrics.starts.values() {
+    for outcomes in metrics.counts.starts.values() {
         for (outcome, count) in outcomes {
             *totals.entry(outcome.clone()).or_default() += *count as i64;
         }
@@ -105,9 +105,10 @@ async fn check(gate: &Gate, audit: BTreeMap<String, i64>, replaced: i64, blocked
         "the storm produced several outcomes: {audit:?}"
     );
     assert!(replaced > 0, "the storm took stale runs over");
-    assert_eq!(metrics.takeovers as i64, replaced);
+    assert_eq!(metrics.counts.takeovers as i64, replaced);
     assert_eq!(
         metrics
+            .counts
             .blocked
             .get("provider_consent_revoked")
             .copied()
@@ -125,7 +126,7 @@ async fn check(gate: &Gate, audit: BTreeMap<String, i64>, replaced: i64, blocked
         "{starts:?}"
     );
     assert_eq!(metrics.errors.get("invalid_request"), Some(&1));
-    assert_eq!(metrics.reaped_runs, 0, "no reap yet");
+    assert_eq!(metrics.counts.reaped_runs, 0, "no reap yet");
 }
 
 /// Two storms with the clock moved past every lease in between (so the
@@ -144,7 +145,55 @@ async fn after_reap(gate: &Gate) {
         .expect("advance");
     let reaped = gate.reap_stale().await.expect("reap");
     assert!(!reaped.reaped.is_empty());
-    assert_eq!(gate.metrics().reaped_runs, reaped.reaped.len() as u64);
+    assert_eq!(
+        gate.metrics().counts.reaped_runs,
+        reaped.reaped.len() as u64
+    );
+    database_stats_agree(gate).await;
+}
+
+/// The database's own counts (`Gate::stats`, what `startgate stats` prints)
+/// equal this gate's metrics: it was the database's only writer.
+async fn database_stats_agree(gate: &Gate) {
+    let metrics = gate.metrics();
+    let stats = gate.stats().await.expect("stats");
+    assert_eq!(stats.counts, metrics.counts);
+    assert!(
+        stats.counts.reaped_runs > 0 && stats.counts.takeovers > 0,
+        "{stats:?}"
+    );
+    let runs: u64 = stats.runs.values().sum();
+    let listed = gate
+        .list_runs(&RunFilter {
+            limit: Some(10_000),
+            ..RunFilter::default()
+        })
+        .await
+        .expect("runs");
+    assert_eq!(runs, listed.len() as u64, "{:?}", stats.runs);
+    assert_eq!(
+        stats.runs.get("failed").copied().unwrap_or(0),
+        listed
+            .iter()
+            .filter(|r| r.status == RunStatus::Failed)
+            .count() as u64
+    );
+    // The Prometheus text carries the same numbers.
+    let text = stats.to_prometheus();
+    let sample = |line: &str| -> u64 { line.rsplit(' ').next().unwrap().parse().unwrap() };
+    let starts: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("startgate_starts_total{"))
+        .map(sample)
+        .sum();
+    let total: u64 = stats.counts.starts.values().flat_map(|o| o.values()).sum();
+    assert_eq!(starts, total, "{text}");
+    let takeovers = text
+        .lines()
+        .find(|l| l.starts_with("startgate_takeovers_total "))
+        .map(sample);
+    assert_eq!(takeovers, Some(stats.counts.takeovers), "{text}");
+    assert!(text.contains("# TYPE startgate_runs gauge"), "{text}");
 }
 
 /// The audit rows by outcome, those that replaced a run, and the blocked

@@ -17,8 +17,9 @@
 
 #![allow(non_camel_case_types)]
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Mutex;
 
 use startgate_core::{json, Error, ErrorCode};
 
@@ -135,11 +136,13 @@ fn guard(
     body: impl FnOnce() -> Result<(), Error>,
 ) -> startgate_status {
     quiet_panics();
+    startgate_core::log::install();
     let outcome = panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
         Err(Error::Internal {
             message: format!("startgate panicked: {}", panic_message(payload.as_ref())),
         })
     });
+    deliver_logs();
     match outcome {
         Ok(()) => startgate_status::STARTGATE_OK,
         Err(err) => {
@@ -279,6 +282,94 @@ where
         let json = runtime()?.block_on(call(core)?)?;
         // SAFETY: checked non-NULL above.
         unsafe { give(out, json) }
+    })
+}
+
+/// Receives the library's log records (see `startgate_set_log_callback`).
+/// `level` is "error", "warn", "info", "debug" or "trace"; `message` a short
+/// sentence such as "start inventory.sync: accepted"; `fields_json` a JSON
+/// object of the event's fields: `call`, `operation`, `tenant_id`, `outcome`,
+/// `reason_code`, `run_id`, `duration_us`, `round_trips`, `retries`, `error`,
+/// … (absent when they do not apply; never params or credentials). The
+/// strings are borrowed for the call of the callback only.
+pub type startgate_log_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        level: *const c_char,
+        message: *const c_char,
+        fields_json: *const c_char,
+    ),
+>;
+
+/// The host's log callback and its `user_data` (as an address, to be `Send`).
+type LogSink = (
+    unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char),
+    usize,
+);
+
+static LOG_SINK: Mutex<Option<LogSink>> = Mutex::new(None);
+
+/// Hands the records waiting for the host to its callback, on this thread.
+fn deliver_logs() {
+    let sink = *LOG_SINK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some((callback, user_data)) = sink else {
+        return;
+    };
+    startgate_core::log::deliver(|record| {
+        let printable = |text: &str| CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+        let level = printable(record.level.as_str());
+        let message = printable(&record.message);
+        let fields = printable(&serde_json::Value::Object(record.fields).to_string());
+        // SAFETY: the host registered this callback for exactly these
+        // arguments; the strings live until it returns.
+        unsafe {
+            callback(
+                user_data as *mut c_void,
+                level.as_ptr(),
+                message.as_ptr(),
+                fields.as_ptr(),
+            )
+        };
+    });
+}
+
+/// Routes the library's log records to `callback` (NULL: stop; records then
+/// go to stderr when the environment sets `STARTGATE_LOG=info` or another
+/// level, and nowhere otherwise). `level` ("error", "warn", "info", "debug"
+/// or "trace"; NULL means "info") is the least severe level delivered.
+///
+/// Records are delivered on the thread of a startgate call, before that call
+/// returns, one at a time (never two callbacks at once): a call's own records
+/// by the time it returns, unless another thread is delivering at that
+/// moment, which then delivers them. `user_data` is passed back unchanged.
+/// The callback may call startgate (its records wait for the next delivery).
+///
+/// # Safety
+/// `callback`, if not NULL, is callable with the arguments above from any
+/// thread that calls startgate, until it is replaced; `level` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn startgate_set_log_callback(
+    callback: startgate_log_callback,
+    user_data: *mut c_void,
+    level: *const c_char,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    guard(out_error, || {
+        // SAFETY: NULL or NUL-terminated per the contract.
+        let level = match unsafe { optional_text(level, "level") }? {
+            None => startgate_core::log::LogLevel::Info,
+            Some(name) => startgate_core::log::LogLevel::parse(name)
+                .ok_or_else(|| startgate_core::log::LogLevel::invalid("level"))?,
+        };
+        let mut sink = LOG_SINK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *sink = callback.map(|f| (f, user_data as usize));
+        startgate_core::log::set_host_level(callback.map(|_| level));
+        Ok(())
     })
 }
 

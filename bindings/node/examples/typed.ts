@@ -1,5 +1,5 @@
 // A small typed host; `tsc --noEmit --strict` must pass on it (test/types.test.mjs).
-import { Gate, type StartRequest, type StartResult, type Presentation } from 'startgate'
+import { Gate, setLogger, type LogRecord, type StartRequest, type StartResult, type Presentation } from 'startgate'
 
 async function startAll(gate: Gate, tenants: string[]): Promise<StartResult[]> {
   return Promise.all(tenants.map((tenantId) => {
@@ -18,6 +18,9 @@ function notification(gate: Gate, result: StartResult): Presentation | null {
 }
 
 export async function main(url: string, registry: string): Promise<number> {
+  setLogger((record: LogRecord) => {
+    if (record.level === 'warn' || record.level === 'error') console.error(record.message, record.fields)
+  }, 'warn')
   const gate = await Gate.open(url, { registry, statementTimeoutMs: 2000 })
   await gate.migrate()
   let dispatched = 0

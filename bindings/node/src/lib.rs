@@ -76,13 +76,13 @@ fn promise<'env, F>(env: &'env Env, call: F) -> Result<PromiseRaw<'env, Value>>
 where
     F: Future<Output = startgate::Result<Value>> + Send + 'static,
 {
-    env.spawn_future_with_callback(
-        async move { Ok(call.await) },
-        |env, outcome| match outcome {
+    env.spawn_future_with_callback(async move { Ok(call.await) }, |env, outcome| {
+        deliver_logs(env);
+        match outcome {
             Ok(value) => Ok(camel_keys(value)),
             Err(err) => Err(js_error(env, &err)),
-        },
-    )
+        }
+    })
 }
 
 /// A boxed call on the gate.
@@ -129,6 +129,8 @@ fn open_parts(
     url: Unknown<'_>,
     options: Unknown<'_>,
 ) -> startgate::Result<(String, Registry, startgate::GateOptions)> {
+    // STARTGATE_LOG reaches stderr for a host that sets no logger.
+    startgate::log::install();
     let url = optional_text("url", Some(argument(env, "url", url)?))?
         .ok_or_else(|| input::invalid("url", "missing"))?;
     let mut options = match argument(env, "options", options)? {
@@ -171,18 +173,26 @@ impl Gate {
         let call = Box::pin(async move { contract::call_value(&gate, method, args?).await });
         match first_poll(call) {
             // Settled on the JS thread, without a hop to the runtime and back.
-            Ok(Ok(value)) => PromiseRaw::resolve(env, camel_keys(value)),
-            Ok(Err(err)) => PromiseRaw::reject(env, js_error(env, &err)),
+            Ok(Ok(value)) => {
+                deliver_logs(env);
+                PromiseRaw::resolve(env, camel_keys(value))
+            }
+            Ok(Err(err)) => {
+                deliver_logs(env);
+                PromiseRaw::reject(env, js_error(env, &err))
+            }
             Err(waiting) => promise(env, waiting),
         }
     }
 
     /// A call that touches no database, answered at once (throws on bad input).
     fn pure(&self, env: &Env, method: &str, args: Vec<(&str, Unknown<'_>)>) -> Result<Value> {
-        arguments(env, args)
+        let result = arguments(env, args)
             .and_then(|args| contract::call_pure(&self.inner, method, args))
             .map(camel_keys)
-            .map_err(|e| js_error(env, &e))
+            .map_err(|e| js_error(env, &e));
+        deliver_logs(env);
+        result
     }
 }
 
@@ -447,6 +457,109 @@ impl Gate {
             Ok(Value::Null)
         })
     }
+}
+
+/// The logger `setLogger` installed: its callback, on the JS thread that
+/// installed it (only that thread calls it).
+type Logger = FunctionRef<Value, Unknown<'static>>;
+
+/// A slot that never deletes its reference when its thread ends (the JS
+/// environment is gone by then); `setLogger` replaces it while it is live.
+struct LoggerSlot(Option<Logger>);
+
+impl Drop for LoggerSlot {
+    fn drop(&mut self) {
+        std::mem::forget(self.0.take());
+    }
+}
+
+thread_local! {
+    static LOGGER: std::cell::RefCell<LoggerSlot> = const { std::cell::RefCell::new(LoggerSlot(None)) };
+}
+
+/// Hands the library's waiting log records to this thread's logger, if any.
+fn deliver_logs(env: &Env) {
+    // Taken out while it runs: a logger that calls the gate (or setLogger)
+    // finds no logger to re-enter.
+    let Some(logger) = LOGGER.with(|slot| slot.borrow_mut().0.take()) else {
+        return;
+    };
+    if let Ok(callback) = logger.borrow_back(env) {
+        startgate::log::deliver(|record| {
+            let record = serde_json::json!({
+                "level": record.level.as_str(),
+                "message": record.message,
+                "target": record.target,
+                "fields": camel_keys(Value::Object(record.fields)),
+            });
+            // A logger that throws loses that record; the exception is
+            // cleared, never thrown at the caller of the gate.
+            let _ = callback.call(record);
+        });
+    }
+    LOGGER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.0.is_none() {
+            slot.0 = Some(logger);
+        }
+    });
+}
+
+/// Routes the library's log records to `callback`, for records at `level`
+/// (`'error'`, `'warn'`, `'info'` (the default), `'debug'` or `'trace'`) and
+/// more severe; `null` stops (then `STARTGATE_LOG=info` in the environment
+/// sends them to stderr). Each record is handed over on this thread as the
+/// call that produced it settles, before its Promise resolves: `{ level,
+/// message, target, fields }`, `fields` holding `call`, `operation`,
+/// `tenantId`, `outcome`, `reasonCode`, `runId`, `durationUs`, `roundTrips`,
+/// `retries`, `error`, … (absent where they do not apply; never params or
+/// credentials). Throws `invalid_request` on a bad argument.
+#[napi(
+    ts_args_type = "callback: ((record: LogRecord) => void) | null, level?: 'error' | 'warn' | 'info' | 'debug' | 'trace'"
+)]
+pub fn set_logger(env: Env, callback: Unknown<'_>, level: Option<Unknown<'_>>) -> Result<()> {
+    let fail = |err: startgate::Error| js_error(&env, &err);
+    let level = match level.map(|l| argument(&env, "level", l)).transpose() {
+        Err(err) => return Err(fail(err)),
+        Ok(None | Some(Value::Null)) => startgate::log::LogLevel::Info,
+        Ok(Some(Value::String(name))) => startgate::log::LogLevel::parse(&name)
+            .ok_or_else(|| fail(startgate::log::LogLevel::invalid("level")))?,
+        Ok(Some(_)) => return Err(fail(startgate::log::LogLevel::invalid("level"))),
+    };
+    let logger = match callback.get_type()? {
+        ValueType::Null | ValueType::Undefined => None,
+        ValueType::Function => {
+            // SAFETY: checked to be a function just above.
+            let function: Function<'_, Value, Unknown<'static>> = unsafe { callback.cast()? };
+            Some(function.create_ref()?)
+        }
+        _ => {
+            return Err(fail(input::invalid(
+                "callback",
+                "expected a function or null",
+            )))
+        }
+    };
+    startgate::log::install();
+    startgate::log::set_host_level(logger.as_ref().map(|_| level));
+    let previous = LOGGER.with(|slot| std::mem::replace(&mut slot.borrow_mut().0, logger));
+    drop(previous);
+    Ok(())
+}
+
+/// A record of the library's log, as `setLogger`'s callback receives it.
+#[napi(object)]
+pub struct LogRecord {
+    #[napi(ts_type = "'error' | 'warn' | 'info' | 'debug' | 'trace'")]
+    pub level: String,
+    /// A short sentence, e.g. `start inventory.sync: accepted`.
+    pub message: String,
+    /// Always `startgate`.
+    pub target: String,
+    /// The event's fields (`call`, `operation`, `tenantId`, `outcome`,
+    /// `reasonCode`, `runId`, `durationUs`, `roundTrips`, `retries`, …).
+    #[napi(ts_type = "Record<string, string | number | boolean>")]
+    pub fields: HashMap<String, Value>,
 }
 
 /// The library version.

@@ -29,6 +29,13 @@ return [
     // How the gate's sessions are named in pg_stat_activity (PostgreSQL).
     'application_name' => env('STARTGATE_APPLICATION_NAME', 'startgate'),
 
+    // The gate's log records (each start's decision, each step of a run;
+    // never params or credentials) go to this channel of config/logging.php
+    // — null: the default channel, false: not logged — from this level up:
+    // error, warn, info, debug or trace.
+    'log_channel' => env('STARTGATE_LOG_CHANNEL'),
+    'log_level' => env('STARTGATE_LOG_LEVEL', 'info'),
+
     // The job class that runs each operation, for the job middleware to
     // dispatch the next run of a sequence (onboarding) when a step ends.
     'jobs' => [

@@ -59,6 +59,78 @@ final class Gate
         return new self($gate);
     }
 
+    /** The levels a host logger may ask for, most severe first. */
+    public const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
+
+    /** The library's level names as PSR-3 levels. */
+    private const PSR_LEVELS = [
+        'error' => 'error',
+        'warn' => 'warning',
+        'info' => 'info',
+        'debug' => 'debug',
+        'trace' => 'debug',
+    ];
+
+    /** The FFI callback in place, kept alive while the library may call it. */
+    private static ?\Closure $logCallback = null;
+
+    private static bool $detachAtShutdown = false;
+
+    /**
+     * Routes the library's log records into $logger, a PSR-3 logger
+     * (Psr\Log\LoggerInterface, or any object with its
+     * log($level, $message, array $context) method; in Laravel the
+     * service provider passes the app's log channel), for records at $level
+     * ('error', 'warn', 'info', 'debug' or 'trace') and more severe. null
+     * stops; then STARTGATE_LOG=info in the environment sends them to stderr.
+     *
+     * Each record is logged during the startgate call that produced it, in
+     * this process, with a message such as "start inventory.sync: accepted"
+     * and the event's fields as context: call, operation, tenant_id,
+     * outcome, reason_code, run_id, duration_us, round_trips, retries, error
+     * (absent where they do not apply; never params or credentials). A
+     * logger that throws loses that record, never the call's result. The
+     * logger is detached when the request (or script) ends.
+     */
+    public static function setLogger(mixed $logger, mixed $level = 'info'): void
+    {
+        if ($logger !== null && (!is_object($logger) || !is_callable([$logger, 'log']))) {
+            throw Exception::invalid('logger', 'expected a PSR-3 logger or null, found ' . self::describe($logger));
+        }
+        if (!is_string($level) || !in_array($level, self::LOG_LEVELS, true)) {
+            throw Exception::invalid('level', 'must be one of ' . implode(', ', self::LOG_LEVELS));
+        }
+        $ffi = self::ffi();
+        if ($logger === null) {
+            self::call(fn ($err) => $ffi->startgate_set_log_callback(null, null, null, $err));
+            self::$logCallback = null;
+            return;
+        }
+        $text = static fn ($value): string => is_string($value) ? $value : \FFI::string($value);
+        $callback = static function ($userData, $recordLevel, $message, $fields) use ($logger, $text): void {
+            try {
+                $context = json_decode($text($fields), true, 512, JSON_THROW_ON_ERROR);
+                $logger->log(self::PSR_LEVELS[$text($recordLevel)] ?? 'debug', $text($message), $context);
+            } catch (\Throwable) {
+                // A broken logger must not fail the start it reports on.
+            }
+        };
+        self::call(fn ($err) => $ffi->startgate_set_log_callback($callback, null, $level, $err));
+        self::$logCallback = $callback;
+        if (!self::$detachAtShutdown) {
+            self::$detachAtShutdown = true;
+            // PHP frees FFI callbacks when the request ends: the library must
+            // not keep one past that.
+            register_shutdown_function(static function (): void {
+                if (self::$logCallback !== null && self::$ffi !== null) {
+                    self::$ffi->startgate_set_log_callback(null, null, null, null);
+                    self::$logCallback = null;
+                }
+                self::$detachAtShutdown = false;
+            });
+        }
+    }
+
     /** The library's version, e.g. "0.1.0". */
     public static function version(): string
     {

@@ -312,9 +312,39 @@ fn version() -> &'static str {
     startgate::VERSION
 }
 
+/// Collects log records at `level` ("error", "warn", "info", "debug",
+/// "trace") and more severe for `take_logs`; `None` stops collecting.
+#[pyfunction]
+fn set_log_level(level: Option<&str>) -> PyResult<Option<Failure>> {
+    let level = match level.map(startgate::log::LogLevel::parse) {
+        None => None,
+        Some(Some(level)) => Some(level),
+        Some(None) => return Ok(Some(failure(&startgate::log::LogLevel::invalid("level")))),
+    };
+    startgate::log::set_host_level(level);
+    Ok(None)
+}
+
+/// The log records collected since the last call, oldest first, as
+/// `(level, message, fields)`; called on the Python thread after each call.
+#[pyfunction]
+fn take_logs(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let mut records = Vec::new();
+    startgate::log::deliver(|record| records.push(record));
+    let list = PyList::empty(py);
+    for record in records {
+        let fields = to_python(py, &Value::Object(record.fields))?;
+        list.append((record.level.as_str(), record.message, fields))?;
+    }
+    Ok(list)
+}
+
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<NativeGate>()?;
     module.add_function(wrap_pyfunction!(version, module)?)?;
+    module.add_function(wrap_pyfunction!(set_log_level, module)?)?;
+    module.add_function(wrap_pyfunction!(take_logs, module)?)?;
+    startgate::log::install();
     Ok(())
 }

@@ -94,6 +94,7 @@ impl Conn<'_> {
     ) -> Result<Option<R>, sqlx::Error> {
         let text = self.sql.get(template);
         let sql: &str = &text;
+        crate::metrics::round_trip();
         match &mut self.db {
             Db::Sqlite(c) => Ok(c.rows::<R>(sql, params).await?.into_iter().next()),
             Db::Pg(c, persistent) => {
@@ -122,6 +123,7 @@ impl Conn<'_> {
     ) -> Result<Vec<R>, sqlx::Error> {
         let text = self.sql.get(template);
         let sql: &str = &text;
+        crate::metrics::round_trip();
         match &mut self.db {
             Db::Sqlite(c) => c.rows::<R>(sql, params).await,
             Db::Pg(c, persistent) => {
@@ -141,6 +143,7 @@ impl Conn<'_> {
     ) -> Result<u64, sqlx::Error> {
         let text = self.sql.get(template);
         let sql: &str = &text;
+        crate::metrics::round_trip();
         match &mut self.db {
             Db::Sqlite(c) => c.execute(sql, params).await,
             Db::Pg(c, persistent) => Ok(bind_all!(sqlx::query::<Postgres>(sql), params)
@@ -177,6 +180,7 @@ impl Tx {
         begin: &str,
         turn: Option<WriterTurn>,
     ) -> Result<Tx, sqlx::Error> {
+        crate::metrics::round_trip();
         lease.conn()?.control(begin).await?;
         Ok(Tx::Sqlite(lease, turn))
     }
@@ -192,6 +196,7 @@ impl Tx {
         read_clock: bool,
     ) -> Result<(Tx, Option<Timestamp>), sqlx::Error> {
         let conn = lease.conn()?;
+        crate::metrics::round_trip();
         let now = if read_clock {
             // A plain string runs as one simple query: BEGIN, SET LOCAL and
             // the SELECT travel together.
@@ -237,12 +242,14 @@ impl Tx {
 }
 
 async fn commit<C: TxControl>(mut lease: Pooled<C>) -> Result<(), sqlx::Error> {
+    crate::metrics::round_trip();
     lease.conn()?.control("COMMIT").await?;
     lease.release();
     Ok(())
 }
 
 async fn roll_back<C: TxControl>(mut lease: Pooled<C>, healthy: bool) {
+    crate::metrics::round_trip();
     let rolled_back = match lease.conn() {
         Ok(conn) => conn.control("ROLLBACK").await.is_ok(),
         Err(_) => false,

@@ -303,7 +303,10 @@ pub(super) async fn admit(
                 match holder {
                     Some((holder, now)) => (holder, connection_id, now),
                     // The holder ended between the two statements: try again.
-                    None => continue,
+                    None => {
+                        crate::metrics::retry();
+                        continue;
+                    }
                 }
             }
         };
@@ -322,6 +325,7 @@ async fn try_accept(
     fixed: Option<Timestamp>,
 ) -> SResult<Attempt> {
     let (conn, persistent) = pg(conn)?;
+    crate::metrics::round_trip();
     let row: PgRow = sqlx::query(sql)
         .bind(&plan.op.name)
         .bind(plan.tenant_id)
@@ -371,6 +375,7 @@ async fn holder_with_audit(
     fixed: Option<Timestamp>,
 ) -> SResult<Option<(crate::model::Run, Timestamp)>> {
     let (conn, persistent) = pg(conn)?;
+    crate::metrics::round_trip();
     let row: Option<PgRow> = sqlx::query(sql)
         .bind(plan.tenant_id)
         .bind(connection_id)
@@ -400,6 +405,7 @@ async fn record_blocked(
     fixed: Option<Timestamp>,
 ) -> SResult<crate::model::Run> {
     let (conn, persistent) = pg(conn)?;
+    crate::metrics::round_trip();
     let row: RunRow = sqlx::query_as(sql)
         .bind(&plan.op.name)
         .bind(plan.tenant_id)
@@ -427,6 +433,7 @@ pub(super) async fn is_view(conn: &mut Conn<'_>, relation: &str) -> SResult<bool
     let Db::Pg(conn, persistent) = &mut conn.db else {
         return Ok(false);
     };
+    crate::metrics::round_trip();
     let kind: Option<String> =
         sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)")
             .bind(relation)

@@ -32,7 +32,7 @@ use db::{Conn, Db, Tx};
 pub(crate) use ops::Ended;
 pub(crate) use rows::{
     attempt_columns, connection_columns, reasons_json, run_columns, AttemptRow, AttemptValues,
-    ConnectionRow, RunRow,
+    ConnectionRow, CountRow, RunRow,
 };
 use sql::{Dialect, SqlText};
 
@@ -443,7 +443,10 @@ macro_rules! write_tx {
             }
             .await;
             match outcome {
-                Err(err) if err.is_transient() && attempt < MAX_ATTEMPTS => continue,
+                Err(err) if err.is_transient() && attempt < MAX_ATTEMPTS => {
+                    crate::metrics::retry();
+                    continue;
+                }
                 other => break other,
             }
         }
@@ -936,6 +939,11 @@ impl Store {
             .await)
         })
         .await
+    }
+
+    pub(crate) async fn stats(&self) -> Result<crate::metrics::DatabaseStats> {
+        self.bounded_read(async { leased!(self, Access::Read, |conn| ops::stats_in(conn).await) })
+            .await
     }
 
     pub(crate) async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::metrics::DatabaseStats;
 use crate::model::{
     Completion, Outcome, ProviderConnection, Run, RunFilter, RunStatus, StartAttempt,
 };
@@ -13,7 +14,8 @@ use crate::registry::Registry;
 use crate::store::db::{args, Conn};
 use crate::store::{
     attempt_columns, connection_columns, judge_holder, reasons_json, run_columns, Admission,
-    AttemptRow, AttemptValues, ConnectionRow, Plan, RunRow, SResult, Source, StoreError, Verdict,
+    AttemptRow, AttemptValues, ConnectionRow, CountRow, Plan, RunRow, SResult, Source, StoreError,
+    Verdict,
 };
 use crate::time::Timestamp;
 
@@ -961,4 +963,51 @@ pub(crate) fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
     write(value, &mut out);
     out
+}
+
+/// What the database records of every gate sharing it, in one statement (see
+/// [`DatabaseStats`]): starts and refusals from the audit table, takeovers,
+/// reaped runs (ended as lease-expired and not replaced by a start), and runs
+/// by status.
+pub(crate) async fn stats_in(conn: &mut Conn<'_>) -> SResult<DatabaseStats> {
+    let rows: Vec<CountRow> = conn
+        .fetch_all(
+            concat!(
+                "SELECT 'start' AS kind, operation AS key, outcome AS sub, COUNT(*) AS n ",
+                "FROM {attempts} WHERE source IN ('start', 'sequence') GROUP BY operation, outcome ",
+                "UNION ALL SELECT 'blocked', COALESCE(reason_code, ''), NULL, COUNT(*) ",
+                "FROM {attempts} WHERE source IN ('start', 'sequence') AND outcome = 'blocked' ",
+                "GROUP BY reason_code ",
+                "UNION ALL SELECT 'takeovers', '', NULL, COUNT(*) FROM {attempts} ",
+                "WHERE source IN ('start', 'sequence') AND outcome = 'accepted' ",
+                "AND replaced_run_id IS NOT NULL ",
+                "UNION ALL SELECT 'reaped', '', NULL, COUNT(*) FROM {runs} r ",
+                "WHERE r.status = 'failed' AND r.reason_code = $1 ",
+                "AND NOT EXISTS (SELECT 1 FROM {attempts} a WHERE a.replaced_run_id = r.id) ",
+                "UNION ALL SELECT 'runs', status, NULL, COUNT(*) FROM {runs} GROUP BY status"
+            ),
+            args![reason::RUN_LEASE_EXPIRED],
+        )
+        .await?;
+    let mut stats = DatabaseStats::default();
+    let counts = &mut stats.counts;
+    for row in rows {
+        let n = u64::try_from(row.n).unwrap_or(0);
+        match row.kind.as_str() {
+            "start" => {
+                let outcome = row.sub.unwrap_or_default();
+                *counts
+                    .starts
+                    .entry(row.key)
+                    .or_default()
+                    .entry(outcome)
+                    .or_default() += n;
+            }
+            "blocked" => *counts.blocked.entry(row.key).or_default() += n,
+            "takeovers" => counts.takeovers += n,
+            "reaped" => counts.reaped_runs += n,
+            _ => *stats.runs.entry(row.key).or_default() += n,
+        }
+    }
+    Ok(stats)
 }

@@ -340,3 +340,15 @@ impl<'a> AttemptValues<'a> {
 pub(crate) fn reasons_json(reasons: &[String]) -> Option<String> {
     (!reasons.is_empty()).then(|| Value::from(reasons.to_vec()).to_string())
 }
+
+/// One count of [`crate::store::ops::stats_in`]'s query: which count, its
+/// key and sub-key, and the number.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct CountRow {
+    pub kind: String,
+    pub key: String,
+    pub sub: Option<String>,
+    pub n: i64,
+}
+
+lite_row!(CountRow { kind, key, sub, n });

@@ -10,7 +10,8 @@ use Illuminate\Support\ServiceProvider;
 use Startgate\Gate;
 
 /**
- * Binds one shared Gate per process (config/startgate.php), registers the
+ * Binds one shared Gate per process (config/startgate.php) whose log records
+ * go to the app's log channel, registers the
  * artisan commands, the config to publish and `startgate:reap` on the
  * scheduler. Discovered by Laravel from composer.json; nothing to register
  * by hand.
@@ -27,11 +28,18 @@ final class StartgateServiceProvider extends ServiceProvider
         // worker keeps its connections from request to request.
         $this->app->singleton(Gate::class, static function ($app): Gate {
             $config = $app->make(Repository::class);
-            return GateConfig::open(
+            $gate = GateConfig::open(
                 (array) $config->get('startgate', []),
                 (array) $config->get('database.connections', []),
                 $config->get('database.default'),
             );
+            // The gate's records go to the app's own log (a PSR-3 logger).
+            $channel = $config->get('startgate.log_channel');
+            if ($channel !== false) {
+                $log = $app->make('log');
+                Gate::setLogger($channel === null ? $log : $log->channel($channel), $config->get('startgate.log_level', 'info'));
+            }
+            return $gate;
         });
         $this->app->alias(Gate::class, 'startgate');
         $this->app->singleton(RunDispatcher::class);

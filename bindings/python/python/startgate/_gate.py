@@ -10,7 +10,7 @@ from dataclasses import is_dataclass
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
-from . import _native
+from . import _log, _native
 from ._errors import Error, error_for
 from ._types import (
     Actor,
@@ -59,6 +59,8 @@ def _document(base: Any, **fields: Any) -> Any:
 
 
 def _settle(answer: Tuple[bool, Any], decode: Callable[[Any], T]) -> T:
+    # The call's log records reach `logging` on this thread before it returns.
+    _log.deliver()
     ok, payload = answer
     if ok:
         return decode(payload)
@@ -152,6 +154,7 @@ class Gate:
         return cls(_open(url, registry, registry_toml, options))
 
     def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
+        _log.sync_level()
         return _settle(self._native.call(method, args), decode)
 
     def migrate(self) -> None:
@@ -345,6 +348,7 @@ class AsyncGate:
 
         # A call that needs no wait (SQLite on a free connection) is answered
         # at once, without a round trip through the runtime's threads.
+        _log.sync_level()
         answered = self._native.call_async(method, args, done)
         if answered is not None:
             return _settle(answered, decode)

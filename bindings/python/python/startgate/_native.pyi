@@ -1,5 +1,5 @@
 # Type stubs for the native module (bindings/python/src/lib.rs).
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 # (code, message, cause, field)
 Failure = Tuple[str, str, Optional[str], Optional[str]]
@@ -13,3 +13,7 @@ class NativeGate:
     def close(self) -> Optional[Failure]: ...
 
 def version() -> str: ...
+# Collect log records at this level ("error", "warn", "info", "debug", "trace") and above; None: stop.
+def set_log_level(level: Optional[str]) -> Optional[Failure]: ...
+# The records collected since the last call: (level, message, fields).
+def take_logs() -> List[Tuple[str, str, Dict[str, Any]]]: ...
