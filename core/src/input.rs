@@ -136,13 +136,58 @@ fn join(path: &str, key: &str) -> String {
 /// [`MAX_DEPTH`]. `root` names the document itself; paths inside it are
 /// relative (`actor.capabilities[2]`), as serde reports them.
 pub fn check_value(root: &str, value: &Value) -> Result<()> {
+    if passes(value) {
+        return Ok(());
+    }
     walk(root, String::new(), value)
 }
 
 /// [`check_value`] for a field inside a document (`params`): paths inside
 /// it start with the field's own path (`params.deep[0]`).
 pub fn check_field(path: &str, value: &Value) -> Result<()> {
+    if passes(value) {
+        return Ok(());
+    }
     walk(path, path.to_string(), value)
+}
+
+/// Whether `value` passes [`walk`], found without building a single path:
+/// the common case costs no allocation beyond the stack. Only a document
+/// that fails is walked again, to name where.
+fn passes(value: &Value) -> bool {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    let mut text_bytes = 0usize;
+    while let Some((value, depth)) = stack.pop() {
+        match value {
+            Value::String(s) => {
+                if s.contains('\0') {
+                    return false;
+                }
+                text_bytes += s.len();
+            }
+            Value::Array(items) => {
+                if depth >= MAX_DEPTH {
+                    return false;
+                }
+                stack.extend(items.iter().map(|item| (item, depth + 1)));
+            }
+            Value::Object(map) => {
+                if depth >= MAX_DEPTH {
+                    return false;
+                }
+                for (key, item) in map {
+                    if key.contains('\0') {
+                        return false;
+                    }
+                    text_bytes += key.len();
+                    stack.push((item, depth + 1));
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    // Large documents are measured exactly by `walk`.
+    text_bytes <= MAX_JSON_BYTES / 2
 }
 
 fn walk(root: &str, start: String, value: &Value) -> Result<()> {
@@ -244,6 +289,11 @@ fn parse_json_bytes(
     if json.len() > MAX_JSON_BYTES {
         return Err(too_large(root));
     }
+    // The common case: well-formed JSON, parsed without tracking paths. Only
+    // a document that fails is parsed again, to name where.
+    if let Ok(value) = serde_json::from_slice::<Value>(json) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     let value: Value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -274,6 +324,11 @@ const UNICODE_ERRORS: [&str; 3] = [
 /// A checked document as `T`; a mismatch names the field (`root` for the
 /// document itself, else the path inside it).
 pub fn from_value<T: DeserializeOwned>(root: &str, value: Value) -> Result<T> {
+    // The common case, decoded without tracking paths; a mismatch is decoded
+    // again to name its field.
+    if let Ok(decoded) = T::deserialize(&value) {
+        return Ok(decoded);
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let message = err.into_inner().to_string();
@@ -369,6 +424,41 @@ mod tests {
             field(check_value("request", &json!("\u{0}")).unwrap_err()).0,
             "request"
         );
+    }
+
+    #[test]
+    fn the_allocation_free_check_agrees_with_the_walk() {
+        let mut deep = json!("leaf");
+        for _ in 0..MAX_DEPTH {
+            deep = json!([deep]);
+        }
+        let mut just_deep_enough = json!("leaf");
+        for _ in 0..MAX_DEPTH - 1 {
+            just_deep_enough = json!({ "k": just_deep_enough });
+        }
+        let large = json!({ "text": "x".repeat(MAX_JSON_BYTES / 2 + 1) });
+        for value in [
+            json!({"actor": {"id": "a", "capabilities": ["x", "y"]}, "params": {"n": [1, 2.5, null]}}),
+            json!({"a": ["fine", "nul\u{0}inside"]}),
+            json!({"key\u{0}": 1}),
+            json!("plain"),
+            deep,
+            just_deep_enough,
+            large,
+        ] {
+            let walked = walk("doc", String::new(), &value);
+            let shown = serde_json::to_string(&value).unwrap();
+            let shown: String = shown.chars().take(80).collect();
+            // Passing the quick check means the walk passes too (a large
+            // document is left to the walk, which measures it exactly)...
+            assert!(!passes(&value) || walked.is_ok(), "{shown}");
+            // ...so checking answers exactly what the walk answers.
+            assert_eq!(
+                check_value("doc", &value).map_err(|e| e.to_string()),
+                walked.map_err(|e| e.to_string()),
+                "{shown}"
+            );
+        }
     }
 
     #[test]
