@@ -45,3 +45,11 @@ def test_typed_example_passes_mypy_strict() -> None:
         capture_output=True, text=True, env={**os.environ, "MYPYPATH": ""},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_installed_package_passes_mypy_strict() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "-p", "startgate"],
+        capture_output=True, text=True, env={**os.environ, "MYPYPATH": ""},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -111,10 +111,10 @@ def _open(url: Any, registry: Any, registry_toml: Any, options: Dict[str, Any]) 
         registry = os.fspath(registry)
     answer = _native.NativeGate.open(url, registry, registry_toml, options)
     ok, payload = answer
-    if not ok:
-        raise error_for(*payload)
-    assert isinstance(payload, _native.NativeGate)
-    return payload
+    if isinstance(payload, _native.NativeGate):
+        return payload
+    assert not ok
+    raise error_for(*payload)
 
 
 class Gate:

@@ -8,9 +8,13 @@ from (``to_dict()``), so handing it back (``present``) is exact.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 
 
 class Outcome(str, enum.Enum):
@@ -81,10 +85,37 @@ class Health(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
+def _new(cls: Type[T], **values: Any) -> T:
+    """A frozen dataclass from a result document's decoded fields, every field
+    given, set at once: its generated ``__init__`` sets each field through
+    ``object.__setattr__``, which is most of what decoding a result costs."""
+    obj = cls.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
+_MEMBERS: Dict[type, Dict[str, Any]] = {}
+
+
+def _enum(kind: Type[E], value: str) -> E:
+    """``kind(value)`` without the enum machinery's call (a dict lookup)."""
+    members = _MEMBERS.get(kind)
+    if members is None:
+        members = _MEMBERS[kind] = {m.value: m for m in kind}
+    return cast(E, members[value])
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_time(value: str) -> datetime:
+    # Python 3.9's fromisoformat does not read "Z". The same instants recur
+    # (a run's created_at, since and queued_at), hence the cache.
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def _time(value: Optional[str]) -> Optional[datetime]:
     if value is None:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return _parse_time(value)
 
 
 def _required_time(value: str) -> datetime:
@@ -128,7 +159,7 @@ class Action:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "Action":
-        return cls(label=doc["label"], url=doc["url"])
+        return _new(cls, label=doc["label"], url=doc["url"])
 
 
 @dataclass(frozen=True)
@@ -141,7 +172,12 @@ class Reason:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "Reason":
-        return cls(doc["code"], doc["message"], tuple(Action.from_dict(a) for a in doc["next_steps"]))
+        return _new(
+            cls,
+            code=doc["code"],
+            message=doc["message"],
+            next_steps=tuple(Action.from_dict(a) for a in doc["next_steps"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -174,14 +210,15 @@ class Run:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "Run":
-        return cls(
+        return _new(
+            cls,
             id=doc["id"],
             operation=doc["operation"],
             tenant_id=doc["tenant_id"],
             provider_connection_id=doc["provider_connection_id"],
             subject=doc["subject"],
-            status=RunStatus(doc["status"]),
-            initiator=Initiator(doc["initiator"]),
+            status=_enum(RunStatus, doc["status"]),
+            initiator=_enum(Initiator, doc["initiator"]),
             actor_id=doc["actor_id"],
             params=doc["params"],
             created_at=_required_time(doc["created_at"]),
@@ -232,8 +269,9 @@ class StartResult:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "StartResult":
-        return cls(
-            outcome=Outcome(doc["outcome"]),
+        return _new(
+            cls,
+            outcome=_enum(Outcome, doc["outcome"]),
             operation=doc["operation"],
             tenant_id=doc["tenant_id"],
             run=_run(doc["run"]),
@@ -267,7 +305,8 @@ class CompletionResult:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "CompletionResult":
-        return cls(
+        return _new(
+            cls,
             run=Run.from_dict(doc["run"]),
             notify_initiator=doc["notify_initiator"],
             next=None if doc["next"] is None else StartResult.from_dict(doc["next"]),
@@ -289,7 +328,8 @@ class ReapResult:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "ReapResult":
-        return cls(
+        return _new(
+            cls,
             reaped=tuple(Run.from_dict(r) for r in doc["reaped"]),
             next=tuple(StartResult.from_dict(r) for r in doc["next"]),
             raw=dict(doc),
@@ -319,17 +359,18 @@ class ProviderConnection:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "ProviderConnection":
-        return cls(
+        return _new(
+            cls,
             id=doc["id"],
             tenant_id=doc["tenant_id"],
             provider=doc["provider"],
             display_name=doc["display_name"],
             is_default=doc["is_default"],
             enabled=doc["enabled"],
-            consent=Consent(doc["consent"]),
-            credential=Credential(doc["credential"]),
+            consent=_enum(Consent, doc["consent"]),
+            credential=_enum(Credential, doc["credential"]),
             credential_expires_at=_time(doc["credential_expires_at"]),
-            health=Health(doc["health"]),
+            health=_enum(Health, doc["health"]),
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -351,10 +392,11 @@ class Presentation:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "Presentation":
-        return cls(
+        return _new(
+            cls,
             outcome=doc["outcome"],
             status_label=doc["status_label"],
-            tone=Tone(doc["tone"]),
+            tone=_enum(Tone, doc["tone"]),
             title=doc["title"],
             body=doc["body"],
             run_url=doc["run_url"],
@@ -391,7 +433,8 @@ class StartAttempt:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "StartAttempt":
-        return cls(
+        return _new(
+            cls,
             id=doc["id"],
             attempted_at=_required_time(doc["attempted_at"]),
             source=doc["source"],
@@ -400,8 +443,8 @@ class StartAttempt:
             provider_connection_id=doc["provider_connection_id"],
             subject=doc["subject"],
             actor_id=doc["actor_id"],
-            initiator=Initiator(doc["initiator"]),
-            outcome=Outcome(doc["outcome"]),
+            initiator=_enum(Initiator, doc["initiator"]),
+            outcome=_enum(Outcome, doc["outcome"]),
             status=doc["status"],
             run_id=doc["run_id"],
             holder_run_id=doc["holder_run_id"],
@@ -429,12 +472,17 @@ def to_dict(value: Any) -> Dict[str, Any]:
 # (params, summary), which the native module converts and checks as it is.
 _CONTRACT_DEPTH = 4
 
+# JSON's own scalar types, exactly (an enum member that is also a str is not one).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
 
 def to_json_value(value: Any, field: str = "", depth: int = 0) -> Any:
     """The contract's dataclasses, enums and datetimes as JSON-ready values;
     ``None`` fields of dataclasses are left out so the contract's defaults
     apply. Anything else is passed on untouched (nothing is coerced: the
     native module refuses what is not JSON data, naming the field)."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
@@ -451,9 +499,14 @@ def to_json_value(value: Any, field: str = "", depth: int = 0) -> Any:
             if getattr(value, f.name) is not None
         }
     if isinstance(value, dict):
-        return {k: to_json_value(v, _join(field, str(k)), depth + 1) for k, v in value.items()}
+        # Plain leaves (most of a request) are taken as they are, without
+        # building their path.
+        return {
+            k: v if type(v) in _PLAIN else to_json_value(v, _join(field, str(k)), depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [to_json_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return [v if type(v) in _PLAIN else to_json_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
     return value
 
 
