@@ -200,6 +200,32 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
         .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
 }
 
+/// How a call's result leaves the library: as a `Value` tree, which the
+/// Python and Node bindings turn into their own values, or as JSON text for
+/// the C ABI, written straight from the result.
+trait Encoding {
+    type Output;
+    fn encode<T: serde::Serialize>(value: &T) -> Result<Self::Output>;
+}
+
+struct AsValue;
+
+impl Encoding for AsValue {
+    type Output = Value;
+    fn encode<T: serde::Serialize>(value: &T) -> Result<Value> {
+        to_value(value)
+    }
+}
+
+struct AsText;
+
+impl Encoding for AsText {
+    type Output = String;
+    fn encode<T: serde::Serialize>(value: &T) -> Result<String> {
+        to_json(value)
+    }
+}
+
 struct Args<'a> {
     method: &'a str,
     map: Map<String, Value>,
@@ -414,7 +440,7 @@ pub async fn call_bytes(gate: &Gate, method: &str, args: &[u8]) -> Result<String
             }
         }
     };
-    to_json(&call_value(gate, method, map).await?)
+    call_text(gate, method, map).await
 }
 
 /// The methods that touch no database: [`call_pure`] answers them at once.
@@ -424,6 +450,16 @@ pub const PURE_METHODS: [&str; 4] = ["present", "present_run", "advance_clock", 
 /// thread (no runtime, no database), with the arguments checked as for
 /// [`call_value`].
 pub fn call_pure(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<Value> {
+    pure::<AsValue>(gate, method, pure_args(method, args)?)
+}
+
+/// [`call_pure`] with the result as JSON text (see [`call_text`]).
+pub fn call_pure_text(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<String> {
+    pure::<AsText>(gate, method, pure_args(method, args)?)
+}
+
+/// The arguments of a pure call, refused when `method` is not one.
+fn pure_args(method: &str, map: Map<String, Value>) -> Result<Args<'_>> {
     if !PURE_METHODS.contains(&method) {
         return Err(Error::invalid(
             "method",
@@ -433,20 +469,20 @@ pub fn call_pure(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<
             ),
         ));
     }
-    pure(gate, method, Args { method, map: args })
+    Ok(Args { method, map })
 }
 
-fn pure(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<Value> {
+fn pure<E: Encoding>(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<E::Output> {
     Ok(match method {
         "present" => {
             let result: StartResult = a.document("result")?;
             a.done()?;
-            to_value(&gate.present(&result))?
+            E::encode(&gate.present(&result))?
         }
         "present_run" => {
             let run: Run = a.document("run")?;
             a.done()?;
-            to_value(&gate.present_run(&run))?
+            E::encode(&gate.present_run(&run))?
         }
         "advance_clock" => {
             let seconds = a.take("seconds")?;
@@ -464,11 +500,11 @@ fn pure(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<Value> {
                 })?;
             a.done()?;
             gate.advance_clock(Duration::from_secs_f64(seconds))?;
-            Value::Null
+            E::encode(&Value::Null)?
         }
         "metrics" => {
             a.done()?;
-            to_value(&gate.metrics())?
+            E::encode(&gate.metrics())?
         }
         other => {
             return Err(Error::internal(format!("{other} is not a pure method")));
@@ -480,27 +516,41 @@ fn pure(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<Value> {
 /// use after converting their own values (with the checks of
 /// [`crate::input`] that only they can make). Returns the result document.
 pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<Value> {
+    dispatch::<AsValue>(gate, method, args).await
+}
+
+/// [`call_value`] with the result as JSON text, written straight from the
+/// result (no `Value` tree in between): what the C ABI hands over.
+pub async fn call_text(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<String> {
+    dispatch::<AsText>(gate, method, args).await
+}
+
+async fn dispatch<E: Encoding>(
+    gate: &Gate,
+    method: &str,
+    args: Map<String, Value>,
+) -> Result<E::Output> {
     let mut a = Args { method, map: args };
     let value = match method {
         "migrate" => {
             a.done()?;
             gate.migrate().await?;
-            Value::Null
+            E::encode(&Value::Null)?
         }
         "start" => {
             let request: StartRequest = a.document("request")?;
             a.done()?;
-            to_value(&gate.start(&request).await?)?
+            E::encode(&gate.start(&request).await?)?
         }
         "check" => {
             let requests = parse_requests(a.take("requests")?, "requests")?;
             a.done()?;
-            check_documents(gate, requests).await?
+            E::encode(&check_documents(gate, requests).await?)?
         }
         "start_sequence" => {
             let request: SequenceRequest = a.document("request")?;
             a.done()?;
-            to_value(&gate.start_sequence(&request).await?)?
+            E::encode(&gate.start_sequence(&request).await?)?
         }
         "mark_running" | "heartbeat" => {
             let (run_id, token) = (a.int("run_id")?, a.int("fencing_token")?);
@@ -510,27 +560,27 @@ pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> 
             } else {
                 gate.mark_running(run_id, token).await?
             };
-            to_value(&run)?
+            E::encode(&run)?
         }
         "complete" => {
             let completion: Completion = a.document("completion")?;
             a.done()?;
-            to_value(&gate.complete(&completion).await?)?
+            E::encode(&gate.complete(&completion).await?)?
         }
         "cancel" => {
             let run_id = a.int("run_id")?;
             let reason = a.optional_string("reason_code")?;
             a.done()?;
-            to_value(&gate.cancel(run_id, reason.as_deref()).await?)?
+            E::encode(&gate.cancel(run_id, reason.as_deref()).await?)?
         }
         "reap_stale" => {
             a.done()?;
-            to_value(&gate.reap_stale().await?)?
+            E::encode(&gate.reap_stale().await?)?
         }
         "get_run" => {
             let run_id = a.int("run_id")?;
             a.done()?;
-            to_value(&gate.get_run(run_id).await?)?
+            E::encode(&gate.get_run(run_id).await?)?
         }
         "list_runs" => {
             let filter: RunFilter = match a.optional("filter") {
@@ -541,12 +591,12 @@ pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> 
                 None => RunFilter::default(),
             };
             a.done()?;
-            to_value(&gate.list_runs(&filter).await?)?
+            E::encode(&gate.list_runs(&filter).await?)?
         }
         "attempts_for_run" => {
             let run_id = a.int("run_id")?;
             a.done()?;
-            to_value(&gate.attempts_for_run(run_id).await?)?
+            E::encode(&gate.attempts_for_run(run_id).await?)?
         }
         "list_attempts" => {
             let tenant = a.optional_string("tenant_id")?;
@@ -560,28 +610,28 @@ pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> 
                     })?,
             };
             a.done()?;
-            to_value(&gate.list_attempts(tenant.as_deref(), limit).await?)?
+            E::encode(&gate.list_attempts(tenant.as_deref(), limit).await?)?
         }
         "upsert_connection" => {
             let connection: ProviderConnection = a.document("connection")?;
             a.done()?;
-            to_value(&gate.upsert_connection(&connection).await?)?
+            E::encode(&gate.upsert_connection(&connection).await?)?
         }
         "get_connection" => {
             let (tenant, id) = (a.string("tenant_id")?, a.string("id")?);
             a.done()?;
-            to_value(&gate.get_connection(&tenant, &id).await?)?
+            E::encode(&gate.get_connection(&tenant, &id).await?)?
         }
         "default_connection" | "list_connections" => {
             let tenant = a.string("tenant_id")?;
             a.done()?;
             if method == "default_connection" {
-                to_value(&gate.default_connection(&tenant).await?)?
+                E::encode(&gate.default_connection(&tenant).await?)?
             } else {
-                to_value(&gate.list_connections(&tenant).await?)?
+                E::encode(&gate.list_connections(&tenant).await?)?
             }
         }
-        "present" | "present_run" | "advance_clock" | "metrics" => pure(gate, method, a)?,
+        "present" | "present_run" | "advance_clock" | "metrics" => pure::<E>(gate, method, a)?,
         other => {
             return Err(Error::invalid(
                 "method",

@@ -219,9 +219,9 @@ async fn with_document(
     let mut args = serde_json::Map::new();
     args.insert(name.to_string(), value);
     if json::PURE_METHODS.contains(&method) {
-        return json::to_json(&json::call_pure(&core, method, args)?);
+        return json::call_pure_text(&core, method, args);
     }
-    json::to_json(&json::call_value(&core, method, args).await?)
+    json::call_text(&core, method, args).await
 }
 
 /// Opens a handle from the spec `spec` builds and writes it to `*out_gate`.
