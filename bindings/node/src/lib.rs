@@ -40,7 +40,9 @@ fn camel_keys(value: Value) -> Value {
                     } else {
                         camel_keys(v)
                     };
-                    (camel(&key), v)
+                    // Most keys have no underscore: kept, not copied.
+                    let key = if key.contains('_') { camel(&key) } else { key };
+                    (key, v)
                 })
                 .collect::<Map<String, Value>>(),
         ),
