@@ -206,16 +206,8 @@ fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
 }
 
 impl State {
-    /// Records the call's latency and error; logs it unless it is a start
-    /// (whose own event says more).
-    fn record_call<T>(
-        &mut self,
-        kind: &'static str,
-        us: u64,
-        counts: CallCounts,
-        run_id: Option<i64>,
-        result: &Result<T, Error>,
-    ) {
+    /// Records a call's latency, and its error code when it failed.
+    fn record_call<T>(&mut self, kind: &'static str, us: u64, result: &Result<T, Error>) {
         let window = self.windows.entry(kind).or_default();
         if window.len() == LATENCY_WINDOW {
             window.pop_front();
@@ -232,52 +224,61 @@ impl State {
                 self.snapshot.latency.insert(kind.to_string(), first);
             }
         }
-        match result {
-            Err(err) => {
-                bump(&mut self.snapshot.errors, err.code().as_str());
-                // An invalid request's message may quote what was sent: only
-                // the field it names is logged.
-                let (field, message) = match err {
-                    Error::InvalidRequest { field, .. } => (Some(field.as_str()), None),
-                    other => (None, Some(other.to_string())),
-                };
-                tracing::warn!(
-                    target: "startgate",
-                    call = kind,
-                    run_id,
-                    error = err.code().as_str(),
-                    field,
-                    error_message = message,
-                    duration_us = us,
-                    round_trips = counts.round_trips,
-                    retries = counts.retries,
-                    "{kind} failed: {}",
-                    err.code().as_str()
-                );
-            }
-            Ok(_) if !is_start(kind) => {
-                // One event, at the level the call kind logs at.
-                macro_rules! call_event {
-                    ($level:ident) => {
-                        tracing::$level!(
-                            target: "startgate",
-                            call = kind,
-                            run_id,
-                            duration_us = us,
-                            round_trips = counts.round_trips,
-                            retries = counts.retries,
-                            "{kind}"
-                        )
-                    };
-                }
-                if is_lifecycle(kind) {
-                    call_event!(info);
-                } else {
-                    call_event!(debug);
-                }
-            }
-            Ok(_) => {}
+        if let Err(err) = result {
+            bump(&mut self.snapshot.errors, err.code().as_str());
         }
+    }
+}
+
+/// The event of a call that is not a start's decision (a start's own event
+/// says more): a failure at `warn`, a run's step at `info`, the rest at
+/// `debug`. Emitted outside the metrics lock, so a host's logger never
+/// holds up the other calls.
+fn log_call<T>(
+    kind: &'static str,
+    us: u64,
+    counts: CallCounts,
+    run_id: Option<i64>,
+    result: &Result<T, Error>,
+) {
+    // One event, at the level given, with the fields every call has.
+    macro_rules! call_event {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "startgate",
+                call = kind,
+                run_id,
+                duration_us = us,
+                round_trips = counts.round_trips,
+                retries = counts.retries,
+                "{kind}"
+            )
+        };
+    }
+    match result {
+        Err(err) => {
+            // An invalid request's message may quote what was sent: only
+            // the field it names is logged.
+            let (field, message) = match err {
+                Error::InvalidRequest { field, .. } => (Some(field.as_str()), None),
+                other => (None, Some(other.to_string())),
+            };
+            tracing::warn!(
+                target: "startgate",
+                call = kind,
+                run_id,
+                error = err.code().as_str(),
+                field,
+                error_message = message,
+                duration_us = us,
+                round_trips = counts.round_trips,
+                retries = counts.retries,
+                "{kind} failed: {}",
+                err.code().as_str()
+            );
+        }
+        Ok(_) if is_lifecycle(kind) => call_event!(info),
+        Ok(_) => call_event!(debug),
     }
 }
 
@@ -309,8 +310,9 @@ impl Metrics {
         run_id: Option<i64>,
         result: &Result<T, Error>,
     ) {
-        self.lock()
-            .record_call(kind, micros(elapsed), counts, run_id, result);
+        let us = micros(elapsed);
+        self.lock().record_call(kind, us, result);
+        log_call(kind, us, counts, run_id, result);
     }
 
     /// Records a start call (as [`Metrics::call`]) and counts its result, under
@@ -324,9 +326,10 @@ impl Metrics {
     ) {
         let us = micros(elapsed);
         let mut state = self.lock();
-        state.record_call(kind, us, counts, None, result);
+        state.record_call(kind, us, result);
         let Ok(result) = result else {
-            return;
+            drop(state);
+            return log_call(kind, us, counts, None, result);
         };
         let snapshot = &mut state.snapshot.counts;
         let outcomes = match snapshot.starts.get_mut(&result.operation) {
@@ -386,10 +389,6 @@ impl Metrics {
         }
         snapshot
     }
-}
-
-fn is_start(kind: &str) -> bool {
-    matches!(kind, "start" | "start_sequence")
 }
 
 /// Calls that change a run: logged at `info`, the rest at `debug`.
