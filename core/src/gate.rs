@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::error::{Error, Result};
-use crate::metrics::{self, DatabaseStats, Metrics, MetricsSnapshot};
+use crate::metrics::{self, CallCounts, DatabaseStats, Metrics, MetricsSnapshot};
 use crate::model::{
     Completion, CompletionResult, Initiator, Outcome, Presentation, ProviderConnection, ReapResult,
     Run, RunFilter, SequenceRequest, StartAttempt, StartRequest, StartResult, MAX_CHECK_REQUESTS,
@@ -579,29 +579,38 @@ impl Gate {
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let span = tracing::debug_span!(target: "startgate", "call", call = kind, run_id);
-        let began = Instant::now();
-        // Boxed: a call's state machine is large, and nesting it in these
-        // wrappers by value would multiply what a host's thread stack holds.
-        let (result, counts) = metrics::counted(Box::pin(call).instrument(span)).await;
+        let (result, elapsed, counts) = timed(span, call).await;
         self.inner
             .metrics
-            .call(kind, began.elapsed(), counts, run_id, &result);
+            .call(kind, elapsed, counts, run_id, &result);
         result
     }
 
+    /// [`Gate::observe`] for the starts, whose result is counted too.
     async fn observe_start(
         &self,
         kind: &'static str,
         call: impl Future<Output = Result<StartResult>>,
     ) -> Result<StartResult> {
         let span = tracing::debug_span!(target: "startgate", "call", call = kind);
-        let began = Instant::now();
-        // Boxed: a call's state machine is large, and nesting it in these
-        // wrappers by value would multiply what a host's thread stack holds.
-        let (result, counts) = metrics::counted(Box::pin(call).instrument(span)).await;
-        self.inner
-            .metrics
-            .start(kind, began.elapsed(), counts, &result);
+        let (result, elapsed, counts) = timed(span, call).await;
+        self.inner.metrics.start(kind, elapsed, counts, &result);
         result
+    }
+}
+
+/// Runs `call` inside `span`: its output, how long it took, and its round
+/// trips and retries. A plain function that boxes `call` at once: a call's
+/// state machine is large, and nesting it in these wrappers by value would
+/// multiply what a host's thread stack holds.
+fn timed<F: Future>(
+    span: tracing::Span,
+    call: F,
+) -> impl Future<Output = (F::Output, Duration, CallCounts)> {
+    let call = Box::pin(call).instrument(span);
+    async move {
+        let began = Instant::now();
+        let (output, counts) = metrics::counted(call).await;
+        (output, began.elapsed(), counts)
     }
 }
