@@ -223,6 +223,16 @@ fn usage_errors_name_the_argument_and_exit_2() {
         .contains("needs the registry"));
 }
 
+/// The sum of a JSON object of counts (`{"key": n, …}`).
+fn sum_of_counts(counts: &serde_json::Value) -> u64 {
+    counts
+        .as_object()
+        .expect("an object of counts")
+        .values()
+        .map(|n| n.as_u64().expect("count"))
+        .sum()
+}
+
 /// `stats` on the demo's database: every outcome the demo showed is
 /// counted, its runs by status add up to what `runs` lists, and the
 /// Prometheus text carries the same numbers.
@@ -242,12 +252,7 @@ fn stats_agree_with_the_runs(path: &str) {
             "{outcome}: {stats}"
         );
     }
-    let blocked: u64 = stats["blocked"]
-        .as_object()
-        .expect("blocked")
-        .values()
-        .map(|n| n.as_u64().expect("count"))
-        .sum();
+    let blocked = sum_of_counts(&stats["blocked"]);
     assert_eq!(blocked, outcomes["blocked"], "{stats}");
     assert!(
         stats["takeovers"].as_u64().expect("takeovers") >= 1,
@@ -255,12 +260,7 @@ fn stats_agree_with_the_runs(path: &str) {
     );
     let runs = startgate(&["--database", path, "--json", "runs", "--limit", "10000"]);
     let listed = json(&runs.stdout).as_array().expect("runs").len() as u64;
-    let counted: u64 = stats["runs"]
-        .as_object()
-        .expect("runs")
-        .values()
-        .map(|n| n.as_u64().expect("count"))
-        .sum();
+    let counted = sum_of_counts(&stats["runs"]);
     assert_eq!(counted, listed, "{stats}");
 
     let out = startgate(&["--database", path, "stats", "--prometheus"]);
