@@ -26,6 +26,11 @@ struct Args {
     seed: u64,
     /// Run for this long instead of a number of iterations.
     duration_ms: Option<u64>,
+    /// With `--iterations`: keep going until this long has passed too.
+    /// Admissions on a hot scope are paced by the leases of abandoned runs,
+    /// that is by wall time, so a proof that wants a number of them needs a
+    /// run that lasts, however fast each call is.
+    at_least_ms: u64,
     /// Connect, acquire and statement timeouts (fault mode keeps them short).
     timeout_ms: u64,
     /// Store errors are expected (faults are being injected): report each one
@@ -38,7 +43,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]\n\
-                     \x20                              [--duration-ms N] [--timeout-ms N] [--faults 1]\n\
+                     \x20                              [--duration-ms N | --at-least-ms N] [--timeout-ms N] [--faults 1]\n\
                      \x20      startgate-stress hold --database URL [--tenants N]   (start, mark running, print, sleep)\n\
                      \x20      startgate-stress lease-holder --database URL --alive-ms N   (hold a run, heartbeat, then vanish)\n\
                      \x20      startgate-stress probe --database URL --stop-after-ms N   (start until accepted or time is up)\n\
@@ -52,6 +57,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         tenants: 3,
         seed: 1,
         duration_ms: None,
+        at_least_ms: 0,
         timeout_ms: 20_000,
         faults: false,
         alive_ms: 3_000,
@@ -73,6 +79,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--seed" => parsed.seed = number()?,
             "--duration-ms" => parsed.duration_ms = Some(number()?),
+            "--at-least-ms" => parsed.at_least_ms = number()?,
             "--timeout-ms" => parsed.timeout_ms = number()?,
             "--faults" => parsed.faults = number()? != 0,
             "--alive-ms" => parsed.alive_ms = number()?,
@@ -374,7 +381,11 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
         None => {
+            let until = std::time::Instant::now() + Duration::from_millis(args.at_least_ms);
             for _ in 0..args.iterations {
+                worker.step(&tenant_names, &actor).await;
+            }
+            while std::time::Instant::now() < until {
                 worker.step(&tenant_names, &actor).await;
             }
         }

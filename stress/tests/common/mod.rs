@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use startgate::{Gate, ProviderConnection, Registry};
 use startgate_stress::{check, load_history, tenants, unreported_runs, Event, Verdict, REGISTRY};
@@ -93,6 +93,42 @@ pub fn hammer(url: &str, workers: usize, iterations: u64) -> (Vec<Event>, Verdic
     hammer_skewed(url, &vec![None; workers], iterations)
 }
 
+/// [`hammer`], each worker going on after its iterations until `at_least`
+/// has passed.
+pub fn hammer_at_least(
+    url: &str,
+    workers: usize,
+    iterations: u64,
+    at_least: Duration,
+) -> (Vec<Event>, Verdict, u64) {
+    hammer_with(
+        url,
+        &vec![None; workers],
+        Steps {
+            iterations,
+            at_least,
+        },
+        Errors::Unexpected,
+    )
+}
+
+/// How long each worker runs: its iterations, then on until `at_least` has
+/// passed since it began.
+#[derive(Clone, Copy)]
+struct Steps {
+    iterations: u64,
+    at_least: Duration,
+}
+
+impl Steps {
+    fn count(iterations: u64) -> Self {
+        Steps {
+            iterations,
+            at_least: Duration::ZERO,
+        }
+    }
+}
+
 /// Whether workers must report no unexpected error. Not so without the
 /// unique indexes: the engine relies on them, and a takeover may then give
 /// up under contention (`internal`) — a symptom of the same broken schema
@@ -110,13 +146,13 @@ pub fn hammer_skewed(
     skews: &[Option<i64>],
     iterations: u64,
 ) -> (Vec<Event>, Verdict, u64) {
-    hammer_with(url, skews, iterations, Errors::Unexpected)
+    hammer_with(url, skews, Steps::count(iterations), Errors::Unexpected)
 }
 
 fn hammer_with(
     url: &str,
     skews: &[Option<i64>],
-    iterations: u64,
+    steps: Steps,
     errors: Errors,
 ) -> (Vec<Event>, Verdict, u64) {
     let workers = skews.len();
@@ -132,7 +168,8 @@ fn hammer_with(
             }
             .args(["worker", "--database", url])
             .args(["--worker", &worker.to_string()])
-            .args(["--iterations", &iterations.to_string()])
+            .args(["--iterations", &steps.iterations.to_string()])
+            .args(["--at-least-ms", &steps.at_least.as_millis().to_string()])
             .args(["--tenants", &TENANTS.to_string()])
             .args(["--seed", &seed.to_string()])
             .stdout(Stdio::piped())
@@ -211,7 +248,12 @@ pub fn report(
 /// With the unique indexes dropped, the same hammer must produce overlaps the
 /// checker reports: proof that the checker is not vacuous.
 pub fn without_unique_indexes(url: &str, workers: usize, iterations: u64) {
-    let (_, verdict, seed) = hammer_with(url, &vec![None; workers], iterations, Errors::Tolerated);
+    let (_, verdict, seed) = hammer_with(
+        url,
+        &vec![None; workers],
+        Steps::count(iterations),
+        Errors::Tolerated,
+    );
     let overlaps = verdict
         .violations
         .iter()
