@@ -62,6 +62,12 @@ impl LogLevel {
         )
     }
 
+    /// The level named exactly `name`, or [`LogLevel::invalid`] naming
+    /// `field`: what every surface's `level` argument goes through.
+    pub fn named(field: &str, name: &str) -> Result<LogLevel, crate::Error> {
+        LogLevel::parse(name).ok_or_else(|| LogLevel::invalid(field))
+    }
+
     /// The level's name: `error`, `warn`, `info`, `debug` or `trace`.
     pub fn as_str(self) -> &'static str {
         match self {

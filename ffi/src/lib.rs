@@ -148,11 +148,9 @@ fn guard(
         Err(err) => {
             let status = status_of(err.code());
             if !out_error.is_null() {
-                let printable = |text: &str| CString::new(text.replace('\0', "\\0")).ok();
-                let message = printable(&err.to_string())
-                    .unwrap_or_else(|| CString::from(c"(unprintable error)"));
+                let message = printable(&err.to_string());
                 let field = match &err {
-                    Error::InvalidRequest { field, .. } => printable(field),
+                    Error::InvalidRequest { field, .. } => Some(printable(field)),
                     _ => None,
                 };
                 let error = Box::new(startgate_error {
@@ -307,6 +305,12 @@ type LogSink = (
     usize,
 );
 
+/// `text` as a C string; a NUL inside (an error may quote the input) is
+/// written `\0` rather than cutting the text short.
+fn printable(text: &str) -> CString {
+    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+}
+
 static LOG_SINK: Mutex<Option<LogSink>> = Mutex::new(None);
 
 /// Hands the records waiting for the host to its callback, on this thread.
@@ -318,7 +322,6 @@ fn deliver_logs() {
         return;
     };
     startgate_core::log::deliver(|record| {
-        let printable = |text: &str| CString::new(text.replace('\0', "\\0")).unwrap_or_default();
         let level = printable(record.level.as_str());
         let message = printable(&record.message);
         let fields = printable(&serde_json::Value::Object(record.fields).to_string());
@@ -361,8 +364,7 @@ pub unsafe extern "C" fn startgate_set_log_callback(
         // SAFETY: NULL or NUL-terminated per the contract.
         let level = match unsafe { optional_text(level, "level") }? {
             None => startgate_core::log::LogLevel::Info,
-            Some(name) => startgate_core::log::LogLevel::parse(name)
-                .ok_or_else(|| startgate_core::log::LogLevel::invalid("level"))?,
+            Some(name) => startgate_core::log::LogLevel::named("level", name)?,
         };
         let mut sink = LOG_SINK
             .lock()

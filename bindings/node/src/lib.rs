@@ -175,13 +175,12 @@ impl Gate {
         let call = Box::pin(async move { contract::call_value(&gate, method, args?).await });
         match first_poll(call) {
             // Settled on the JS thread, without a hop to the runtime and back.
-            Ok(Ok(value)) => {
+            Ok(settled) => {
                 deliver_logs(env);
-                PromiseRaw::resolve(env, camel_keys(value))
-            }
-            Ok(Err(err)) => {
-                deliver_logs(env);
-                PromiseRaw::reject(env, js_error(env, &err))
+                match settled {
+                    Ok(value) => PromiseRaw::resolve(env, camel_keys(value)),
+                    Err(err) => PromiseRaw::reject(env, js_error(env, &err)),
+                }
             }
             Err(waiting) => promise(env, waiting),
         }
@@ -524,8 +523,9 @@ pub fn set_logger(env: Env, callback: Unknown<'_>, level: Option<Unknown<'_>>) -
     let level = match level.map(|l| argument(&env, "level", l)).transpose() {
         Err(err) => return Err(fail(err)),
         Ok(None | Some(Value::Null)) => startgate::log::LogLevel::Info,
-        Ok(Some(Value::String(name))) => startgate::log::LogLevel::parse(&name)
-            .ok_or_else(|| fail(startgate::log::LogLevel::invalid("level")))?,
+        Ok(Some(Value::String(name))) => {
+            startgate::log::LogLevel::named("level", &name).map_err(fail)?
+        }
         Ok(Some(_)) => return Err(fail(startgate::log::LogLevel::invalid("level"))),
     };
     let logger = match callback.get_type()? {

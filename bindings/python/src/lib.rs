@@ -316,10 +316,10 @@ fn version() -> &'static str {
 /// "trace") and more severe for `take_logs`; `None` stops collecting.
 #[pyfunction]
 fn set_log_level(level: Option<&str>) -> PyResult<Option<Failure>> {
-    let level = match level.map(startgate::log::LogLevel::parse) {
+    let level = match level.map(|name| startgate::log::LogLevel::named("level", name)) {
         None => None,
-        Some(Some(level)) => Some(level),
-        Some(None) => return Ok(Some(failure(&startgate::log::LogLevel::invalid("level")))),
+        Some(Ok(level)) => Some(level),
+        Some(Err(err)) => return Ok(Some(failure(&err))),
     };
     startgate::log::set_host_level(level);
     Ok(None)
