@@ -51,6 +51,98 @@ fn camel_keys(value: Value) -> Value {
     }
 }
 
+/// A result on its way to JavaScript, its keys camelCased. Most go as JSON
+/// text: V8's `JSON.parse` builds the objects in one call, where a `Value`
+/// tree costs N-API calls per key and per value. One holding an integer that
+/// a JS number cannot carry exactly goes as the tree, which makes it a
+/// BigInt, as every result did before: never a rounded number.
+pub enum Camel {
+    /// JSON text, for `JSON.parse`.
+    Text(String),
+    /// The tree, converted value by value.
+    Tree(Value),
+}
+
+impl Camel {
+    fn of(value: Value) -> Camel {
+        let value = camel_keys(value);
+        if has_wide_integer(&value) {
+            Camel::Tree(value)
+        } else {
+            Camel::Text(value.to_string())
+        }
+    }
+}
+
+/// Whether `value` holds an integer beyond ±(2^53 − 1), which napi turns
+/// into a BigInt and `JSON.parse` would round.
+fn has_wide_integer(value: &Value) -> bool {
+    const MAX_SAFE: i64 = (1 << 53) - 1;
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => !(-MAX_SAFE..=MAX_SAFE).contains(&i),
+            None => n.is_u64(),
+        },
+        Value::Array(items) => items.iter().any(has_wide_integer),
+        Value::Object(map) => map.values().any(has_wide_integer),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
+    }
+}
+
+impl ToNapiValue for Camel {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        let text = match val {
+            // SAFETY: the same env, handed on.
+            Camel::Tree(value) => return unsafe { Value::to_napi_value(env, value) },
+            Camel::Text(text) => text,
+        };
+        let engine = |what: &str| Error::from_reason(format!("Node-API could not {what}"));
+        let ok = |status: sys::napi_status, what: &str| {
+            if status == sys::Status::napi_ok {
+                Ok(())
+            } else {
+                Err(engine(what))
+            }
+        };
+        let mut global = std::ptr::null_mut();
+        let mut json = std::ptr::null_mut();
+        let mut parse = std::ptr::null_mut();
+        let mut string = std::ptr::null_mut();
+        let mut parsed = std::ptr::null_mut();
+        // SAFETY: `env` is the live env napi hands to this conversion; every
+        // out-pointer is a local; the text's length is given, so it need not
+        // end in NUL.
+        unsafe {
+            ok(
+                sys::napi_get_global(env, &mut global),
+                "read the global object",
+            )?;
+            ok(
+                sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json),
+                "read JSON",
+            )?;
+            ok(
+                sys::napi_get_named_property(env, json, c"parse".as_ptr(), &mut parse),
+                "read JSON.parse",
+            )?;
+            ok(
+                sys::napi_create_string_utf8(
+                    env,
+                    text.as_ptr().cast(),
+                    text.len() as isize,
+                    &mut string,
+                ),
+                "create a string",
+            )?;
+            ok(
+                sys::napi_call_function(env, json, parse, 1, &string, &mut parsed),
+                "parse a result",
+            )?;
+        }
+        Ok(parsed)
+    }
+}
+
 /// A JS `Error` with `code` set to the stable code, `field` for
 /// `invalid_request`, and the driver's error as `cause`.
 fn js_error(env: &Env, err: &startgate::Error) -> Error {
@@ -74,14 +166,14 @@ fn js_error(env: &Env, err: &startgate::Error) -> Error {
 
 /// Runs `call` on napi's tokio runtime and settles the Promise on the JS
 /// thread: the result as a camelCased object, or a rejection with our code.
-fn promise<'env, F>(env: &'env Env, call: F) -> Result<PromiseRaw<'env, Value>>
+fn promise<'env, F>(env: &'env Env, call: F) -> Result<PromiseRaw<'env, Camel>>
 where
     F: Future<Output = startgate::Result<Value>> + Send + 'static,
 {
     env.spawn_future_with_callback(async move { Ok(call.await) }, |env, outcome| {
         deliver_logs(env);
         match outcome {
-            Ok(value) => Ok(camel_keys(value)),
+            Ok(value) => Ok(Camel::of(value)),
             Err(err) => Err(js_error(env, &err)),
         }
     })
@@ -169,7 +261,7 @@ impl Gate {
         env: &'env Env,
         method: &'static str,
         args: Vec<(&str, Unknown<'_>)>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         let args = arguments(env, args);
         let gate = self.inner.clone();
         let call = Box::pin(async move { contract::call_value(&gate, method, args?).await });
@@ -178,7 +270,7 @@ impl Gate {
             Ok(settled) => {
                 deliver_logs(env);
                 match settled {
-                    Ok(value) => PromiseRaw::resolve(env, camel_keys(value)),
+                    Ok(value) => PromiseRaw::resolve(env, Camel::of(value)),
                     Err(err) => PromiseRaw::reject(env, js_error(env, &err)),
                 }
             }
@@ -187,10 +279,10 @@ impl Gate {
     }
 
     /// A call that touches no database, answered at once (throws on bad input).
-    fn pure(&self, env: &Env, method: &str, args: Vec<(&str, Unknown<'_>)>) -> Result<Value> {
+    fn pure(&self, env: &Env, method: &str, args: Vec<(&str, Unknown<'_>)>) -> Result<Camel> {
         let result = arguments(env, args)
             .and_then(|args| contract::call_pure(&self.inner, method, args))
-            .map(camel_keys)
+            .map(Camel::of)
             .map_err(|e| js_error(env, &e));
         deliver_logs(env);
         result
@@ -224,7 +316,7 @@ impl Gate {
 
     /// Applies the schema migrations (idempotent).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn migrate<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Value>> {
+    pub fn migrate<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "migrate", vec![])
     }
 
@@ -234,7 +326,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "StartRequest")] request: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "start", vec![("request", request)])
     }
 
@@ -245,7 +337,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "Array<StartRequest>")] requests: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "check", vec![("requests", requests)])
     }
 
@@ -255,7 +347,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "SequenceRequest")] request: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "start_sequence", vec![("request", request)])
     }
 
@@ -266,7 +358,7 @@ impl Gate {
         env: &'env Env,
         #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
         #[napi(ts_arg_type = "number | bigint")] fencing_token: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(
             env,
             "mark_running",
@@ -281,7 +373,7 @@ impl Gate {
         env: &'env Env,
         #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
         #[napi(ts_arg_type = "number | bigint")] fencing_token: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(
             env,
             "heartbeat",
@@ -295,7 +387,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "Completion")] completion: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "complete", vec![("completion", completion)])
     }
 
@@ -306,7 +398,7 @@ impl Gate {
         env: &'env Env,
         #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
         #[napi(ts_arg_type = "string | undefined | null")] reason_code: Option<Unknown<'env>>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         let mut args = vec![("run_id", run_id)];
         args.extend(reason_code.map(|r| ("reason_code", r)));
         self.call(env, "cancel", args)
@@ -314,7 +406,7 @@ impl Gate {
 
     /// Ends stale runs; admits pending runs of the scopes this frees.
     #[napi(ts_return_type = "Promise<ReapResult>")]
-    pub fn reap_stale<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Value>> {
+    pub fn reap_stale<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "reap_stale", vec![])
     }
 
@@ -324,7 +416,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "get_run", vec![("run_id", run_id)])
     }
 
@@ -334,7 +426,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "RunFilter | undefined | null")] filter: Option<Unknown<'env>>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(
             env,
             "list_runs",
@@ -348,7 +440,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "number | bigint")] run_id: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "attempts_for_run", vec![("run_id", run_id)])
     }
 
@@ -358,7 +450,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "ProviderConnectionInput")] connection: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "upsert_connection", vec![("connection", connection)])
     }
 
@@ -369,7 +461,7 @@ impl Gate {
         env: &'env Env,
         #[napi(ts_arg_type = "string")] tenant_id: Unknown<'env>,
         #[napi(ts_arg_type = "string")] id: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(
             env,
             "get_connection",
@@ -383,7 +475,7 @@ impl Gate {
         &self,
         env: &'env Env,
         #[napi(ts_arg_type = "string")] tenant_id: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, Value>> {
+    ) -> Result<PromiseRaw<'env, Camel>> {
         self.call(env, "list_connections", vec![("tenant_id", tenant_id)])
     }
 
@@ -393,7 +485,7 @@ impl Gate {
         &self,
         env: &Env,
         #[napi(ts_arg_type = "StartResult")] result: Unknown<'_>,
-    ) -> Result<Value> {
+    ) -> Result<Camel> {
         self.pure(env, "present", vec![("result", result)])
     }
 
@@ -403,7 +495,7 @@ impl Gate {
         &self,
         env: &Env,
         #[napi(ts_arg_type = "Run")] run: Unknown<'_>,
-    ) -> Result<Value> {
+    ) -> Result<Camel> {
         self.pure(env, "present_run", vec![("run", run)])
     }
 
@@ -451,7 +543,7 @@ impl Gate {
 
     /// Closes the pool; later calls reject with `store_unavailable`.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Value>> {
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Camel>> {
         let gate = self.inner.clone();
         promise(env, async move {
             gate.close().await;

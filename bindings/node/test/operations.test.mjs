@@ -6,7 +6,7 @@ import { join } from 'node:path'
 
 import { Gate, version } from 'startgate'
 
-import { alice, registry, ready, repo, stores } from './helpers.mjs'
+import { alice, registry, ready, repo, sqliteUrl, stores } from './helpers.mjs'
 
 for (const [store, fresh, cleanup] of stores) {
   test(`every operation on ${store}`, async () => {
@@ -88,3 +88,16 @@ for (const [store, fresh, cleanup] of stores) {
     }
   })
 }
+
+test('integers in results come back exactly: numbers up to 2^53 - 1, BigInts beyond', async () => {
+  const gate = await Gate.open(sqliteUrl(), { registry })
+  await gate.migrate()
+  await gate.upsertConnection(ready())
+  const params = { wide: 2n ** 60n, widest: -(2n ** 63n), edge: 2 ** 53 - 1, fraction: 0.5, nested: [{ id: 2n ** 54n + 1n }] }
+  const accepted = await gate.start({ operation: 'inventory.sync', tenantId: 'contoso', actor: alice, params })
+  assert.equal(accepted.outcome, 'accepted')
+  assert.deepEqual(accepted.run.params, { ...params, nested: [{ id: 2n ** 54n + 1n }] })
+  assert.equal(typeof accepted.run.params.edge, 'number')
+  assert.equal(typeof accepted.run.id, 'number')
+  await gate.close()
+})
