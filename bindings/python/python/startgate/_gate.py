@@ -51,10 +51,17 @@ def _document(base: Any, **fields: Any) -> Any:
     given = {k: to_json_value(v, k) for k, v in fields.items() if v is not None}
     if base is None:
         return given
-    if not (isinstance(base, Mapping) or (is_dataclass(base) and not isinstance(base, type))):
+    if type(base) is dict:
+        # The common case: to_json_value already returns a new dict.
+        doc = to_json_value(base)
+    elif isinstance(base, Mapping):
+        doc = to_json_value(dict(base))
+    elif is_dataclass(base) and not isinstance(base, type):
+        doc = to_json_value(base)
+    else:
         return base
-    doc = to_json_value(dict(base) if isinstance(base, Mapping) else base)
-    doc.update(given)
+    if given:
+        doc.update(given)
     return doc
 
 

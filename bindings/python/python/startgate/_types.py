@@ -11,7 +11,7 @@ import enum
 import functools
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union, cast
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -483,6 +483,12 @@ def to_json_value(value: Any, field: str = "", depth: int = 0) -> Any:
     native module refuses what is not JSON data, naming the field)."""
     if type(value) in _PLAIN:
         return value
+    if depth < _CONTRACT_DEPTH:
+        # Checked first: most of a request is plain dicts and lists.
+        if type(value) is dict:
+            return _json_dict(value, field, depth)
+        if type(value) is list:
+            return _json_list(value, field, depth)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
@@ -499,15 +505,23 @@ def to_json_value(value: Any, field: str = "", depth: int = 0) -> Any:
             if getattr(value, f.name) is not None
         }
     if isinstance(value, dict):
-        # Plain leaves (most of a request) are taken as they are, without
-        # building their path.
-        return {
-            k: v if type(v) in _PLAIN else to_json_value(v, _join(field, str(k)), depth + 1)
-            for k, v in value.items()
-        }
+        return _json_dict(value, field, depth)
     if isinstance(value, (list, tuple)):
-        return [v if type(v) in _PLAIN else to_json_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return _json_list(value, field, depth)
     return value
+
+
+def _json_dict(value: Dict[Any, Any], field: str, depth: int) -> Dict[Any, Any]:
+    # Plain leaves (most of a request) are taken as they are, without
+    # building their path.
+    return {
+        k: v if type(v) in _PLAIN else to_json_value(v, _join(field, str(k)), depth + 1)
+        for k, v in value.items()
+    }
+
+
+def _json_list(value: Sequence[Any], field: str, depth: int) -> List[Any]:
+    return [v if type(v) in _PLAIN else to_json_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
 
 
 def _join(path: str, key: str) -> str:
