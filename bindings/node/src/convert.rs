@@ -64,6 +64,49 @@ fn ok(status: sys::napi_status, what: &str) -> Result<(), Error> {
     }
 }
 
+/// `JSON.parse(text)` in `env`: one call builds the whole object graph,
+/// where building it from Rust costs N-API calls per key and per value.
+///
+/// # Safety
+/// `env` must be the live env of the current call.
+pub unsafe fn parse_json(env: sys::napi_env, text: &str) -> Result<sys::napi_value, Error> {
+    let mut global = ptr::null_mut();
+    let mut json = ptr::null_mut();
+    let mut parse = ptr::null_mut();
+    let mut string = ptr::null_mut();
+    let mut parsed = ptr::null_mut();
+    // SAFETY: `env` is live (the caller's promise); every out-pointer is a
+    // local; the text's length is given, so it need not end in NUL.
+    unsafe {
+        ok(
+            sys::napi_get_global(env, &mut global),
+            "read the global object",
+        )?;
+        ok(
+            sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json),
+            "read JSON",
+        )?;
+        ok(
+            sys::napi_get_named_property(env, json, c"parse".as_ptr(), &mut parse),
+            "read JSON.parse",
+        )?;
+        ok(
+            sys::napi_create_string_utf8(
+                env,
+                text.as_ptr().cast(),
+                text.len() as isize,
+                &mut string,
+            ),
+            "create a string",
+        )?;
+        ok(
+            sys::napi_call_function(env, json, parse, 1, &string, &mut parsed),
+            "parse a result",
+        )?;
+    }
+    Ok(parsed)
+}
+
 /// Reads a JS string exactly: UTF-16 code units, refused unless they are
 /// valid Unicode. `None` when the text holds a lone surrogate.
 unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<String>, Error> {

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use startgate::json::{self as contract, load_registry, OpenOptions as CoreOpenOptions};
 use startgate::{input, Registry};
 
-use convert::{argument, camel, OPAQUE};
+use convert::{argument, camel, parse_json, OPAQUE};
 
 /// Renames object keys to camelCase, leaving the host's documents alone.
 fn camel_keys(value: Value) -> Value {
@@ -91,55 +91,13 @@ fn has_wide_integer(value: &Value) -> bool {
 
 impl ToNapiValue for Camel {
     unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
-        let text = match val {
-            // SAFETY: the same env, handed on.
-            Camel::Tree(value) => return unsafe { Value::to_napi_value(env, value) },
-            Camel::Text(text) => text,
-        };
-        let engine = |what: &str| Error::from_reason(format!("Node-API could not {what}"));
-        let ok = |status: sys::napi_status, what: &str| {
-            if status == sys::Status::napi_ok {
-                Ok(())
-            } else {
-                Err(engine(what))
+        // SAFETY: `env` is the live env napi hands to this conversion.
+        match val {
+            Camel::Tree(value) => unsafe { Value::to_napi_value(env, value) },
+            Camel::Text(text) => {
+                unsafe { parse_json(env, &text) }.map_err(|err| Error::from_reason(err.to_string()))
             }
-        };
-        let mut global = std::ptr::null_mut();
-        let mut json = std::ptr::null_mut();
-        let mut parse = std::ptr::null_mut();
-        let mut string = std::ptr::null_mut();
-        let mut parsed = std::ptr::null_mut();
-        // SAFETY: `env` is the live env napi hands to this conversion; every
-        // out-pointer is a local; the text's length is given, so it need not
-        // end in NUL.
-        unsafe {
-            ok(
-                sys::napi_get_global(env, &mut global),
-                "read the global object",
-            )?;
-            ok(
-                sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json),
-                "read JSON",
-            )?;
-            ok(
-                sys::napi_get_named_property(env, json, c"parse".as_ptr(), &mut parse),
-                "read JSON.parse",
-            )?;
-            ok(
-                sys::napi_create_string_utf8(
-                    env,
-                    text.as_ptr().cast(),
-                    text.len() as isize,
-                    &mut string,
-                ),
-                "create a string",
-            )?;
-            ok(
-                sys::napi_call_function(env, json, parse, 1, &string, &mut parsed),
-                "parse a result",
-            )?;
         }
-        Ok(parsed)
     }
 }
 
