@@ -373,22 +373,17 @@ async fn run(args: Args) -> Result<(), String> {
         max_call: Duration::ZERO,
         last_ok_at_ms: 0,
     };
-    match args.duration_ms {
-        Some(ms) => {
-            let until = std::time::Instant::now() + Duration::from_millis(ms);
-            while std::time::Instant::now() < until {
-                worker.step(&tenant_names, &actor).await;
-            }
-        }
-        None => {
-            let until = std::time::Instant::now() + Duration::from_millis(args.at_least_ms);
-            for _ in 0..args.iterations {
-                worker.step(&tenant_names, &actor).await;
-            }
-            while std::time::Instant::now() < until {
-                worker.step(&tenant_names, &actor).await;
-            }
-        }
+    // A duration alone is no iterations, then on until it has passed.
+    let (iterations, at_least_ms) = match args.duration_ms {
+        Some(ms) => (0, ms),
+        None => (args.iterations, args.at_least_ms),
+    };
+    let until = std::time::Instant::now() + Duration::from_millis(at_least_ms);
+    for _ in 0..iterations {
+        worker.step(&tenant_names, &actor).await;
+    }
+    while std::time::Instant::now() < until {
+        worker.step(&tenant_names, &actor).await;
     }
     let summary = Event::Summary {
         calls: worker.calls,
