@@ -12,6 +12,7 @@
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 use startgate::json::{self, load_registry, OpenOptions};
@@ -50,6 +51,34 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "an unknown object".into())
+}
+
+/// The Python layer's converter of the contract's own objects (its
+/// dataclasses, enums and datetimes) to JSON data, and the depth below which
+/// it applies; registered once, at import, by `set_contract_values`. Plain
+/// JSON data (most of a request) never reaches it.
+static CONTRACT_VALUES: PyOnceLock<(Py<PyAny>, usize)> = PyOnceLock::new();
+
+/// What the registered converter makes of `value` (a `ValueError` from it is
+/// the field's `invalid_request`), or `None` if it is not one of the
+/// contract's objects.
+fn contract_value<'py>(
+    value: &Bound<'py, PyAny>,
+    field: &str,
+    depth: usize,
+) -> Result<Option<Bound<'py, PyAny>>, Error> {
+    let py = value.py();
+    let Some((convert, below)) = CONTRACT_VALUES.get(py) else {
+        return Ok(None);
+    };
+    if depth >= *below {
+        return Ok(None);
+    }
+    let converted = convert
+        .bind(py)
+        .call1((value, field))
+        .map_err(|err| input::invalid(field, err.value(py).to_string()))?;
+    Ok((!converted.is(value)).then_some(converted))
 }
 
 /// A Python value as JSON data. `root` names the argument; `path` is the
@@ -119,7 +148,13 @@ fn to_value(
     } else if let Ok(tuple) = value.cast::<PyTuple>() {
         tuple.iter().collect()
     } else {
-        return Err(input::not_json(at(), &type_name(value)));
+        return match contract_value(value, &at(), depth)? {
+            // Walked as data: what it holds may be the contract's objects too.
+            Some(converted) if !is_contract_object(&converted) => {
+                to_value(root, path, &converted, depth)
+            }
+            _ => Err(input::not_json(at(), &type_name(value))),
+        };
     };
     items
         .iter()
@@ -127,6 +162,19 @@ fn to_value(
         .map(|(i, item)| to_value(root, &format!("{path}[{i}]"), item, depth + 1))
         .collect::<Result<Vec<_>, _>>()
         .map(Value::Array)
+}
+
+/// Whether the converter left `value` as something only it could convert
+/// again (a converter that answers with another such object would loop).
+fn is_contract_object(value: &Bound<'_, PyAny>) -> bool {
+    !(value.is_none()
+        || value.is_instance_of::<PyBool>()
+        || value.is_instance_of::<PyString>()
+        || value.is_instance_of::<PyInt>()
+        || value.is_instance_of::<PyFloat>()
+        || value.is_instance_of::<PyDict>()
+        || value.is_instance_of::<PyList>()
+        || value.is_instance_of::<PyTuple>())
 }
 
 /// The named arguments of a call.
@@ -306,6 +354,17 @@ impl NativeGate {
     }
 }
 
+/// Registers the Python layer's converter of the contract's objects:
+/// `convert(value, field)` answers JSON data, the value itself when it is
+/// not one of them, or raises `ValueError` for one it refuses; it applies
+/// to values at a depth below `below`. The first registration in a process
+/// stays (a reloaded module's is the same function).
+#[pyfunction]
+fn set_contract_values(py: Python<'_>, convert: Py<PyAny>, below: usize) {
+    // Err only means one is registered already.
+    let _ = CONTRACT_VALUES.set(py, (convert, below));
+}
+
 /// The library version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -343,6 +402,7 @@ fn take_logs(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<NativeGate>()?;
     module.add_function(wrap_pyfunction!(version, module)?)?;
+    module.add_function(wrap_pyfunction!(set_contract_values, module)?)?;
     module.add_function(wrap_pyfunction!(set_log_level, module)?)?;
     module.add_function(wrap_pyfunction!(take_logs, module)?)?;
     startgate::log::install();

@@ -98,3 +98,28 @@ def test_results_are_frozen_and_comparable(sqlite_url: str) -> None:
         result.outcome = Outcome.BLOCKED  # type: ignore[misc]
     assert "Outcome.ACCEPTED" in repr(result) and "raw" not in repr(result)
     assert result.outcome == "accepted"  # string enums compare with their text
+
+
+def test_contract_objects_inside_a_request_dict(url: str) -> None:
+    # The native module reads a request dict as it is and converts the
+    # contract's own objects it finds in it: a dataclass, enums, an aware datetime.
+    with Gate.open(url, REGISTRY) as gate:
+        gate.migrate()
+        gate.upsert_connection(ready())
+        when = datetime(2026, 3, 1, 12, 30, 5, 250000, tzinfo=timezone.utc)
+        result = gate.start({
+            "operation": "inventory.sync",
+            "tenant_id": "contoso",
+            "actor": Actor("alice", True, ("inventory.sync",)),
+            "initiator": startgate.Initiator.SCHEDULE,
+            "params": {"at": when, "tone": Tone.WARNING, "steps": (1, 2)},
+        })
+        assert result.outcome is Outcome.ACCEPTED and result.run is not None
+        assert result.run.initiator is startgate.Initiator.SCHEDULE and result.run.actor_id == "alice"
+        assert result.run.params == {"at": "2026-03-01T12:30:05.250000Z", "tone": "warning", "steps": [1, 2]}
+        # Deeper than the contract's objects sit, only JSON data is read: nothing written.
+        with pytest.raises(startgate.InvalidRequest) as caught:
+            gate.start({"operation": "inventory.sync", "tenant_id": "other", "actor": ALICE,
+                        "params": {"a": {"b": {"c": when}}}})
+        assert caught.value.field == "params.a.b.c"
+        assert gate.list_runs(tenant_id="other") == []

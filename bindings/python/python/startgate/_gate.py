@@ -24,9 +24,12 @@ from ._types import (
     RunStatus,
     StartAttempt,
     StartResult,
+    _CONTRACT_DEPTH,
+    contract_value,
     format_time,
-    to_json_value,
 )
+
+_native.set_contract_values(contract_value, _CONTRACT_DEPTH)
 
 T = TypeVar("T")
 Request = Union[Mapping[str, Any], None]
@@ -46,22 +49,22 @@ def _options(**options: Any) -> Dict[str, Any]:
 
 def _document(base: Any, **fields: Any) -> Any:
     """A request document: ``base`` (a mapping or dataclass, may be None)
-    updated with the keyword fields that were given. Anything else is passed
-    on as it is, for the native module to refuse with the field named."""
-    given = {k: to_json_value(v, k) for k, v in fields.items() if v is not None}
+    updated with the keyword fields that were given. The native module reads
+    it, and asks ``contract_value`` about the contract's objects in it;
+    anything else is refused there with the field named."""
+    given = {k: v for k, v in fields.items() if v is not None}
     if base is None:
         return given
-    if type(base) is dict:
-        # The common case: to_json_value already returns a new dict.
-        doc = to_json_value(base)
-    elif isinstance(base, Mapping):
-        doc = to_json_value(dict(base))
+    if not given and type(base) is dict:
+        # The common case, read as it is (the native module copies nothing back).
+        return base
+    if isinstance(base, Mapping):
+        doc = dict(base)
     elif is_dataclass(base) and not isinstance(base, type):
-        doc = to_json_value(base)
+        doc = dict(contract_value(base, "request"))
     else:
         return base
-    if given:
-        doc.update(given)
+    doc.update(given)
     return doc
 
 
@@ -278,11 +281,11 @@ class Gate:
 
     def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
         """Operator feedback for a start result."""
-        return self._call("present", {"result": to_json_value(result, "result")}, Presentation.from_dict)
+        return self._call("present", {"result": result}, Presentation.from_dict)
 
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same reason catalogue."""
-        return self._call("present_run", {"run": to_json_value(run, "run")}, Presentation.from_dict)
+        return self._call("present_run", {"run": run}, Presentation.from_dict)
 
     def advance_clock(self, seconds: float) -> None:
         """Moves a manual clock forward (tests, demos)."""
@@ -463,11 +466,11 @@ class AsyncGate:
     def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
         """Operator feedback for a start result. Touches no database, so it is
         a plain call, not a coroutine."""
-        return _settle(self._native.call("present", {"result": to_json_value(result, "result")}), Presentation.from_dict)
+        return _settle(self._native.call("present", {"result": result}), Presentation.from_dict)
 
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same catalogue. A plain call, as present."""
-        return _settle(self._native.call("present_run", {"run": to_json_value(run, "run")}), Presentation.from_dict)
+        return _settle(self._native.call("present_run", {"run": run}), Presentation.from_dict)
 
     def metrics(self) -> Dict[str, Any]:
         """As :meth:`Gate.metrics`. A plain call, as present."""

@@ -11,7 +11,7 @@ import enum
 import functools
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union, cast
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar, cast
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -461,68 +461,52 @@ class StartAttempt:
 
 def to_dict(value: Any) -> Dict[str, Any]:
     """The JSON document of a result (exactly as received) or of an input."""
-    document = to_json_value(value)
+    document = _json(value, "", 0)
     if not isinstance(document, dict):
         raise TypeError(f"{type(value).__name__} is not a document")
     return document
 
 
-# The contract's own objects sit at most this deep in an argument (a
-# request's actor, a result's run); below that is the host's own data
-# (params, summary), which the native module converts and checks as it is.
+#: The contract's own objects (dataclasses, enums, datetimes) sit at most
+#: this deep in an argument (a request's actor, a result's run); below that is
+#: the host's own data (params, summary): JSON data only.
 _CONTRACT_DEPTH = 4
 
-# JSON's own scalar types, exactly (an enum member that is also a str is not one).
-_PLAIN = frozenset({str, int, float, bool, type(None)})
 
-
-def to_json_value(value: Any, field: str = "", depth: int = 0) -> Any:
-    """The contract's dataclasses, enums and datetimes as JSON-ready values;
-    ``None`` fields of dataclasses are left out so the contract's defaults
-    apply. Anything else is passed on untouched (nothing is coerced: the
-    native module refuses what is not JSON data, naming the field)."""
-    if type(value) in _PLAIN:
-        return value
-    if depth < _CONTRACT_DEPTH:
-        # Checked first: most of a request is plain dicts and lists.
-        if type(value) is dict:
-            return _json_dict(value, field, depth)
-        if type(value) is list:
-            return _json_list(value, field, depth)
+def contract_value(value: Any, field: str) -> Any:
+    """One of the contract's objects as JSON data, for the native module,
+    which calls this for each value it cannot read as JSON itself (the rest of
+    a document never comes here). ``None`` fields of dataclasses are left out
+    so the contract's defaults apply; what they hold is converted by the
+    native module in turn. Anything else comes back untouched, for the native
+    module to refuse naming the field; a naive datetime raises ``ValueError``,
+    the field's ``invalid_request``."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
-        return format_time(value, field or "timestamp")
-    if depth >= _CONTRACT_DEPTH:
-        return value
+        if value.tzinfo is None:
+            raise ValueError("must be a timezone-aware datetime")
+        return format_time(value, field)
     if is_dataclass(value) and not isinstance(value, type):
         raw = getattr(value, "raw", None)
         if isinstance(raw, dict):
             return raw
-        return {
-            f.name: to_json_value(getattr(value, f.name), _join(field, f.name), depth + 1)
-            for f in fields(value)
-            if getattr(value, f.name) is not None
-        }
-    if isinstance(value, dict):
-        return _json_dict(value, field, depth)
-    if isinstance(value, (list, tuple)):
-        return _json_list(value, field, depth)
+        return {f.name: getattr(value, f.name) for f in fields(value) if getattr(value, f.name) is not None}
     return value
 
 
-def _json_dict(value: Dict[Any, Any], field: str, depth: int) -> Dict[Any, Any]:
-    # Plain leaves (most of a request) are taken as they are, without
-    # building their path.
-    return {
-        k: v if type(v) in _PLAIN else to_json_value(v, _join(field, str(k)), depth + 1)
-        for k, v in value.items()
-    }
+def _json(value: Any, field: str, depth: int) -> Any:
+    """``value`` as JSON data, as the native module reads it (for ``to_dict``,
+    which no call goes through)."""
+    if depth < _CONTRACT_DEPTH:
+        try:
+            value = contract_value(value, field or "timestamp")
+        except ValueError as err:
+            from ._errors import invalid
 
-
-def _json_list(value: Sequence[Any], field: str, depth: int) -> List[Any]:
-    return [v if type(v) in _PLAIN else to_json_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+            raise invalid(field or "timestamp", str(err)) from None
+    if isinstance(value, dict):
+        return {k: _json(v, f"{field}.{k}" if field else str(k), depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
+    return value
