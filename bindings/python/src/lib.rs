@@ -59,9 +59,10 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 /// JSON data (most of a request) never reaches it.
 static CONTRACT_VALUES: PyOnceLock<(Py<PyAny>, usize)> = PyOnceLock::new();
 
-/// What the registered converter makes of `value` (a `ValueError` from it is
-/// the field's `invalid_request`), or `None` if it is not one of the
-/// contract's objects.
+/// What the registered converter makes of `value`, or `None` if it is not
+/// one of the contract's objects. Any exception it raises (it raises
+/// `ValueError` for a value it refuses) is the field's `invalid_request`,
+/// worded with the exception's text.
 fn contract_value<'py>(
     value: &Bound<'py, PyAny>,
     field: &str,
@@ -356,7 +357,7 @@ impl NativeGate {
 
 /// Registers the Python layer's converter of the contract's objects:
 /// `convert(value, field)` answers JSON data, the value itself when it is
-/// not one of them, or raises `ValueError` for one it refuses; it applies
+/// not one of them, or raises (`ValueError`) for one it refuses; it applies
 /// to values at a depth below `below`. The first registration in a process
 /// stays (a reloaded module's is the same function).
 #[pyfunction]
