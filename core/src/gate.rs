@@ -571,38 +571,47 @@ impl Gate {
     }
 
     /// Runs a call in its span, timing it and counting its round trips, and
-    /// records it (crate::metrics).
-    async fn observe<T>(
-        &self,
+    /// records it (crate::metrics). A plain function, so that `call` is boxed
+    /// (by [`timed`]) when the call is made: an `async fn` would keep `call`
+    /// in its own state beside the box, and every caller's future would
+    /// carry (and move) the whole call again.
+    fn observe<'a, T: 'a>(
+        &'a self,
         kind: &'static str,
         run_id: Option<i64>,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
+        call: impl Future<Output = Result<T>> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
         let span = tracing::debug_span!(target: "startgate", "call", call = kind, run_id);
-        let (result, elapsed, counts) = timed(span, call).await;
-        self.inner
-            .metrics
-            .call(kind, elapsed, counts, run_id, &result);
-        result
+        let timed = timed(span, call);
+        async move {
+            let (result, elapsed, counts) = timed.await;
+            self.inner
+                .metrics
+                .call(kind, elapsed, counts, run_id, &result);
+            result
+        }
     }
 
     /// [`Gate::observe`] for the starts, whose result is counted too.
-    async fn observe_start(
-        &self,
+    fn observe_start<'a>(
+        &'a self,
         kind: &'static str,
-        call: impl Future<Output = Result<StartResult>>,
-    ) -> Result<StartResult> {
+        call: impl Future<Output = Result<StartResult>> + 'a,
+    ) -> impl Future<Output = Result<StartResult>> + 'a {
         let span = tracing::debug_span!(target: "startgate", "call", call = kind);
-        let (result, elapsed, counts) = timed(span, call).await;
-        self.inner.metrics.start(kind, elapsed, counts, &result);
-        result
+        let timed = timed(span, call);
+        async move {
+            let (result, elapsed, counts) = timed.await;
+            self.inner.metrics.start(kind, elapsed, counts, &result);
+            result
+        }
     }
 }
 
 /// Runs `call` inside `span`: its output, how long it took, and its round
 /// trips and retries. A plain function that boxes `call` at once: a call's
 /// state machine is large, and nesting it in these wrappers by value would
-/// multiply what a host's thread stack holds.
+/// multiply what a host's thread stack holds and what each level copies.
 fn timed<F: Future>(
     span: tracing::Span,
     call: F,

@@ -26,7 +26,7 @@ use startgate_core::{json, Error, ErrorCode};
 mod handle;
 
 use handle::{Handle, OpenSpec};
-use startgate_host::runtime;
+use startgate_host::block_on;
 
 /// The outcome of a call. The values are stable: a retired value stays reserved.
 #[repr(u32)]
@@ -256,8 +256,9 @@ unsafe fn give(out: *mut *mut c_char, json: String) -> Result<(), Error> {
 }
 
 /// Runs a JSON-returning call on a live handle: checks `out`, resolves the
-/// handle (never dereferencing a stale or foreign pointer), runs `call` on the
-/// process's runtime and writes the result only on success.
+/// handle (never dereferencing a stale or foreign pointer), runs `call` (on
+/// the calling thread; only a wait goes to the process's runtime) and writes
+/// the result only on success.
 ///
 /// # Safety
 /// `out` and `out_error` are valid locations or NULL.
@@ -277,7 +278,7 @@ where
         }
         let handle = Handle::lookup(gate)?;
         let core = handle.gate()?;
-        let json = runtime()?.block_on(call(core)?)?;
+        let json = block_on(call(core)?)??;
         // SAFETY: checked non-NULL above.
         unsafe { give(out, json) }
     })
@@ -523,7 +524,7 @@ pub unsafe extern "C" fn startgate_migrate(
 ) -> startgate_status {
     guard(out_error, || {
         let core = Handle::lookup(gate)?.gate()?;
-        runtime()?.block_on(core.migrate())
+        block_on(core.migrate())?
     })
 }
 

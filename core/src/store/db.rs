@@ -98,10 +98,12 @@ impl Conn<'_> {
         match &mut self.db {
             Db::Sqlite(c) => Ok(c.rows::<R>(sql, params).await?.into_iter().next()),
             Db::Pg(c, persistent) => {
-                bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
-                    .persistent(*persistent)
-                    .fetch_optional(&mut **c)
-                    .await
+                Box::pin(
+                    bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
+                        .persistent(*persistent)
+                        .fetch_optional(&mut **c),
+                )
+                .await
             }
         }
     }
@@ -127,10 +129,12 @@ impl Conn<'_> {
         match &mut self.db {
             Db::Sqlite(c) => c.rows::<R>(sql, params).await,
             Db::Pg(c, persistent) => {
-                bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
-                    .persistent(*persistent)
-                    .fetch_all(&mut **c)
-                    .await
+                Box::pin(
+                    bind_all!(sqlx::query_as::<Postgres, R>(sql), params)
+                        .persistent(*persistent)
+                        .fetch_all(&mut **c),
+                )
+                .await
             }
         }
     }
@@ -146,11 +150,13 @@ impl Conn<'_> {
         crate::metrics::round_trip();
         match &mut self.db {
             Db::Sqlite(c) => c.execute(sql, params).await,
-            Db::Pg(c, persistent) => Ok(bind_all!(sqlx::query::<Postgres>(sql), params)
-                .persistent(*persistent)
-                .execute(&mut **c)
-                .await?
-                .rows_affected()),
+            Db::Pg(c, persistent) => Ok(Box::pin(
+                bind_all!(sqlx::query::<Postgres>(sql), params)
+                    .persistent(*persistent)
+                    .execute(&mut **c),
+            )
+            .await?
+            .rows_affected()),
         }
     }
 }

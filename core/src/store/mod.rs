@@ -4,6 +4,7 @@
 //! single-statement fast paths (`fast`) so the accepted path is one round trip.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -634,18 +635,29 @@ impl Store {
 
     /// Bounds a call on the client side, and tells an unreachable PostgreSQL
     /// (`store_unavailable`) apart from a pool that stayed busy (`store_timeout`).
-    async fn bounded<T>(&self, call: impl Future<Output = SResult<T>>) -> Result<T> {
-        self.bounded_call(call, true).await
+    ///
+    /// A plain function that boxes `call` at once: an `async fn` keeps its
+    /// argument beside every future it hands it to, so each wrapper level
+    /// would copy and hold the whole call again (a start's state grew to
+    /// 13 KB this way, moved by `memcpy` at every level).
+    fn bounded<'a, T: 'a>(
+        &'a self,
+        call: impl Future<Output = SResult<T>> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        self.bounded_call(Box::pin(call), true)
     }
 
     /// `bounded` for calls that write nothing.
-    async fn bounded_read<T>(&self, call: impl Future<Output = SResult<T>>) -> Result<T> {
-        self.bounded_call(call, false).await
+    fn bounded_read<'a, T: 'a>(
+        &'a self,
+        call: impl Future<Output = SResult<T>> + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        self.bounded_call(Box::pin(call), false)
     }
 
     async fn bounded_call<T>(
         &self,
-        call: impl Future<Output = SResult<T>>,
+        call: Pin<Box<impl Future<Output = SResult<T>>>>,
         writes: bool,
     ) -> Result<T> {
         let result = match pool::within(self.call_bound, call).await {
@@ -661,7 +673,7 @@ impl Store {
             Err(Error::StoreTimeout {
                 source: Some(sqlx::Error::PoolTimedOut),
                 ..
-            }) => Err(self.diagnose_pool_timeout().await),
+            }) => Err(Box::pin(self.diagnose_pool_timeout()).await),
             other => other,
         }
     }
@@ -696,7 +708,7 @@ impl Store {
     pub(crate) async fn admit(&self, plan: &Plan<'_>, clock: &Clock) -> Result<Admission> {
         self.bounded(async {
             if let Backend::Postgres(pg) = &self.backend {
-                return fast::admit(self, pg, plan, clock).await;
+                return Box::pin(fast::admit(self, pg, plan, clock)).await;
             }
             self.admit_in_transaction(plan, clock).await
         })
