@@ -268,6 +268,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "index what is read",
         sql: include_str!("../../../migrations/sqlite/0002_index_what_is_read.sql"),
     },
+    Migration {
+        version: 3,
+        description: "checks without temporary tables",
+        sql: include_str!("../../../migrations/sqlite/0003_checks_without_temporary_tables.sql"),
+    },
 ];
 
 fn migration_failed(message: String) -> Error {
@@ -280,6 +285,10 @@ fn migration_failed(message: String) -> Error {
 /// Applies the migrations not yet applied, each in its own transaction;
 /// refuses a database whose applied migrations differ from these.
 pub(crate) async fn migrate(conn: &mut LiteConnection) -> Result<()> {
+    migrate_with(conn, MIGRATIONS).await
+}
+
+async fn migrate_with(conn: &mut LiteConnection, migrations: &[Migration]) -> Result<()> {
     conn.control(
         "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\
             version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
@@ -287,7 +296,7 @@ pub(crate) async fn migrate(conn: &mut LiteConnection) -> Result<()> {
             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
     )
     .await?;
-    for migration in MIGRATIONS {
+    for migration in migrations {
         let checksum = Sha384::digest(migration.sql.as_bytes()).to_vec();
         conn.control("BEGIN IMMEDIATE").await?;
         let applied: std::result::Result<Option<(Vec<u8>, bool)>, sqlx::Error> = conn
@@ -381,4 +390,116 @@ extern "C" fn checkpoint_all() {
             weak.with_idle(LiteConnection::checkpoint);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(conn: &LiteConnection, sql: &str) -> Vec<Vec<String>> {
+        let mut statement = conn.conn.prepare(sql).unwrap();
+        let columns = statement.column_count();
+        let rows = statement
+            .query_map([], |row| {
+                (0..columns)
+                    .map(|i| {
+                        let value: rusqlite::types::Value = row.get(i)?;
+                        Ok(format!("{value:?}"))
+                    })
+                    .collect()
+            })
+            .unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    const RUN: &str = "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, \
+        status, initiator, actor_id, lease_us, tenant_active, created_at, status_changed_at, \
+        fencing_token) VALUES ('inventory.sync', 't', ?1, ?2, 'user', 'a', 1, 1, 1, 1, 1)";
+
+    /// Migration 3 rebuilds both tables of a database that already holds
+    /// runs: every row, id and index survives, ids continue above the old
+    /// high-water mark, the checks still refuse, and an insert no longer
+    /// builds a temporary b-tree per check.
+    #[tokio::test]
+    async fn migration_3_keeps_every_row_and_id_and_drops_the_temporary_tables() {
+        let options = LiteOptions {
+            file: None,
+            busy_timeout: Duration::from_secs(1),
+        };
+        let mut conn = LiteConnection::open_now(&options).unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..2]).await.unwrap();
+        for (connection, status) in [("c1", "succeeded"), ("c2", "queued"), ("c3", "blocked")] {
+            conn.conn.execute(RUN, [connection, status]).unwrap();
+            conn.conn
+                .execute(
+                    "INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, \
+                     actor_id, initiator, outcome, run_id) \
+                     VALUES (1, 'start', 'inventory.sync', 't', 'a', 'user', 'accepted', \
+                     last_insert_rowid())",
+                    [],
+                )
+                .unwrap();
+        }
+        // The newest run is gone (as if pruned): its id must still not come back.
+        conn.conn
+            .execute("DELETE FROM operation_runs WHERE id = 3", [])
+            .unwrap();
+        let tables = "SELECT * FROM operation_runs ORDER BY id";
+        let audit = "SELECT * FROM start_attempts ORDER BY id";
+        let sequence = "SELECT name, seq FROM sqlite_sequence ORDER BY name";
+        let indexes = "SELECT name, tbl_name, replace(replace(sql, char(10), ''), ' ', '') \
+                       FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name";
+        let before: Vec<_> = [tables, audit, sequence, indexes]
+            .iter()
+            .map(|sql| query(&conn, sql))
+            .collect();
+        assert_eq!(before[0].len(), 2);
+        assert_eq!(before[2][0], ["Text(\"operation_runs\")", "Integer(3)"]);
+
+        migrate(&mut conn).await.unwrap();
+
+        let after: Vec<_> = [tables, audit, sequence, indexes]
+            .iter()
+            .map(|sql| query(&conn, sql))
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(
+            query(
+                &conn,
+                "SELECT version FROM _sqlx_migrations ORDER BY version"
+            ),
+            [["Integer(1)"], ["Integer(2)"], ["Integer(3)"]]
+        );
+        conn.conn.execute(RUN, ["c4", "queued"]).unwrap();
+        assert_eq!(
+            query(&conn, "SELECT max(id) FROM operation_runs"),
+            [["Integer(4)"]]
+        );
+        let refused = conn.conn.execute(RUN, ["c5", "finished"]).unwrap_err();
+        assert!(
+            refused.to_string().contains("CHECK constraint failed"),
+            "{refused}"
+        );
+        // The scope lock is still there.
+        assert!(conn.conn.execute(RUN, ["c4", "running"]).is_err());
+        let ephemeral = |sql: &str| {
+            query(&conn, &format!("EXPLAIN {sql}"))
+                .iter()
+                .filter(|row| row[1] == "Text(\"OpenEphemeral\")")
+                .count()
+        };
+        assert_eq!(
+            ephemeral(&RUN.replace("?1", "'c6'").replace("?2", "'queued'")),
+            0
+        );
+        assert_eq!(
+            ephemeral(
+                "INSERT INTO start_attempts (attempted_at, source, operation, tenant_id, \
+                 actor_id, initiator, outcome) \
+                 VALUES (1, 'start', 'inventory.sync', 't', 'a', 'user', 'accepted')"
+            ),
+            0
+        );
+        assert_eq!(query(&conn, "PRAGMA integrity_check"), [["Text(\"ok\")"]]);
+    }
 }
