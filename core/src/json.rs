@@ -200,11 +200,14 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
         .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
 }
 
-/// How a call's result leaves the library: as a `Value` tree, which the
-/// Python and Node bindings turn into their own values, or as JSON text for
-/// the C ABI, written straight from the result.
-trait Encoding {
+/// How a call's result leaves the library: as a `Value` tree (Node turns it
+/// into its own values), as JSON text for the C ABI, or as a binding's own
+/// values written straight from the result (Python), through
+/// [`call_encoded`].
+pub trait Encoding {
+    /// What a call answers with.
     type Output;
+    /// Encodes a call's result.
     fn encode<T: serde::Serialize>(value: &T) -> Result<Self::Output>;
     /// A result that is already a `Value` (taken as it is, not re-encoded).
     fn from_value(value: Value) -> Result<Self::Output>;
@@ -525,6 +528,16 @@ fn pure<E: Encoding>(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<E::Ou
 /// [`crate::input`] that only they can make). Returns the result document.
 pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<Value> {
     dispatch::<AsValue>(gate, method, args).await
+}
+
+/// [`call_value`] with the result encoded by `E`, straight from the result
+/// (no `Value` tree in between).
+pub async fn call_encoded<E: Encoding>(
+    gate: &Gate,
+    method: &str,
+    args: Map<String, Value>,
+) -> Result<E::Output> {
+    dispatch::<E>(gate, method, args).await
 }
 
 /// [`call_value`] with the result as JSON text, written straight from the

@@ -2,7 +2,7 @@
 //! holds a fork-aware gate. Arguments arrive as Python values and are
 //! converted here, with the checks only this side can make (a lone surrogate,
 //! a NaN, a key that is not a string, nesting deeper than the limit; see
-//! `startgate::input`), then handed to the core's `call_value`, which checks
+//! `startgate::input`), then handed to the core's `call_encoded`, which checks
 //! and decodes them exactly as it does for every other surface. Results come
 //! back as Python values. Every call answers `(True, result)` or
 //! `(False, (code, message, cause, field))`; the Python layer turns those into
@@ -220,9 +220,40 @@ fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>>
     })
 }
 
-fn answer<'py>(py: Python<'py>, result: Result<Value, Error>) -> PyResult<Bound<'py, PyTuple>> {
+fn encode_failed(err: &dyn std::fmt::Display) -> Error {
+    Error::Internal {
+        message: format!("cannot encode the result: {err}"),
+    }
+}
+
+/// Results as Python values, written by serde straight from the core's
+/// types (no `Value` tree, no second walk). Encoding runs where the call
+/// finished, with the GIL taken for it.
+struct AsPython;
+
+impl json::Encoding for AsPython {
+    type Output = Py<PyAny>;
+
+    fn encode<T: serde::Serialize>(value: &T) -> Result<Py<PyAny>, Error> {
+        Python::attach(|py| {
+            pythonize::pythonize(py, value)
+                .map(Bound::unbind)
+                .map_err(|e| encode_failed(&e))
+        })
+    }
+
+    fn from_value(value: Value) -> Result<Py<PyAny>, Error> {
+        Python::attach(|py| {
+            to_python(py, &value)
+                .map(Bound::unbind)
+                .map_err(|e| encode_failed(&e))
+        })
+    }
+}
+
+fn answer<'py>(py: Python<'py>, result: Result<Py<PyAny>, Error>) -> PyResult<Bound<'py, PyTuple>> {
     match result {
-        Ok(value) => (true, to_python(py, &value)?).into_pyobject(py),
+        Ok(value) => (true, value).into_pyobject(py),
         Err(err) => (false, failure(&err)).into_pyobject(py),
     }
 }
@@ -295,7 +326,7 @@ impl NativeGate {
         let result = py.detach(|| {
             let args = converted?;
             let gate = self.inner.gate()?;
-            block_on(json::call_value(&gate, &method, args))?
+            block_on(json::call_encoded::<AsPython>(&gate, &method, args))?
         });
         answer(py, result)
     }
@@ -314,10 +345,10 @@ impl NativeGate {
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let converted = arguments(&args);
         let callback = done.clone_ref(py);
-        let polled = py.detach(move || -> Result<Option<Result<Value, Error>>, Error> {
+        let polled = py.detach(move || -> Result<Option<Result<Py<PyAny>, Error>>, Error> {
             let args = converted?;
             let gate = self.inner.gate()?;
-            let call = async move { json::call_value(&gate, &method, args).await };
+            let call = async move { json::call_encoded::<AsPython>(&gate, &method, args).await };
             match poll_once(call)? {
                 Polled::Ready(result) => Ok(Some(result)),
                 Polled::Pending(call) => {
