@@ -85,6 +85,40 @@ struct Sample {
     start_ns: f64,
 }
 
+/// What JSON text costs a call that takes and answers it, with no call in
+/// between: serde decoding the document straight into the core's type and
+/// encoding the answer, the least a JSON surface (the C ABI, PHP over it)
+/// can pay. Medians over `n`, in ns, for `present` and for `start`.
+fn json_floor(
+    request: &str,
+    result: &startgate::StartResult,
+    gate: &Gate,
+    n: usize,
+) -> BenchResult<Sample> {
+    let result_text = serde_json::to_string(result).map_err(err("encode"))?;
+    let presentation = gate.present(result);
+    let mut present = Vec::with_capacity(n);
+    let mut start = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let decoded: startgate::StartResult =
+            serde_json::from_str(&result_text).map_err(err("decode"))?;
+        std::hint::black_box(&decoded);
+        std::hint::black_box(serde_json::to_string(&presentation).map_err(err("encode"))?);
+        present.push(t.elapsed().as_nanos() as f64);
+        let t = Instant::now();
+        let decoded: startgate::StartRequest =
+            serde_json::from_str(request).map_err(err("decode"))?;
+        std::hint::black_box(&decoded);
+        std::hint::black_box(serde_json::to_string(result).map_err(err("encode"))?);
+        start.push(t.elapsed().as_nanos() as f64);
+    }
+    Ok(Sample {
+        present_ns: quantile(&mut present, 0.5),
+        start_ns: quantile(&mut start, 0.5),
+    })
+}
+
 /// A consistent copy of the template database, WAL included (`VACUUM INTO`
 /// reads through SQLite, so nothing still in the template's WAL is missed).
 async fn copy_db(template: &Path, to: &Path) -> BenchResult<()> {
@@ -103,7 +137,8 @@ async fn copy_db(template: &Path, to: &Path) -> BenchResult<()> {
     Ok(())
 }
 
-async fn rust_sample(url: &str, n: usize) -> BenchResult<Sample> {
+/// The Rust calls, and the JSON floor measured beside them ([`json_floor`]).
+async fn rust_sample(url: &str, n: usize) -> BenchResult<(Sample, Sample)> {
     let gate = Gate::open_with(url, setup::registry()?, setup::options(4))
         .await
         .map_err(err("open"))?;
@@ -111,14 +146,7 @@ async fn rust_sample(url: &str, n: usize) -> BenchResult<Sample> {
         accepted_start(&gate, n + i).await?;
     }
     let result = gate
-        .start(
-            &startgate::StartRequest::new(
-                "inventory.sync",
-                "bench",
-                startgate::Actor::member("bench", ["inventory.sync", "compliance.read"]),
-            )
-            .with_connection(format!("c-{}", n + 50)),
-        )
+        .start(&request_for(n + 50))
         .await
         .map_err(err("start"))?;
     let mut present = Vec::with_capacity(n);
@@ -129,12 +157,7 @@ async fn rust_sample(url: &str, n: usize) -> BenchResult<Sample> {
     }
     let mut start = Vec::with_capacity(n);
     for i in 0..n {
-        let request = startgate::StartRequest::new(
-            "inventory.sync",
-            "bench",
-            startgate::Actor::member("bench", ["inventory.sync", "compliance.read"]),
-        )
-        .with_connection(format!("c-{i}"));
+        let request = request_for(i);
         let t = Instant::now();
         let r = gate.start(&request).await.map_err(err("start"))?;
         start.push(t.elapsed().as_nanos() as f64);
@@ -142,11 +165,26 @@ async fn rust_sample(url: &str, n: usize) -> BenchResult<Sample> {
             return Err("rust surface: not accepted".into());
         }
     }
+    let request = serde_json::to_string(&request_for(n)).map_err(err("encode"))?;
+    let json = json_floor(&request, &result, &gate, n)?;
     gate.close().await;
-    Ok(Sample {
-        present_ns: quantile(&mut present, 0.5),
-        start_ns: quantile(&mut start, 0.5),
-    })
+    Ok((
+        Sample {
+            present_ns: quantile(&mut present, 0.5),
+            start_ns: quantile(&mut start, 0.5),
+        },
+        json,
+    ))
+}
+
+/// The accepted start on scope `c-{scope}` that every surface makes.
+fn request_for(scope: usize) -> startgate::StartRequest {
+    startgate::StartRequest::new(
+        "inventory.sync",
+        "bench",
+        startgate::Actor::member("bench", ["inventory.sync", "compliance.read"]),
+    )
+    .with_connection(format!("c-{scope}"))
 }
 
 /// The Rust call the foreign surfaces make: JSON in, `block_on` on the
@@ -248,7 +286,8 @@ pub async fn surfaces(scale: &Scale, work: &Path) -> BenchResult<Section> {
     std::fs::write(&registry, setup::REGISTRY).map_err(err("registry file"))?;
 
     const HOST: &str = "Rust via startgate-host (JSON, block_on)";
-    let names: Vec<&str> = ["Rust", HOST]
+    const JSON: &str = "Rust + JSON text in and out, no call (floor of a JSON surface)";
+    let names: Vec<&str> = ["Rust", JSON, HOST]
         .into_iter()
         .chain(drivers.iter().map(|d| d.name))
         .collect();
@@ -260,14 +299,24 @@ pub async fn surfaces(scale: &Scale, work: &Path) -> BenchResult<Section> {
         let mut samples: Vec<Option<Sample>> = vec![None; names.len()];
         for k in 0..names.len() {
             let i = (k + round) % names.len(); // rotate who goes first
+            if i == 1 {
+                continue; // the floor row is measured with the Rust row, in its process
+            }
             let db = work.join(format!("surface-{round}-{i}.db"));
             copy_db(&template, &db).await?;
             let url = format!("sqlite://{}", db.display());
-            samples[i] = Some(match i {
-                0 => rust_sample(&url, n).await?,
-                1 => host_sample(&url, n)?,
-                _ => driver_sample(&drivers[i - 2], &url, &registry, n)?,
-            });
+            match i {
+                0 => {
+                    let (rust, json) = rust_sample(&url, n).await?;
+                    samples[0] = Some(rust);
+                    samples[1] = Some(Sample {
+                        present_ns: rust.present_ns + json.present_ns,
+                        start_ns: rust.start_ns + json.start_ns,
+                    });
+                }
+                2 => samples[2] = Some(host_sample(&url, n)?),
+                _ => samples[i] = Some(driver_sample(&drivers[i - 3], &url, &registry, n)?),
+            }
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
             }
@@ -312,7 +361,9 @@ pub async fn surfaces(scale: &Scale, work: &Path) -> BenchResult<Section> {
          one prepared SQLite file; `start` is the accepted path on a fresh scope), {} rounds with the order \
          rotated each round; ratios are to the Rust call of the same round. Only the call is timed: the \
          request is built before the clock starts, the conversion of the result to the surface's values \
-         is inside it.",
+         is inside it. The floor row adds to the Rust call what serde takes to decode the call's JSON \
+         document straight into the core's type and to encode its answer as JSON text, timed in the \
+         same process: the least a surface that passes JSON text (C, and PHP over it) can add.",
         rows.join("\n"),
         scale.rounds
     );

@@ -352,7 +352,68 @@ pub fn from_value<T: DeserializeOwned>(root: &str, value: Value) -> Result<T> {
 
 /// JSON text as `T`: [`parse_value`], then [`from_value`].
 pub fn parse<T: DeserializeOwned>(root: &str, json: &str) -> Result<T> {
-    from_value(root, parse_value(root, json)?)
+    parse_bytes(root, json.as_bytes())
+}
+
+/// JSON bytes as `T`, with the answer of [`parse_value_bytes`] then
+/// [`from_value`] (what a C caller hands over). The common case — a
+/// document of at most half the size limit, nested at most half the depth
+/// limit, with no `\u` escape of a NUL or a surrogate, that decodes as `T`
+/// — is decoded straight from the text, without a value tree in between;
+/// anything else takes the checked path, which refuses it naming the field.
+pub fn parse_bytes<T: DeserializeOwned>(root: &str, json: &[u8]) -> Result<T> {
+    if plain(json) {
+        if let Ok(decoded) = serde_json::from_slice::<T>(json) {
+            return Ok(decoded);
+        }
+    }
+    from_value(root, parse_value_bytes(root, json)?)
+}
+
+/// Nesting within which [`plain`] lets a document skip the value tree.
+const PLAIN_DEPTH: usize = MAX_DEPTH / 2;
+
+/// Whether JSON text that decodes as a type would also pass the checked
+/// path unchanged: at most half [`MAX_JSON_BYTES`] (so its text cannot
+/// exceed the limit), UTF-8, no `\u` escape that could be a NUL or half of
+/// a surrogate pair, and nested at most [`PLAIN_DEPTH`] deep. The last two
+/// matter because serde skips a field the type ignores without checking
+/// its text or counting its depth. A false alarm (`"\\u0000"` is a
+/// backslash and text) only costs the checked path.
+fn plain(json: &[u8]) -> bool {
+    if json.len() > MAX_JSON_BYTES / 2 || std::str::from_utf8(json).is_err() {
+        return false;
+    }
+    let suspect = |at: usize| matches!(json.get(at + 2..at + 6), Some(b"0000" | [b'd' | b'D', ..]));
+    if memchr::memmem::find_iter(json, b"\\u").any(suspect) {
+        return false;
+    }
+    // Fewer brackets than the limit, counted even inside text, cannot nest
+    // deeper than it; only a document with more is read with its strings.
+    let brackets = json.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    brackets <= PLAIN_DEPTH || nested_within(json, PLAIN_DEPTH)
+}
+
+/// Whether the lists and objects of JSON text nest at most `limit` deep
+/// (brackets inside strings do not count).
+fn nested_within(json: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        match (in_string, byte) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (_, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -365,6 +426,70 @@ mod tests {
             Error::InvalidRequest { field, message } => (field, message),
             other => panic!("not invalid_request: {other}"),
         }
+    }
+
+    /// Ignores fields it does not know, as the result and run documents do.
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Loose {
+        id: i64,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        params: Option<Value>,
+    }
+
+    fn checked(json: &[u8]) -> Result<Loose> {
+        from_value("doc", parse_value_bytes("doc", json)?)
+    }
+
+    #[test]
+    fn decoding_straight_from_text_answers_as_the_checked_path() {
+        let deep = format!(
+            "{{\"id\": 1, \"x\": {}{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let cases: Vec<&[u8]> = vec![
+            br#"{"id": 1, "name": "a", "params": {"a": [1, {"b": null}], "c": 2.5}}"#,
+            br#"{"id": 1, "name": "q\"[[{ \\"}"#,
+            // What serde would skip unread in a field the type ignores.
+            br#"{"id": 1, "x": "\u0000"}"#,
+            br#"{"id": 1, "x": {"k\u0000": 1}}"#,
+            br#"{"id": 1, "x": "\ud800"}"#,
+            br#"{"id": 1, "x": "\uDC00"}"#,
+            b"{\"id\": 1, \"x\": \"\xff\"}",
+            deep.as_bytes(),
+            // Read fields.
+            br#"{"id": 1, "name": "a\u0000"}"#,
+            br#"{"id": 1, "name": "\ud83d\ude00"}"#,
+            br#"{"id": 1.5}"#,
+            br#"{"id": "1"}"#,
+            br#"{"id": 1, "id": 2}"#,
+            br#"{"name": "a"}"#,
+            br#"{"id": 1} x"#,
+            br#"{"id": 1, "name": "a\\u0000"}"#,
+        ];
+        for text in cases {
+            let shown = String::from_utf8_lossy(text);
+            let fast = parse_bytes::<Loose>("doc", text).map_err(field);
+            let slow = checked(text).map_err(field);
+            assert_eq!(fast, slow, "{shown}");
+        }
+        // Those a skipped field could hide are the ones kept off the fast path.
+        assert!(parse_bytes::<Loose>("doc", deep.as_bytes()).is_err());
+        assert!(parse_bytes::<Loose>("doc", br#"{"id": 1, "x": "\ud800"}"#).is_err());
+        assert!(plain(br#"{"id": 1, "name": "q\"[[{ \\"}"#));
+        assert!(!plain(br#"{"x": "\u0000"}"#));
+        assert!(!plain(br#"{"x": "\uD800"}"#));
+        assert!(!plain(deep.as_bytes()));
+        // Many brackets, inside text or side by side, are not depth.
+        let text = format!("{{\"id\": 1, \"name\": \"{}\"}}", "[\\\"{".repeat(100));
+        let flat = format!("{{\"id\": 1, \"x\": [{}[]]}}", "[], {}, ".repeat(100));
+        assert!(plain(text.as_bytes()) && plain(flat.as_bytes()));
+        assert_eq!(
+            parse_bytes::<Loose>("doc", text.as_bytes()).map_err(field),
+            checked(text.as_bytes()).map_err(field)
+        );
     }
 
     #[test]

@@ -21,7 +21,10 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 
-use startgate_core::{json, Error, ErrorCode};
+use startgate_core::{
+    json, Completion, Error, ErrorCode, ProviderConnection, Run, SequenceRequest, StartRequest,
+    StartResult,
+};
 
 mod handle;
 
@@ -199,12 +202,34 @@ unsafe fn optional_text<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a
 /// # Safety
 /// As for [`text`].
 unsafe fn document(ptr: *const c_char, name: &str) -> Result<serde_json::Value, Error> {
+    // SAFETY: as for `text`.
+    startgate_core::input::parse_value_bytes(name, unsafe { document_bytes(ptr, name) }?)
+}
+
+/// A borrowed document argument decoded as `T`, with the answers of
+/// [`document`] then the core's decoding, and without a value tree in
+/// between when the document needs none (`input::parse_bytes`).
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn decoded<T: serde::de::DeserializeOwned>(
+    ptr: *const c_char,
+    name: &str,
+) -> Result<T, Error> {
+    // SAFETY: as for `text`.
+    startgate_core::input::parse_bytes(name, unsafe { document_bytes(ptr, name) }?)
+}
+
+/// The bytes of a document argument, refused when NULL.
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn document_bytes<'a>(ptr: *const c_char, name: &str) -> Result<&'a [u8], Error> {
     if ptr.is_null() {
         return Err(invalid(name, "must not be NULL"));
     }
     // SAFETY: non-NULL and NUL-terminated per the contract of `text`.
-    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
-    startgate_core::input::parse_value_bytes(name, bytes)
+    Ok(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
 /// Calls `method` with one named document argument and encodes the result.
@@ -544,8 +569,8 @@ pub unsafe extern "C" fn startgate_start(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let request = document(request_json, "request")?;
-            Ok(with_document(core, "start", "request", request))
+            let request: StartRequest = decoded(request_json, "request")?;
+            Ok(async move { json::to_json(&core.start(&request).await?) })
         })
     }
 }
@@ -588,8 +613,8 @@ pub unsafe extern "C" fn startgate_start_sequence(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let request = document(request_json, "request")?;
-            Ok(with_document(core, "start_sequence", "request", request))
+            let request: SequenceRequest = decoded(request_json, "request")?;
+            Ok(async move { json::to_json(&core.start_sequence(&request).await?) })
         })
     }
 }
@@ -652,8 +677,8 @@ pub unsafe extern "C" fn startgate_complete(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let completion = document(completion_json, "completion")?;
-            Ok(with_document(core, "complete", "completion", completion))
+            let completion: Completion = decoded(completion_json, "completion")?;
+            Ok(async move { json::to_json(&core.complete(&completion).await?) })
         })
     }
 }
@@ -777,13 +802,8 @@ pub unsafe extern "C" fn startgate_upsert_connection(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let connection = document(connection_json, "connection")?;
-            Ok(with_document(
-                core,
-                "upsert_connection",
-                "connection",
-                connection,
-            ))
+            let connection: ProviderConnection = decoded(connection_json, "connection")?;
+            Ok(async move { json::to_json(&core.upsert_connection(&connection).await?) })
         })
     }
 }
@@ -844,8 +864,8 @@ pub unsafe extern "C" fn startgate_present(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let result = document(result_json, "result")?;
-            Ok(with_document(core, "present", "result", result))
+            let result: StartResult = decoded(result_json, "result")?;
+            Ok(std::future::ready(json::to_json(&core.present(&result))))
         })
     }
 }
@@ -864,8 +884,8 @@ pub unsafe extern "C" fn startgate_present_run(
     // SAFETY: per the function's contract.
     unsafe {
         json_call(gate, out_json, out_error, |core| {
-            let run = document(run_json, "run")?;
-            Ok(with_document(core, "present_run", "run", run))
+            let run: Run = decoded(run_json, "run")?;
+            Ok(std::future::ready(json::to_json(&core.present_run(&run))))
         })
     }
 }
