@@ -361,6 +361,118 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
         .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
 }
 
+/// `tenant_id` → `tenantId`: a contract key as the Node surface names it.
+pub fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Largest integer a JavaScript number holds exactly, 2^53 − 1.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// JSON text with every object key renamed by [`camel`], except anywhere
+/// inside the value of a key in `opaque` (the host's own documents): the
+/// object a `Value` tree renamed key by key would give, without the tree.
+/// `None` when the text holds an integer beyond ±(2^53 − 1), which a
+/// JavaScript number cannot carry (the caller converts that value by value).
+pub fn camel_case_text(json: &str, opaque: &[&str]) -> Option<String> {
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len() + 16);
+    // Per open list or object: whether it is an object, and whether it is
+    // inside an opaque value (its keys are the host's: never renamed).
+    let mut open: Vec<(bool, bool)> = Vec::new();
+    let (mut key_next, mut opaque_next, mut at) = (false, false, 0usize);
+    while let Some(&byte) = bytes.get(at) {
+        let inside = open.last().is_some_and(|&(_, inside)| inside);
+        match byte {
+            b'"' => {
+                let end = string_end(bytes, at)?;
+                let token = &json[at..end];
+                let key = &token[1..token.len() - 1];
+                if key_next && !inside && key.contains('_') {
+                    if key.contains('\\') {
+                        // Rename the text, not its escapes.
+                        let text: String = serde_json::from_str(token).ok()?;
+                        out.push_str(&serde_json::to_string(&camel(&text)).ok()?);
+                    } else {
+                        out.push('"');
+                        out.push_str(&camel(key));
+                        out.push('"');
+                    }
+                } else {
+                    out.push_str(token);
+                }
+                opaque_next = key_next && opaque.contains(&key);
+                key_next = false;
+                at = end;
+                continue;
+            }
+            b'{' | b'[' => {
+                open.push((byte == b'{', inside || opaque_next));
+                key_next = byte == b'{';
+            }
+            b'}' | b']' => {
+                open.pop();
+                key_next = false;
+            }
+            b',' => key_next = open.last().is_some_and(|&(object, _)| object),
+            b':' => {}
+            b'-' | b'0'..=b'9' => {
+                let end = bytes[at..]
+                    .iter()
+                    .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .map_or(bytes.len(), |n| at + n);
+                let number = &json[at..end];
+                let digits = number.trim_start_matches('-');
+                let integer = !digits.contains(['.', 'e', 'E']);
+                if integer
+                    && digits.len() > 15
+                    && digits.parse::<u64>().map_or(true, |n| n > MAX_SAFE_INTEGER)
+                {
+                    return None;
+                }
+                out.push_str(number);
+                at = end;
+                continue;
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => {}
+            // `true`, `false`, `null`.
+            b'a'..=b'z' => {}
+            _ => return None,
+        }
+        if byte != b':' && !byte.is_ascii_whitespace() {
+            opaque_next = false;
+        }
+        out.push(char::from(byte));
+        at += 1;
+    }
+    Some(out)
+}
+
+/// Where the JSON string starting at `start` (its opening quote) ends: the
+/// index after its closing quote.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut at = start + 1;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+        if bytes[at] == b'"' {
+            return Some(at + 1);
+        }
+        at += 2;
+    }
+}
+
 /// `start` with a start request document; returns the start result document.
 pub async fn start(gate: &Gate, request: &str) -> Result<String> {
     to_json(
@@ -462,6 +574,15 @@ pub const PURE_METHODS: [&str; 4] = ["present", "present_run", "advance_clock", 
 /// [`call_value`].
 pub fn call_pure(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<Value> {
     pure::<AsValue>(gate, method, pure_args(method, args)?)
+}
+
+/// [`call_pure`] with the result encoded by `E` (see [`call_encoded`]).
+pub fn call_pure_encoded<E: Encoding>(
+    gate: &Gate,
+    method: &str,
+    args: Map<String, Value>,
+) -> Result<E::Output> {
+    pure::<E>(gate, method, pure_args(method, args)?)
 }
 
 /// [`call_pure`] with the result as JSON text (see [`call_text`]).
@@ -661,4 +782,75 @@ async fn dispatch<E: Encoding>(
         }
     };
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPAQUE: [&str; 2] = ["params", "summary"];
+
+    /// What renaming a `Value` tree key by key gives (the Node surface's
+    /// conversion before [`camel_case_text`]).
+    fn renamed(value: Value, inside: bool) -> Value {
+        match value {
+            Value::Object(map) if !inside => Value::Object(
+                map.into_iter()
+                    .map(|(key, v)| {
+                        let v = renamed(v, OPAQUE.contains(&key.as_str()));
+                        (camel(&key), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) if !inside => {
+                Value::Array(items.into_iter().map(|v| renamed(v, false)).collect())
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn camel_case_text_renames_as_the_tree_would() {
+        let documents = [
+            json!({"tenant_id": "t", "run": {"fencing_token": 7, "is_member": true, "x": null}}),
+            json!({"params": {"keep_me": [{"and_me": 1}], "summary": {"a_b": 2}}, "next_run": [{"run_id": 1}]}),
+            json!({"summary": "text_with_under_scores", "reason_code": "a_b", "list_of": [[], {}, [{"deep_key": -1.5e-7}]]}),
+            json!({"escaped_\"key\\": {"new\nline_x": "v"}, "é_é": "ü_x", "n_1": -9007199254740991_i64}),
+            json!([{"a_b": false}, {"params": [{"c_d": 1}]}, 12, "s_t"]),
+            json!({"big_float": 1e300, "small_int": 0, "neg": -0.0}),
+        ];
+        for document in documents {
+            let text = to_json(&document).unwrap();
+            let camel = camel_case_text(&text, &OPAQUE).unwrap_or_else(|| panic!("{text}"));
+            let parsed: Value = serde_json::from_str(&camel).unwrap();
+            assert_eq!(parsed, renamed(document, false), "{text}");
+        }
+        // Straight from a result type, as the Node surface writes it.
+        let request = StartRequest::new(
+            "inventory.sync",
+            "contoso",
+            crate::Actor::member("alice", ["inventory.sync"]),
+        );
+        let text = to_json(&request).unwrap();
+        let camel = camel_case_text(&text, &OPAQUE).unwrap();
+        assert!(
+            camel.contains("\"tenantId\":\"contoso\"") && camel.contains("\"isMember\":true"),
+            "{camel}"
+        );
+    }
+
+    #[test]
+    fn camel_case_text_leaves_wide_integers_to_the_tree() {
+        for (value, wide) in [
+            (json!({"id": 9007199254740991_i64}), false),
+            (json!({"id": -9007199254740991_i64}), false),
+            (json!({"id": 9007199254740992_i64}), true),
+            (json!({"params": {"id": -9007199254740992_i64}}), true),
+            (json!({"id": u64::MAX}), true),
+            (json!({"id": 123456789012345678.0}), false),
+        ] {
+            let text = to_json(&value).unwrap();
+            assert_eq!(camel_case_text(&text, &OPAQUE).is_none(), wide, "{text}");
+        }
+    }
 }

@@ -32,23 +32,6 @@ pub fn snake(key: &str) -> String {
     out
 }
 
-/// `tenant_id` → `tenantId`.
-pub fn camel(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    let mut upper = false;
-    for c in key.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// A failed N-API call while reading a value: the engine refused, not the caller.
 fn engine(what: &str) -> Error {
     Error::Internal {

@@ -27,7 +27,8 @@ use serde_json::{Map, Value};
 use startgate::json::{self as contract, load_registry, OpenOptions as CoreOpenOptions};
 use startgate::{input, Registry};
 
-use convert::{argument, camel, parse_json, OPAQUE};
+use contract::camel;
+use convert::{argument, parse_json, OPAQUE};
 
 /// Renames object keys to camelCase, leaving the host's documents alone.
 fn camel_keys(value: Value) -> Value {
@@ -71,6 +72,33 @@ impl Camel {
         } else {
             Camel::Text(value.to_string())
         }
+    }
+}
+
+/// A call's result written as camelCased JSON text straight from the core's
+/// types (no `Value` tree in between), or as the tree when it holds a wide
+/// integer.
+struct AsCamel;
+
+impl contract::Encoding for AsCamel {
+    type Output = Camel;
+
+    fn encode<T: serde::Serialize>(value: &T) -> startgate::Result<Camel> {
+        let text = contract::to_json(value)?;
+        match contract::camel_case_text(&text, &OPAQUE) {
+            Some(camel) => Ok(Camel::Text(camel)),
+            None => {
+                serde_json::from_str(&text)
+                    .map(Camel::of)
+                    .map_err(|e| startgate::Error::Internal {
+                        message: format!("cannot encode the result: {e}"),
+                    })
+            }
+        }
+    }
+
+    fn from_value(value: Value) -> startgate::Result<Camel> {
+        Ok(Camel::of(value))
     }
 }
 
@@ -126,24 +154,24 @@ fn js_error(env: &Env, err: &startgate::Error) -> Error {
 /// thread: the result as a camelCased object, or a rejection with our code.
 fn promise<'env, F>(env: &'env Env, call: F) -> Result<PromiseRaw<'env, Camel>>
 where
-    F: Future<Output = startgate::Result<Value>> + Send + 'static,
+    F: Future<Output = startgate::Result<Camel>> + Send + 'static,
 {
     env.spawn_future_with_callback(async move { Ok(call.await) }, |env, outcome| {
         deliver_logs(env);
         match outcome {
-            Ok(value) => Ok(Camel::of(value)),
+            Ok(camel) => Ok(camel),
             Err(err) => Err(js_error(env, &err)),
         }
     })
 }
 
 /// A boxed call on the gate.
-type Call = std::pin::Pin<Box<dyn Future<Output = startgate::Result<Value>> + Send>>;
+type Call = std::pin::Pin<Box<dyn Future<Output = startgate::Result<Camel>> + Send>>;
 
 /// Polls `call` once on the JS thread, inside napi's runtime: a call that
 /// needs no wait (SQLite on a free connection) finishes here; one that does
 /// comes back to be spawned (its next poll registers the task's waker).
-fn first_poll(mut call: Call) -> std::result::Result<startgate::Result<Value>, Call> {
+fn first_poll(mut call: Call) -> std::result::Result<startgate::Result<Camel>, Call> {
     napi::bindgen_prelude::within_runtime_if_available(|| {
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         match call.as_mut().poll(&mut context) {
@@ -222,13 +250,14 @@ impl Gate {
     ) -> Result<PromiseRaw<'env, Camel>> {
         let args = arguments(env, args);
         let gate = self.inner.clone();
-        let call = Box::pin(async move { contract::call_value(&gate, method, args?).await });
+        let call =
+            Box::pin(async move { contract::call_encoded::<AsCamel>(&gate, method, args?).await });
         match first_poll(call) {
             // Settled on the JS thread, without a hop to the runtime and back.
             Ok(settled) => {
                 deliver_logs(env);
                 match settled {
-                    Ok(value) => PromiseRaw::resolve(env, Camel::of(value)),
+                    Ok(camel) => PromiseRaw::resolve(env, camel),
                     Err(err) => PromiseRaw::reject(env, js_error(env, &err)),
                 }
             }
@@ -239,8 +268,7 @@ impl Gate {
     /// A call that touches no database, answered at once (throws on bad input).
     fn pure(&self, env: &Env, method: &str, args: Vec<(&str, Unknown<'_>)>) -> Result<Camel> {
         let result = arguments(env, args)
-            .and_then(|args| contract::call_pure(&self.inner, method, args))
-            .map(Camel::of)
+            .and_then(|args| contract::call_pure_encoded::<AsCamel>(&self.inner, method, args))
             .map_err(|e| js_error(env, &e));
         deliver_logs(env);
         result
@@ -505,7 +533,7 @@ impl Gate {
         let gate = self.inner.clone();
         promise(env, async move {
             gate.close().await;
-            Ok(Value::Null)
+            Ok(Camel::Text("null".into()))
         })
     }
 }
