@@ -200,9 +200,9 @@ fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
         .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
 }
 
-/// How a call's result leaves the library: as a `Value` tree (Node turns it
-/// into its own values), as JSON text for the C ABI, or as a binding's own
-/// values written straight from the result (Python), through
+/// How a call's result leaves the library: as a `Value` tree, as JSON text
+/// for the C ABI, or in a binding's own form written straight from the
+/// result (Python's values, Node's camelCased text), through
 /// [`call_encoded`].
 pub trait Encoding {
     /// What a call answers with.
@@ -644,8 +644,8 @@ fn pure<E: Encoding>(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<E::Ou
     })
 }
 
-/// [`call`] with the arguments as values: what the Python and Node bindings
-/// use after converting their own values (with the checks of
+/// [`call`] with the arguments as values, as the Python and Node bindings
+/// pass them after converting their own values (with the checks of
 /// [`crate::input`] that only they can make). Returns the result document.
 pub async fn call_value(gate: &Gate, method: &str, args: Map<String, Value>) -> Result<Value> {
     dispatch::<AsValue>(gate, method, args).await
