@@ -102,7 +102,10 @@ fn bind(statement: &mut Statement<'_>, params: &[Param<'_>]) -> rusqlite::Result
 impl LiteConnection {
     /// Opens (creating the file when missing) with the gate's settings: WAL,
     /// synchronous=NORMAL, foreign keys, no busy handler (see the module docs).
-    pub(crate) fn open_now(options: &LiteOptions) -> std::result::Result<Self, sqlx::Error> {
+    /// Setting them reads the file, which another process may have locked
+    /// (switching it to WAL, or recovering its log after a crash): that is
+    /// waited for like any statement's lock, up to the busy timeout.
+    pub(crate) async fn open(options: &LiteOptions) -> std::result::Result<Self, sqlx::Error> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -127,9 +130,9 @@ impl LiteConnection {
         } else {
             ""
         };
-        lite.batch_now(&format!(
-            "{journal}PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
-        ))?;
+        // Each setting is idempotent, so a batch refused halfway is run again whole.
+        let settings = format!("{journal}PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+        lite.patiently(|conn| conn.execute_batch(&settings)).await?;
         Ok(lite)
     }
 
@@ -218,7 +221,7 @@ impl TxControl for LiteConnection {
     type Options = LiteOptions;
 
     fn open(options: &LiteOptions) -> BoxFuture<'_, std::result::Result<Self, sqlx::Error>> {
-        Box::pin(async move { LiteConnection::open_now(options) })
+        Box::pin(LiteConnection::open(options))
     }
 
     fn ping(&mut self) -> BoxFuture<'_, std::result::Result<(), sqlx::Error>> {
@@ -412,6 +415,43 @@ mod tests {
         rows.collect::<rusqlite::Result<_>>().unwrap()
     }
 
+    /// Opening reads the file; while another process holds it locked (here
+    /// an exclusive lock on a file not yet in WAL mode, as while another
+    /// process switches it or recovers its log) the open waits for the lock
+    /// instead of failing, and fails only after the busy timeout.
+    #[tokio::test]
+    async fn opening_a_locked_file_waits_for_the_lock() {
+        let db = startgate_testkit::TempDb::new("open-locked");
+        let holder = Connection::open(&db.path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let options = |busy_timeout| LiteOptions {
+            file: Some(LiteFile {
+                path: db.path.clone(),
+                query: String::new(),
+            }),
+            busy_timeout,
+        };
+        let refused = LiteConnection::open(&options(Duration::from_millis(50)))
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("locked"), "{refused}");
+
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            holder.execute_batch("COMMIT").unwrap();
+            holder
+        });
+        let mut opened = LiteConnection::open(&options(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        drop(release.join().unwrap());
+        assert_eq!(query(&opened, "PRAGMA journal_mode"), [["Text(\"wal\")"]]);
+        assert_eq!(query(&opened, "SELECT x FROM t"), [["Integer(1)"]]);
+        opened.checkpoint();
+    }
+
     const RUN: &str = "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, \
         status, initiator, actor_id, lease_us, tenant_active, created_at, status_changed_at, \
         fencing_token) VALUES ('inventory.sync', 't', ?1, ?2, 'user', 'a', 1, 1, 1, 1, 1)";
@@ -426,7 +466,7 @@ mod tests {
             file: None,
             busy_timeout: Duration::from_secs(1),
         };
-        let mut conn = LiteConnection::open_now(&options).unwrap();
+        let mut conn = LiteConnection::open(&options).await.unwrap();
         migrate_with(&mut conn, &MIGRATIONS[..2]).await.unwrap();
         for (connection, status) in [("c1", "succeeded"), ("c2", "queued"), ("c3", "blocked")] {
             conn.conn.execute(RUN, [connection, status]).unwrap();
