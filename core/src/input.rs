@@ -362,8 +362,9 @@ pub fn parse<T: DeserializeOwned>(root: &str, json: &str) -> Result<T> {
 /// — is decoded straight from the text, without a value tree in between;
 /// anything else takes the checked path, which refuses it naming the field.
 pub fn parse_bytes<T: DeserializeOwned>(root: &str, json: &[u8]) -> Result<T> {
-    if plain(json) {
-        if let Ok(decoded) = serde_json::from_slice::<T>(json) {
+    if let Some(text) = plain(json) {
+        // Already checked as UTF-8: read as text, not checked again.
+        if let Ok(decoded) = serde_json::from_str::<T>(text) {
             return Ok(decoded);
         }
     }
@@ -373,25 +374,26 @@ pub fn parse_bytes<T: DeserializeOwned>(root: &str, json: &[u8]) -> Result<T> {
 /// Nesting within which [`plain`] lets a document skip the value tree.
 const PLAIN_DEPTH: usize = MAX_DEPTH / 2;
 
-/// Whether JSON text that decodes as a type would also pass the checked
+/// The text of JSON bytes that, if they decode as a type, would also pass the checked
 /// path unchanged: at most half [`MAX_JSON_BYTES`] (so its text cannot
 /// exceed the limit), UTF-8, no `\u` escape that could be a NUL or half of
 /// a surrogate pair, and nested at most [`PLAIN_DEPTH`] deep. The last two
 /// matter because serde skips a field the type ignores without checking
 /// its text or counting its depth. A false alarm (`"\\u0000"` is a
 /// backslash and text) only costs the checked path.
-fn plain(json: &[u8]) -> bool {
-    if json.len() > MAX_JSON_BYTES / 2 || std::str::from_utf8(json).is_err() {
-        return false;
+fn plain(json: &[u8]) -> Option<&str> {
+    if json.len() > MAX_JSON_BYTES / 2 {
+        return None;
     }
+    let text = std::str::from_utf8(json).ok()?;
     let suspect = |at: usize| matches!(json.get(at + 2..at + 6), Some(b"0000" | [b'd' | b'D', ..]));
     if memchr::memmem::find_iter(json, b"\\u").any(suspect) {
-        return false;
+        return None;
     }
     // Fewer brackets than the limit, counted even inside text, cannot nest
     // deeper than it; only a document with more is read with its strings.
     let brackets = json.iter().filter(|&&b| b == b'[' || b == b'{').count();
-    brackets <= PLAIN_DEPTH || nested_within(json, PLAIN_DEPTH)
+    (brackets <= PLAIN_DEPTH || nested_within(json, PLAIN_DEPTH)).then_some(text)
 }
 
 /// Whether the lists and objects of JSON text nest at most `limit` deep
@@ -478,14 +480,16 @@ mod tests {
         // Those a skipped field could hide are the ones kept off the fast path.
         assert!(parse_bytes::<Loose>("doc", deep.as_bytes()).is_err());
         assert!(parse_bytes::<Loose>("doc", br#"{"id": 1, "x": "\ud800"}"#).is_err());
-        assert!(plain(br#"{"id": 1, "name": "q\"[[{ \\"}"#));
-        assert!(!plain(br#"{"x": "\u0000"}"#));
-        assert!(!plain(br#"{"x": "\uD800"}"#));
-        assert!(!plain(deep.as_bytes()));
+        let quoted = br#"{"id": 1, "name": "q\"[[{ \\"}"#;
+        assert_eq!(plain(quoted).map(str::as_bytes), Some(&quoted[..]));
+        assert!(plain(br#"{"x": "\u0000"}"#).is_none());
+        assert!(plain(br#"{"x": "\uD800"}"#).is_none());
+        assert!(plain(b"{\"x\": \"\xff\"}").is_none());
+        assert!(plain(deep.as_bytes()).is_none());
         // Many brackets, inside text or side by side, are not depth.
         let text = format!("{{\"id\": 1, \"name\": \"{}\"}}", "[\\\"{".repeat(100));
         let flat = format!("{{\"id\": 1, \"x\": [{}[]]}}", "[], {}, ".repeat(100));
-        assert!(plain(text.as_bytes()) && plain(flat.as_bytes()));
+        assert!(plain(text.as_bytes()).is_some() && plain(flat.as_bytes()).is_some());
         assert_eq!(
             parse_bytes::<Loose>("doc", text.as_bytes()).map_err(field),
             checked(text.as_bytes()).map_err(field)

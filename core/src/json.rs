@@ -195,7 +195,8 @@ pub fn error_json(err: &Error) -> Value {
     json!({ "code": err.code().as_str(), "message": err.to_string(), "field": field })
 }
 
-fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
+/// A call's result as a `Value` tree, failing as [`to_json`] does.
+pub fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value)
         .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
 }

@@ -87,13 +87,8 @@ impl contract::Encoding for AsCamel {
         let text = contract::to_json(value)?;
         match contract::camel_case_text(&text, &OPAQUE) {
             Some(camel) => Ok(Camel::Text(camel)),
-            None => {
-                serde_json::from_str(&text)
-                    .map(Camel::of)
-                    .map_err(|e| startgate::Error::Internal {
-                        message: format!("cannot encode the result: {e}"),
-                    })
-            }
+            // A wide integer must reach JavaScript as a BigInt: value by value.
+            None => contract::to_value(value).map(Camel::of),
         }
     }
 
