@@ -51,6 +51,62 @@ impl fmt::Display for Timestamp {
     /// Instants beyond year 9999 (a saturated deadline) show as the last
     /// representable microsecond.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3339() {
+            Some(text) => f.write_str(text.as_str()),
+            None => self.civil_text(f),
+        }
+    }
+}
+
+/// An instant's RFC 3339 text, written without the formatting machinery:
+/// every result carries several, and `write!` of six padded numbers cost
+/// about three thousand instructions each.
+struct Rfc3339Text {
+    bytes: [u8; 27],
+    len: usize,
+}
+
+impl Rfc3339Text {
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever written.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+/// Writes `value` as decimal digits filling `digits` (zero-padded).
+fn put_digits(digits: &mut [u8], mut value: u32) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+impl Timestamp {
+    /// This instant as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, or `None` for a year
+    /// before 0000, which takes the formatting machinery's sign and padding.
+    fn rfc3339(self) -> Option<Rfc3339Text> {
+        let at = self.civil();
+        let year = u32::try_from(at.year()).ok()?;
+        let mut bytes = *b"0000-00-00T00:00:00.000000Z";
+        put_digits(&mut bytes[0..4], year);
+        put_digits(&mut bytes[5..7], u32::from(u8::from(at.month())));
+        put_digits(&mut bytes[8..10], u32::from(at.day()));
+        put_digits(&mut bytes[11..13], u32::from(at.hour()));
+        put_digits(&mut bytes[14..16], u32::from(at.minute()));
+        put_digits(&mut bytes[17..19], u32::from(at.second()));
+        let micros = at.microsecond();
+        let len = if micros == 0 {
+            bytes[19] = b'Z';
+            20
+        } else {
+            put_digits(&mut bytes[20..26], micros);
+            27
+        };
+        Some(Rfc3339Text { bytes, len })
+    }
+
+    /// The same text through `write!`, for any year the civil range holds.
+    fn civil_text(self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let at = self.civil();
         write!(
             f,
@@ -88,7 +144,11 @@ impl Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.rfc3339() {
+            // One string, not a Display adapter that escapes piece by piece.
+            Some(text) => serializer.serialize_str(text.as_str()),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -245,6 +305,52 @@ mod tests {
         );
         let nanos = Timestamp::parse_rfc3339("2026-03-01T12:00:00.123456789Z").unwrap();
         assert_eq!(nanos.to_string(), "2026-03-01T12:00:00.123456Z");
+    }
+
+    /// The direct writer gives exactly what the formatting machinery gives,
+    /// at the edges of every field and of the range, and across it.
+    #[test]
+    fn rfc3339_text_matches_the_formatted_text() {
+        struct Formatted(Timestamp);
+        impl fmt::Display for Formatted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.civil_text(f)
+            }
+        }
+        let mut samples = vec![
+            0,
+            1,
+            -1,
+            999_999,
+            1_000_000,
+            -62_167_219_200_000_000, // 0000-01-01T00:00:00Z
+            -62_167_219_200_000_001,
+            253_402_300_799_999_999, // 9999-12-31T23:59:59.999999Z
+            253_402_300_800_000_000,
+            i64::MAX,
+            i64::MIN,
+            951_782_400_000_000, // 2000-02-29
+            1_772_366_400_000_000,
+        ];
+        // A spread over the whole range, with varied fractions.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push((x % 320_000_000_000_000_000) as i64 - 63_000_000_000_000_000);
+        }
+        for micros in samples {
+            let at = Timestamp::from_micros(micros);
+            let expected = Formatted(at).to_string();
+            assert_eq!(at.to_string(), expected, "{micros}");
+            assert_eq!(
+                serde_json::to_string(&at).unwrap(),
+                format!("\"{expected}\""),
+                "{micros}"
+            );
+        }
+        assert!(Timestamp::from_micros(i64::MIN).rfc3339().is_none());
     }
 
     #[test]
