@@ -452,6 +452,65 @@ mod tests {
         opened.checkpoint();
     }
 
+    /// The opcodes SQLite compiles `sql` to (its parameters left unbound).
+    fn opcodes(conn: &LiteConnection, sql: &str) -> Vec<String> {
+        let mut statement = conn.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let mut rows = statement.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            out.push(row.get::<_, String>(1).unwrap());
+        }
+        out
+    }
+
+    /// SQLite's statements of an accepted start fill no temporary b-tree
+    /// (`OpenEphemeral`): each would be opened, filled and closed per start.
+    #[tokio::test]
+    async fn the_accepted_path_builds_no_temporary_b_tree() {
+        use crate::store::ops::{
+            SQLITE_INSERTED_RUN, SQLITE_INSERT_QUEUED, SQLITE_LATEST_ADMITTED,
+        };
+        use crate::store::sql::{Dialect, SqlText};
+        let options = LiteOptions {
+            file: None,
+            busy_timeout: Duration::from_secs(1),
+        };
+        let mut conn = LiteConnection::open(&options).await.unwrap();
+        migrate(&mut conn).await.unwrap();
+        let sql = SqlText::new(Dialect::Sqlite);
+        for template in [
+            SQLITE_LATEST_ADMITTED,
+            SQLITE_INSERT_QUEUED,
+            SQLITE_INSERTED_RUN,
+        ] {
+            let text = sql.render(template);
+            let opcodes = opcodes(&conn, &text);
+            assert!(
+                opcodes
+                    .iter()
+                    .any(|op| op == "OpenRead" || op == "OpenWrite"),
+                "{text}"
+            );
+            assert!(!opcodes.iter().any(|op| op == "OpenEphemeral"), "{text}");
+        }
+        // The one statement PostgreSQL runs would have built three: the
+        // subquery's row, the selected row, RETURNING's.
+        let fused = sql.render(
+            "INSERT INTO {runs} (operation, tenant_id, provider_connection_id, status, initiator, \
+             actor_id, fencing_token, lease_us, tenant_active, created_at, status_changed_at) \
+             SELECT 'o', 't', 'c', 'queued', 'user', 'a', COALESCE(l.token, 0) + 1, 1, 1, 1, 1 \
+             FROM (SELECT 1 AS one) one LEFT JOIN (SELECT fencing_token AS token FROM {runs} \
+             WHERE tenant_id = 't' AND provider_connection_id = 'c' AND fencing_token IS NOT NULL \
+             ORDER BY fencing_token DESC LIMIT 1) l ON TRUE \
+             ON CONFLICT DO NOTHING RETURNING id",
+        );
+        let ephemeral = opcodes(&conn, &fused)
+            .iter()
+            .filter(|op| *op == "OpenEphemeral")
+            .count();
+        assert_eq!(ephemeral, 3, "{fused}");
+    }
+
     const RUN: &str = "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, \
         status, initiator, actor_id, lease_us, tenant_active, created_at, status_changed_at, \
         fencing_token) VALUES ('inventory.sync', 't', ?1, ?2, 'user', 'a', 1, 1, 1, 1, 1)";

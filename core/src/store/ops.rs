@@ -11,7 +11,8 @@ use crate::model::{
 use crate::preflight::preflight;
 use crate::reason;
 use crate::registry::Registry;
-use crate::store::db::{args, Conn};
+use crate::store::db::{args, Conn, Db, Param};
+use crate::store::rows::LatestRow;
 use crate::store::{
     attempt_columns, connection_columns, judge_holder, reasons_json, run_columns, Admission,
     AttemptRow, AttemptValues, ConnectionRow, CountRow, Plan, RunRow, SResult, Source, StoreError,
@@ -280,6 +281,14 @@ pub(crate) async fn insert_queued(
     replaced: Option<i64>,
     now: Timestamp,
 ) -> SResult<Option<Run>> {
+    if matches!(conn.db, Db::Sqlite(_)) {
+        return insert_queued_sqlite(conn, plan, connection_id, replaced, now).await;
+    }
+    let mut params = Vec::from(queued_params(plan, connection_id, replaced));
+    params.extend([
+        now.as_micros().into(),
+        dispatch_us(plan.op.dispatch_timeout).into(),
+    ]);
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
@@ -295,23 +304,98 @@ pub(crate) async fn insert_queued(
                 "ON CONFLICT DO NOTHING ",
                 "RETURNING ", run_columns!()
             ),
-            args![
-                plan.op.name.as_str(),
-                plan.tenant_id,
-                connection_id,
-                plan.subject,
-                plan.initiator.as_str(),
-                plan.actor_id,
-                plan.params_json(),
-                plan.lease_us(),
-                plan.tenant_active,
-                replaced,
-                now.as_micros(),
-                dispatch_us(plan.op.dispatch_timeout)
-            ],
+            &params,
         )
         .await?;
     Ok(row.map(|r| r.into_run(true)).transpose()?)
+}
+
+/// The scope's latest admitted run, as SQLite's admission reads it first.
+pub(crate) const SQLITE_LATEST_ADMITTED: &str =
+    "SELECT fencing_token, status, finished_at FROM {runs} \
+     WHERE tenant_id = $1 AND provider_connection_id = $2 AND fencing_token IS NOT NULL \
+     ORDER BY fencing_token DESC LIMIT 1";
+
+/// A queued run with its token and instants computed from the latest run.
+pub(crate) const SQLITE_INSERT_QUEUED: &str = concat!(
+    "INSERT INTO {runs} (operation, tenant_id, provider_connection_id, subject, status, ",
+    "initiator, actor_id, params, fencing_token, lease_us, tenant_active, replaced_run_id, ",
+    "created_at, status_changed_at, queued_at, stale_at) ",
+    "VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $13, $8, $9, $10, $11, $11, $11, $12) ",
+    // No conflict target: any unique index may refuse, the scope lock foremost.
+    "ON CONFLICT DO NOTHING"
+);
+
+/// The run this connection inserted last.
+pub(crate) const SQLITE_INSERTED_RUN: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM {runs} WHERE id = last_insert_rowid()"
+);
+
+/// [`insert_queued`] on SQLite: read the scope's latest admitted run, insert
+/// with `VALUES`, read the row back by rowid. The one statement PostgreSQL
+/// runs would make SQLite fill temporary b-trees, opened and closed per
+/// start: for the subquery's row, for the selected row (an `INSERT … SELECT`
+/// that reads the table it writes is buffered whole) and for `RETURNING`.
+/// The transaction holds the database's write lock (`BEGIN IMMEDIATE`), so
+/// nothing changes between the statements.
+async fn insert_queued_sqlite(
+    conn: &mut Conn<'_>,
+    plan: &Plan<'_>,
+    connection_id: &str,
+    replaced: Option<i64>,
+    now: Timestamp,
+) -> SResult<Option<Run>> {
+    let latest: Option<LatestRow> = conn
+        .fetch_optional(SQLITE_LATEST_ADMITTED, args![plan.tenant_id, connection_id])
+        .await?;
+    let (token, admitted_at) = match &latest {
+        Some(l) if l.status == "queued" || l.status == "running" => return Ok(None),
+        // Admitted at `now`, or when the scope's previous run ended if that is later.
+        Some(l) => (
+            l.fencing_token.saturating_add(1),
+            now.as_micros().max(l.finished_at.unwrap_or(i64::MIN)),
+        ),
+        None => (1, now.as_micros()),
+    };
+    let mut params = Vec::from(queued_params(plan, connection_id, replaced));
+    params.extend([
+        admitted_at.into(),
+        admitted_at
+            .saturating_add(dispatch_us(plan.op.dispatch_timeout))
+            .into(),
+        token.into(),
+    ]);
+    let inserted = conn.execute(SQLITE_INSERT_QUEUED, &params).await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    // Read back by rowid rather than with RETURNING, which SQLite buffers
+    // in a temporary b-tree of its own.
+    let row: RunRow = conn.fetch_one(SQLITE_INSERTED_RUN, args![]).await?;
+    Ok(Some(row.into_run(true)?))
+}
+
+/// The first ten parameters of both queued-run inserts: what, where, who,
+/// the lease and the run it replaces.
+fn queued_params<'a>(
+    plan: &'a Plan<'_>,
+    connection_id: &'a str,
+    replaced: Option<i64>,
+) -> [Param<'a>; 10] {
+    [
+        plan.op.name.as_str().into(),
+        plan.tenant_id.into(),
+        connection_id.into(),
+        plan.subject.into(),
+        plan.initiator.as_str().into(),
+        plan.actor_id.into(),
+        plan.params_json().into(),
+        plan.lease_us().into(),
+        plan.tenant_active.into(),
+        replaced.into(),
+    ]
 }
 
 fn dispatch_us(timeout: std::time::Duration) -> i64 {

@@ -76,6 +76,21 @@ pub(crate) struct RunRow {
     pub stale_at: Option<i64>,
 }
 
+/// The scope's latest admitted run as SQLite's admission reads it: its
+/// fencing token, status and end.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct LatestRow {
+    pub fencing_token: i64,
+    pub status: String,
+    pub finished_at: Option<i64>,
+}
+
+lite_row!(LatestRow {
+    fencing_token,
+    status,
+    finished_at,
+});
+
 fn parse_enum<T>(what: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
     parse(text).ok_or_else(|| Error::internal(format!("unknown {what} \"{text}\" in the database")))
 }
