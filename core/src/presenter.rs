@@ -106,6 +106,10 @@ pub(crate) fn render_reasons(
     connection_id: Option<&str>,
     run_id: Option<i64>,
 ) -> Vec<Reason> {
+    // Most results (every accepted start) carry no reason: build no URLs for them.
+    if codes.is_empty() {
+        return Vec::new();
+    }
     let ctx = Context {
         label: Some(registry.label_of(operation)),
         operation: Some(operation),
