@@ -386,13 +386,18 @@ fn plain(json: &[u8]) -> Option<&str> {
         return None;
     }
     let text = std::str::from_utf8(json).ok()?;
-    let suspect = |at: usize| matches!(json.get(at + 2..at + 6), Some(b"0000" | [b'd' | b'D', ..]));
-    if memchr::memmem::find_iter(json, b"\\u").any(suspect) {
+    // Backslashes are rare in a request: look at each one rather than build
+    // a substring searcher per call (that cost more than the whole scan).
+    let suspect = |at: usize| {
+        json.get(at + 1) == Some(&b'u')
+            && matches!(json.get(at + 2..at + 6), Some(b"0000" | [b'd' | b'D', ..]))
+    };
+    if memchr::memchr_iter(b'\\', json).any(suspect) {
         return None;
     }
     // Fewer brackets than the limit, counted even inside text, cannot nest
     // deeper than it; only a document with more is read with its strings.
-    let brackets = json.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    let brackets = memchr::memchr2_iter(b'[', b'{', json).count();
     (brackets <= PLAIN_DEPTH || nested_within(json, PLAIN_DEPTH)).then_some(text)
 }
 
