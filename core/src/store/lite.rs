@@ -463,6 +463,14 @@ mod tests {
         out
     }
 
+    /// How many temporary b-trees (`OpenEphemeral`) `sql` opens each time it runs.
+    fn ephemeral_tables(conn: &LiteConnection, sql: &str) -> usize {
+        opcodes(conn, sql)
+            .iter()
+            .filter(|op| *op == "OpenEphemeral")
+            .count()
+    }
+
     /// SQLite's statements of an accepted start fill no temporary b-tree
     /// (`OpenEphemeral`): each would be opened, filled and closed per start.
     #[tokio::test]
@@ -491,7 +499,7 @@ mod tests {
                     .any(|op| op == "OpenRead" || op == "OpenWrite"),
                 "{text}"
             );
-            assert!(!opcodes.iter().any(|op| op == "OpenEphemeral"), "{text}");
+            assert_eq!(ephemeral_tables(&conn, &text), 0, "{text}");
         }
         // The one statement PostgreSQL runs would have built three: the
         // subquery's row, the selected row, RETURNING's.
@@ -504,11 +512,7 @@ mod tests {
              ORDER BY fencing_token DESC LIMIT 1) l ON TRUE \
              ON CONFLICT DO NOTHING RETURNING id",
         );
-        let ephemeral = opcodes(&conn, &fused)
-            .iter()
-            .filter(|op| *op == "OpenEphemeral")
-            .count();
-        assert_eq!(ephemeral, 3, "{fused}");
+        assert_eq!(ephemeral_tables(&conn, &fused), 3, "{fused}");
     }
 
     const RUN: &str = "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, \
@@ -581,12 +585,7 @@ mod tests {
         );
         // The scope lock is still there.
         assert!(conn.conn.execute(RUN, ["c4", "running"]).is_err());
-        let ephemeral = |sql: &str| {
-            query(&conn, &format!("EXPLAIN {sql}"))
-                .iter()
-                .filter(|row| row[1] == "Text(\"OpenEphemeral\")")
-                .count()
-        };
+        let ephemeral = |sql: &str| ephemeral_tables(&conn, sql);
         assert_eq!(
             ephemeral(&RUN.replace("?1", "'c6'").replace("?2", "'queued'")),
             0

@@ -240,21 +240,28 @@ pub(crate) async fn check_in(
     )
 }
 
-/// The scope's latest admitted run (highest fencing token) as a one-row
-/// relation `l` (`token`, `state`, `ended_at`; all NULL when the scope
-/// never admitted a run), for `FROM (SELECT 1) one LEFT JOIN … l ON TRUE`.
-/// The active run of a scope always holds its highest token, so `l` is the
+/// The scope's latest admitted run (highest fencing token): `token`,
+/// `state`, `ended_at`, or no row when the scope never admitted a run.
+/// The active run of a scope always holds its highest token, so it is the
 /// holder when there is one, and otherwise the run that ended last.
-macro_rules! latest_admitted {
+macro_rules! latest_admitted_row {
     ($tenant:literal, $connection:literal) => {
         concat!(
-            "(SELECT fencing_token AS token, status AS state, finished_at AS ended_at FROM {runs} ",
+            "SELECT fencing_token AS token, status AS state, finished_at AS ended_at FROM {runs} ",
             "WHERE tenant_id = ",
             $tenant,
             " AND provider_connection_id = ",
             $connection,
-            " AND fencing_token IS NOT NULL ORDER BY fencing_token DESC LIMIT 1)"
+            " AND fencing_token IS NOT NULL ORDER BY fencing_token DESC LIMIT 1"
         )
+    };
+}
+
+/// [`latest_admitted_row`] as a one-row relation `l` (all NULL when the
+/// scope never admitted a run), for `FROM (SELECT 1) one LEFT JOIN … l ON TRUE`.
+macro_rules! latest_admitted {
+    ($tenant:literal, $connection:literal) => {
+        concat!("(", latest_admitted_row!($tenant, $connection), ")")
     };
 }
 
@@ -284,11 +291,15 @@ pub(crate) async fn insert_queued(
     if matches!(conn.db, Db::Sqlite(_)) {
         return insert_queued_sqlite(conn, plan, connection_id, replaced, now).await;
     }
-    let mut params = Vec::from(queued_params(plan, connection_id, replaced));
-    params.extend([
-        now.as_micros().into(),
-        dispatch_us(plan.op.dispatch_timeout).into(),
-    ]);
+    let params = queued_params(
+        plan,
+        connection_id,
+        replaced,
+        [
+            now.as_micros().into(),
+            dispatch_us(plan.op.dispatch_timeout).into(),
+        ],
+    );
     let row: Option<RunRow> = conn
         .fetch_optional(
             concat!(
@@ -311,10 +322,7 @@ pub(crate) async fn insert_queued(
 }
 
 /// The scope's latest admitted run, as SQLite's admission reads it first.
-pub(crate) const SQLITE_LATEST_ADMITTED: &str =
-    "SELECT fencing_token, status, finished_at FROM {runs} \
-     WHERE tenant_id = $1 AND provider_connection_id = $2 AND fencing_token IS NOT NULL \
-     ORDER BY fencing_token DESC LIMIT 1";
+pub(crate) const SQLITE_LATEST_ADMITTED: &str = latest_admitted_row!("$1", "$2");
 
 /// A queued run with its token and instants computed from the latest run.
 pub(crate) const SQLITE_INSERT_QUEUED: &str = concat!(
@@ -351,22 +359,26 @@ async fn insert_queued_sqlite(
         .fetch_optional(SQLITE_LATEST_ADMITTED, args![plan.tenant_id, connection_id])
         .await?;
     let (token, admitted_at) = match &latest {
-        Some(l) if l.status == "queued" || l.status == "running" => return Ok(None),
+        Some(l) if l.state == "queued" || l.state == "running" => return Ok(None),
         // Admitted at `now`, or when the scope's previous run ended if that is later.
         Some(l) => (
-            l.fencing_token.saturating_add(1),
-            now.as_micros().max(l.finished_at.unwrap_or(i64::MIN)),
+            l.token.saturating_add(1),
+            now.as_micros().max(l.ended_at.unwrap_or(i64::MIN)),
         ),
         None => (1, now.as_micros()),
     };
-    let mut params = Vec::from(queued_params(plan, connection_id, replaced));
-    params.extend([
-        admitted_at.into(),
-        admitted_at
-            .saturating_add(dispatch_us(plan.op.dispatch_timeout))
-            .into(),
-        token.into(),
-    ]);
+    let params = queued_params(
+        plan,
+        connection_id,
+        replaced,
+        [
+            admitted_at.into(),
+            admitted_at
+                .saturating_add(dispatch_us(plan.op.dispatch_timeout))
+                .into(),
+            token.into(),
+        ],
+    );
     let inserted = conn.execute(SQLITE_INSERT_QUEUED, &params).await?;
     if inserted == 0 {
         return Ok(None);
@@ -377,14 +389,16 @@ async fn insert_queued_sqlite(
     Ok(Some(row.into_run(true)?))
 }
 
-/// The first ten parameters of both queued-run inserts: what, where, who,
-/// the lease and the run it replaces.
-fn queued_params<'a>(
+/// The parameters of both queued-run inserts: the ten they share (what,
+/// where, who, the lease, the run it replaces), then each one's `rest`.
+fn queued_params<'a, const N: usize>(
     plan: &'a Plan<'_>,
     connection_id: &'a str,
     replaced: Option<i64>,
-) -> [Param<'a>; 10] {
-    [
+    rest: [Param<'a>; N],
+) -> Vec<Param<'a>> {
+    let mut params = Vec::with_capacity(10 + N);
+    params.extend([
         plan.op.name.as_str().into(),
         plan.tenant_id.into(),
         connection_id.into(),
@@ -395,7 +409,9 @@ fn queued_params<'a>(
         plan.lease_us().into(),
         plan.tenant_active.into(),
         replaced.into(),
-    ]
+    ]);
+    params.extend(rest);
+    params
 }
 
 fn dispatch_us(timeout: std::time::Duration) -> i64 {

@@ -76,19 +76,19 @@ pub(crate) struct RunRow {
     pub stale_at: Option<i64>,
 }
 
-/// The scope's latest admitted run as SQLite's admission reads it: its
-/// fencing token, status and end.
+/// The scope's latest admitted run as SQLite's admission reads it
+/// (`latest_admitted_row`): its fencing token, status and end.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct LatestRow {
-    pub fencing_token: i64,
-    pub status: String,
-    pub finished_at: Option<i64>,
+    pub token: i64,
+    pub state: String,
+    pub ended_at: Option<i64>,
 }
 
 lite_row!(LatestRow {
-    fencing_token,
-    status,
-    finished_at,
+    token,
+    state,
+    ended_at
 });
 
 fn parse_enum<T>(what: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
