@@ -275,6 +275,35 @@ impl Error {
         }
     }
 
+    /// The same store failure for each caller that shared it (the members of
+    /// a SQLite commit group): the same code, message and outcome, without
+    /// the driver's error, which cannot be copied. Only store failures are
+    /// shared this way; anything else is copied as `internal` with its text.
+    pub(crate) fn shared_copy(&self) -> Self {
+        match self {
+            Error::StoreUnavailable {
+                message,
+                outcome_unknown,
+                ..
+            } => Error::StoreUnavailable {
+                message: message.clone(),
+                outcome_unknown: *outcome_unknown,
+                source: None,
+            },
+            Error::StoreTimeout {
+                message,
+                outcome_unknown,
+                ..
+            } => Error::StoreTimeout {
+                message: message.clone(),
+                outcome_unknown: *outcome_unknown,
+                source: None,
+            },
+            Error::Internal { message } => Error::internal(message.clone()),
+            other => Error::internal(other.to_string()),
+        }
+    }
+
     pub(crate) fn transition(run_id: i64, message: impl Into<String>) -> Self {
         Error::InvalidTransition {
             run_id,

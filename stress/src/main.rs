@@ -40,10 +40,14 @@ struct Args {
     alive_ms: u64,
     /// `probe`: give up after this long.
     stop_after_ms: u64,
+    /// `worker`: concurrent tasks sharing the process's gate, each a worker
+    /// of its own (more than one runs them on two runtime threads, so their
+    /// writes overlap as a server's requests do).
+    tasks: u64,
 }
 
 const USAGE: &str = "usage: startgate-stress worker --database URL [--worker N] [--iterations N] [--tenants N] [--seed N]\n\
-                     \x20                              [--duration-ms N | --at-least-ms N] [--timeout-ms N] [--faults 1]\n\
+                     \x20                              [--duration-ms N | --at-least-ms N] [--timeout-ms N] [--faults 1] [--tasks N]\n\
                      \x20      startgate-stress hold --database URL [--tenants N]   (start, mark running, print, sleep)\n\
                      \x20      startgate-stress lease-holder --database URL --alive-ms N   (hold a run, heartbeat, then vanish)\n\
                      \x20      startgate-stress probe --database URL --stop-after-ms N   (start until accepted or time is up)\n\
@@ -62,6 +66,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         faults: false,
         alive_ms: 3_000,
         stop_after_ms: 20_000,
+        tasks: 1,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -84,6 +89,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--faults" => parsed.faults = number()? != 0,
             "--alive-ms" => parsed.alive_ms = number()?,
             "--stop-after-ms" => parsed.stop_after_ms = number()?,
+            "--tasks" => parsed.tasks = number()?.max(1),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -106,7 +112,8 @@ struct Worker {
     owned: Vec<Owned>,
     counts: BTreeMap<String, u64>,
     calls: u64,
-    out: std::io::StdoutLock<'static>,
+    /// Each line is written whole (tasks share it).
+    out: std::io::Stdout,
     faults: bool,
     max_call: Duration,
     last_ok_at_ms: u64,
@@ -360,38 +367,53 @@ async fn run(args: Args) -> Result<(), String> {
     let gate = Gate::open_with(&args.database, registry, options)
         .await
         .map_err(|e| e.to_string())?;
-    let tenant_names = tenants(args.tenants);
-    let actor = Actor::member(format!("worker-{}", args.worker), ["inventory.sync"]);
-    let mut worker = Worker {
-        gate: gate.clone(),
-        rng: Rng::new(args.seed.wrapping_mul(1_000_003).wrapping_add(args.worker)),
-        owned: Vec::new(),
-        counts: BTreeMap::new(),
-        calls: 0,
-        out: std::io::stdout().lock(),
-        faults: args.faults,
-        max_call: Duration::ZERO,
-        last_ok_at_ms: 0,
-    };
     // A duration alone is no iterations, then on until it has passed.
     let (iterations, at_least_ms) = match args.duration_ms {
         Some(ms) => (0, ms),
         None => (args.iterations, args.at_least_ms),
     };
     let until = std::time::Instant::now() + Duration::from_millis(at_least_ms);
-    for _ in 0..iterations {
-        worker.step(&tenant_names, &actor).await;
+    let tasks: Vec<_> = (0..args.tasks)
+        .map(|task| {
+            let tenant_names = tenants(args.tenants);
+            let actor = Actor::member(format!("worker-{}", args.worker), ["inventory.sync"]);
+            let seed = args
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(args.worker)
+                .wrapping_add(task.wrapping_mul(7_919_000_003));
+            let mut worker = Worker {
+                gate: gate.clone(),
+                rng: Rng::new(seed),
+                owned: Vec::new(),
+                counts: BTreeMap::new(),
+                calls: 0,
+                out: std::io::stdout(),
+                faults: args.faults,
+                max_call: Duration::ZERO,
+                last_ok_at_ms: 0,
+            };
+            tokio::spawn(async move {
+                for _ in 0..iterations {
+                    worker.step(&tenant_names, &actor).await;
+                }
+                while std::time::Instant::now() < until {
+                    worker.step(&tenant_names, &actor).await;
+                }
+                let summary = Event::Summary {
+                    calls: worker.calls,
+                    counts: worker.counts.clone(),
+                    max_call_ms: worker.max_call.as_millis() as u64,
+                    last_ok_at_ms: worker.last_ok_at_ms,
+                };
+                worker.emit(&summary);
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await
+            .map_err(|e| format!("a worker task failed: {e}"))?;
     }
-    while std::time::Instant::now() < until {
-        worker.step(&tenant_names, &actor).await;
-    }
-    let summary = Event::Summary {
-        calls: worker.calls,
-        counts: worker.counts.clone(),
-        max_call_ms: worker.max_call.as_millis() as u64,
-        last_ok_at_ms: worker.last_ok_at_ms,
-    };
-    worker.emit(&summary);
     gate.close().await;
     Ok(())
 }
@@ -587,10 +609,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if args.tasks > 1 {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("cannot start a runtime: {err}");

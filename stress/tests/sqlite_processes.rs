@@ -2,10 +2,11 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{hammer, hammer_at_least, prepare, report, runtime, totals};
-use startgate_stress::{check, load_history};
+use common::{hammer, hammer_at_least, hammer_tasks, prepare, report, runtime, totals};
+use startgate_stress::{check, load_history, Verdict};
 use startgate_testkit::TempDb;
 
 #[test]
@@ -18,6 +19,24 @@ fn eight_processes_never_hold_one_scope_twice() {
     let (events, verdict, seed) = hammer_at_least(&db.url(), 8, 5_000, Duration::from_secs(6));
     let totals = totals(&events);
     report("sqlite", 8, &verdict, &totals, seed);
+    at_least_200_admissions_and_every_outcome(&verdict, &totals);
+}
+
+/// Writers of one process that wait for each other commit as one group (one
+/// `BEGIN IMMEDIATE` transaction, each under a savepoint): four processes of
+/// eight concurrent workers each, on two runtime threads, still admit nobody
+/// twice, and every admission reported to a caller is in the database.
+#[test]
+fn four_processes_of_eight_concurrent_workers_never_hold_one_scope_twice() {
+    let db = TempDb::new("hammer-tasks");
+    prepare(&db.url(), false);
+    let (events, verdict, seed) = hammer_tasks(&db.url(), 4, 8, 300, Duration::from_secs(6));
+    let totals = totals(&events);
+    report("sqlite, 8 tasks per process", 4, &verdict, &totals, seed);
+    at_least_200_admissions_and_every_outcome(&verdict, &totals);
+}
+
+fn at_least_200_admissions_and_every_outcome(verdict: &Verdict, totals: &BTreeMap<String, u64>) {
     assert!(
         verdict.accepted_results >= 200,
         "too few admissions: {totals:?}"

@@ -227,6 +227,27 @@ impl Tx {
         Ok(Conn { db, sql })
     }
 
+    /// Runs one transaction-control statement (`SAVEPOINT …`, `RELEASE …`).
+    pub(crate) async fn control(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(lease, _) => lease.conn()?.control(sql).await,
+            Tx::Pg(lease, _) => lease.conn()?.control(sql).await,
+        }
+    }
+
+    /// Commits without waiting, for work that must end where nothing can be
+    /// awaited (a drop): SQLite commits in the calling thread; a PostgreSQL
+    /// transaction cannot, and is abandoned (rolled back) instead.
+    pub(crate) fn commit_now(self) {
+        if let Tx::Sqlite(mut lease, _turn) = self {
+            if let Ok(conn) = lease.conn() {
+                if conn.execute_now("COMMIT").is_ok() {
+                    lease.release();
+                }
+            }
+        }
+    }
+
     /// Commits and returns the connection to its pool (a SQLite writer's turn
     /// passes on after that).
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {

@@ -162,7 +162,8 @@ impl LiteConnection {
         }
     }
 
-    fn batch_now(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
+    /// Runs `sql` at once, without waiting out another process's lock.
+    pub(crate) fn execute_now(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
         self.conn.execute_batch(sql).map_err(to_sqlx)
     }
 
@@ -339,7 +340,7 @@ async fn migrate_with(conn: &mut LiteConnection, migrations: &[Migration]) -> Re
 
 async fn apply(conn: &mut LiteConnection, migration: &Migration, checksum: &[u8]) -> Result<()> {
     let began = Instant::now();
-    conn.batch_now(migration.sql).map_err(|err| {
+    conn.execute_now(migration.sql).map_err(|err| {
         migration_failed(format!(
             "migration {} ({}) failed: {err}",
             migration.version, migration.description

@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -323,12 +322,13 @@ impl PgBackend {
 
 /// SQLite: a pool, and a queue for this process's writers. SQLite admits one
 /// writer at a time and makes the others poll with growing sleeps (its busy
-/// handler); queueing them here hands the write lock over without sleeping.
+/// handler); queueing them here hands the write lock over without sleeping,
+/// and lets waiting write transactions commit as one group (see `group`).
 /// Correctness never rests on the queue: `BEGIN IMMEDIATE` and the unique
 /// index decide, across processes too.
 struct SqliteBackend {
     pool: pool::Pool<lite::LiteConnection>,
-    writers: Arc<tokio::sync::Mutex<()>>,
+    writers: group::Writers,
 }
 
 enum Backend {
@@ -422,25 +422,14 @@ macro_rules! write_tx {
         loop {
             attempt += 1;
             let outcome: SResult<_> = async {
-                let (mut tx, $now) = store.begin_write($clock).await?;
-                let value: SResult<_> = {
+                let (mut tx, $now, member) = store.begin_write($clock).await?;
+                let value: SResult<_> = async {
                     let mut conn = tx.conn(&store.sql)?;
                     let $conn = &mut conn;
                     $body.map_err(StoreError::from)
-                };
-                match value {
-                    Ok(value) => {
-                        tx.commit()
-                            .await
-                            .map_err(|e| StoreError::from(e).after_write_sent())?;
-                        Ok(value)
-                    }
-                    Err(err) => {
-                        let healthy = err.leaves_connection_healthy();
-                        tx.roll_back(healthy).await;
-                        Err(err)
-                    }
                 }
+                .await;
+                store.end_write(tx, member, value).await
             }
             .await;
             match outcome {
@@ -490,6 +479,7 @@ macro_rules! leased {
 
 // After the macros, which it uses.
 mod fast;
+mod group;
 mod pool;
 
 impl Store {
@@ -511,7 +501,7 @@ impl Store {
             Target::Sqlite { file } => {
                 let lite = SqliteBackend {
                     pool: open_sqlite(file, options).await?,
-                    writers: Arc::new(tokio::sync::Mutex::new(())),
+                    writers: group::Writers::new(),
                 };
                 (Backend::Sqlite(lite), SqlText::new(Dialect::Sqlite))
             }
@@ -529,7 +519,7 @@ impl Store {
             Backend::Sqlite(lite) => {
                 // With this process's writers held back, so none of them is
                 // refused for the lock a migration holds.
-                let _turn = Arc::clone(&lite.writers).lock_owned().await;
+                let _turn = lite.writers.exclusive_turn().await;
                 let mut lease = lite.pool.acquire().await?;
                 lite::migrate(lease.conn()?).await?;
                 // The schema in the .db file itself, not only in its log.
@@ -581,16 +571,46 @@ impl Store {
     /// process clock once it holds the write lock, so instants follow commit
     /// order; PostgreSQL takes the server's clock (the transaction's start)
     /// in the BEGIN round trip, so every host agrees. A manual clock wins on both.
-    async fn begin_write(&self, clock: &Clock) -> SResult<(Tx, Timestamp)> {
+    /// On SQLite the transaction may be a group's (see `group`): `end_write`
+    /// ends it.
+    async fn begin_write(&self, clock: &Clock) -> SResult<(Tx, Timestamp, Option<group::Member>)> {
         Ok(match &self.backend {
             Backend::Sqlite(lite) => {
-                let turn = Arc::clone(&lite.writers).lock_owned().await;
-                let lease = lite.pool.acquire().await?;
-                let tx = Tx::begin_sqlite(lease, "BEGIN IMMEDIATE", Some(turn)).await?;
-                (tx, clock.now())
+                let (tx, member) = lite.writers.begin(&lite.pool).await?;
+                (tx, clock.now(), Some(member))
             }
-            Backend::Postgres(pg) => pg.begin(&pg.begin_write, Some(clock)).await?,
+            Backend::Postgres(pg) => {
+                let (tx, now) = pg.begin(&pg.begin_write, Some(clock)).await?;
+                (tx, now, None)
+            }
         })
+    }
+
+    /// Ends a transaction of [`Store::begin_write`] whose work gave `value`:
+    /// commits it (on SQLite, with its group), or rolls it back when the
+    /// work failed.
+    async fn end_write<T>(
+        &self,
+        tx: Tx,
+        member: Option<group::Member>,
+        value: SResult<T>,
+    ) -> SResult<T> {
+        if let (Backend::Sqlite(lite), Some(member)) = (&self.backend, member) {
+            return lite.writers.end(tx, member, value).await;
+        }
+        match value {
+            Ok(value) => {
+                tx.commit()
+                    .await
+                    .map_err(|e| StoreError::from(e).after_write_sent())?;
+                Ok(value)
+            }
+            Err(err) => {
+                let healthy = err.leaves_connection_healthy();
+                tx.roll_back(healthy).await;
+                Err(err)
+            }
+        }
     }
 
     /// A read-only transaction that sees one snapshot, with its instant
@@ -624,7 +644,7 @@ impl Store {
                 Lease::Sqlite(lite.pool.acquire().await?, None)
             }
             (Backend::Sqlite(lite), Access::Write) => {
-                let turn = Arc::clone(&lite.writers).lock_owned().await;
+                let turn = lite.writers.exclusive_turn().await;
                 Lease::Sqlite(lite.pool.acquire().await?, Some(turn))
             }
             (Backend::Postgres(pg), Access::Write) if pg.pooled => pg.begin_write().await?.into(),

@@ -101,12 +101,25 @@ pub fn hammer_at_least(
     iterations: u64,
     at_least: Duration,
 ) -> (Vec<Event>, Verdict, u64) {
+    hammer_tasks(url, workers, 1, iterations, at_least)
+}
+
+/// [`hammer_at_least`] with `tasks` concurrent workers in each process,
+/// sharing its gate (their writes overlap, as a server's requests do).
+pub fn hammer_tasks(
+    url: &str,
+    workers: usize,
+    tasks: u64,
+    iterations: u64,
+    at_least: Duration,
+) -> (Vec<Event>, Verdict, u64) {
     hammer_with(
         url,
         &vec![None; workers],
         Steps {
             iterations,
             at_least,
+            tasks,
         },
         Errors::Unexpected,
     )
@@ -118,6 +131,8 @@ pub fn hammer_at_least(
 struct Steps {
     iterations: u64,
     at_least: Duration,
+    /// Concurrent workers per process.
+    tasks: u64,
 }
 
 impl Steps {
@@ -125,6 +140,7 @@ impl Steps {
         Steps {
             iterations,
             at_least: Duration::ZERO,
+            tasks: 1,
         }
     }
 }
@@ -170,6 +186,7 @@ fn hammer_with(
             .args(["--worker", &worker.to_string()])
             .args(["--iterations", &steps.iterations.to_string()])
             .args(["--at-least-ms", &steps.at_least.as_millis().to_string()])
+            .args(["--tasks", &steps.tasks.to_string()])
             .args(["--tenants", &TENANTS.to_string()])
             .args(["--seed", &seed.to_string()])
             .stdout(Stdio::piped())
