@@ -23,19 +23,19 @@
 //! transaction holding SQLite's write lock, and the unique indexes decide.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use super::db::{Tx, WriterTurn};
 use super::lite::LiteConnection;
-use super::pool::Pool;
+use super::pool::{lock, Pool};
 use super::{SResult, StoreError};
 use crate::error::Error;
 
 /// The most writers one group commits together: a bound on the first
 /// member's wait and on the transaction's size.
-pub(crate) const MAX_MEMBERS: u32 = 16;
+const MAX_MEMBERS: u32 = 16;
 
 /// Why a member's transaction is run again: the group it joined was undone.
 const GROUP_UNDONE: &str = "a write transaction grouped with this one was undone";
@@ -46,7 +46,8 @@ pub(crate) struct Writers {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// Write transactions waiting for their turn (they may join a group).
     joining: AtomicUsize,
-    /// The group handed on and not yet taken, with its open transaction.
+    /// The group handed on and not yet taken, with its open transaction
+    /// (always with room for another member: a full group is committed).
     open: Mutex<Option<Open>>,
     /// Groups committed (with a lone writer's transaction, a group of one).
     commits: AtomicU64,
@@ -101,13 +102,6 @@ pub(crate) struct Member {
     turn: WriterTurn,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here leaves its value consistent.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Counts a writer as waiting to join while it waits for its turn.
 struct Joining<'a>(&'a AtomicUsize);
 
@@ -129,16 +123,21 @@ async fn statement(tx: &mut Tx, sql: &str) -> Result<(), sqlx::Error> {
     tx.control(sql).await
 }
 
-/// Commits `open` and tells its members.
-async fn commit(open: Open, commits: &AtomicU64) {
+/// Commits `open` and tells its members; the outcome, as theirs.
+async fn commit(open: Open, commits: &AtomicU64) -> SResult<()> {
     commits.fetch_add(1, Ordering::Relaxed);
-    let outcome = match open.tx.commit().await {
-        Ok(()) => Settled::Committed,
+    let (outcome, mine) = match open.tx.commit().await {
+        Ok(()) => (Settled::Committed, Ok(())),
         // The COMMIT was sent: a failure other than SQLite's own refusal
         // leaves its fate unknown, as for any write.
-        Err(err) => Settled::Failed(Error::from(StoreError::from(err).after_write_sent())),
+        Err(err) => {
+            let err = Error::from(StoreError::from(err).after_write_sent());
+            let mine = Err(StoreError::Gate(err.shared_copy()));
+            (Settled::Failed(err), mine)
+        }
     };
     open.group.settle(outcome);
+    mine
 }
 
 /// Undoes `tx`, whose group then cannot commit: its members run again.
@@ -166,7 +165,8 @@ impl Writers {
     pub(crate) async fn exclusive_turn(&self) -> WriterTurn {
         let turn = Arc::clone(&self.turn).lock_owned().await;
         if let Some(open) = self.take_open() {
-            commit(open, &self.commits).await;
+            // Its members hear the outcome; this caller's own work is next.
+            let _ = commit(open, &self.commits).await;
         }
         turn
     }
@@ -178,26 +178,22 @@ impl Writers {
             let _waiting = Joining::new(&self.joining);
             Arc::clone(&self.turn).lock_owned().await
         };
-        match self.take_open() {
-            Some(mut open) if open.members < MAX_MEMBERS => {
-                match statement(&mut open.tx, "SAVEPOINT member").await {
-                    Ok(()) => {
-                        let member = Member {
-                            group: open.group,
-                            members: open.members + 1,
-                            joined: true,
-                            turn,
-                        };
-                        return Ok((open.tx, member));
-                    }
-                    Err(err) => {
-                        undo(open.tx, &open.group, false).await;
-                        return Err(err.into());
-                    }
+        if let Some(mut open) = self.take_open() {
+            return match statement(&mut open.tx, "SAVEPOINT member").await {
+                Ok(()) => {
+                    let member = Member {
+                        group: open.group,
+                        members: open.members + 1,
+                        joined: true,
+                        turn,
+                    };
+                    Ok((open.tx, member))
                 }
-            }
-            Some(open) => commit(open, &self.commits).await,
-            None => {}
+                Err(err) => {
+                    undo(open.tx, &open.group, false).await;
+                    Err(err.into())
+                }
+            };
         }
         let tx = Tx::begin_sqlite(pool.acquire().await?, "BEGIN IMMEDIATE", None).await?;
         let member = Member {
@@ -244,26 +240,20 @@ impl Writers {
                 return Err(err);
             }
         };
-        if members < MAX_MEMBERS && self.joining.load(Ordering::Acquire) > 0 {
-            *lock(&self.open) = Some(Open {
-                tx,
-                group: Arc::clone(&group),
-                members,
-            });
-            drop(turn);
-            let outcome = self.outcome(group).await;
-            return value.and_then(|value| outcome.map(|()| value));
-        }
         let open = Open {
             tx,
             group: Arc::clone(&group),
             members,
         };
-        commit(open, &self.commits).await;
-        drop(turn);
-        let outcome = group
-            .outcome()
-            .unwrap_or_else(|| Err(Error::internal("a committed group has no outcome").into()));
+        let outcome = if members < MAX_MEMBERS && self.joining.load(Ordering::Acquire) > 0 {
+            *lock(&self.open) = Some(open);
+            drop(turn);
+            self.outcome(group).await
+        } else {
+            let outcome = commit(open, &self.commits).await;
+            drop(turn);
+            outcome
+        };
         value.and_then(|value| outcome.map(|()| value))
     }
 
@@ -288,7 +278,10 @@ impl Writers {
                 () = &mut settled => {}
                 turn = Arc::clone(&self.turn).lock_owned() => {
                     match waiting.take_own_open() {
-                        Some(open) => commit(open, &self.commits).await,
+                        // Its outcome is read at the top of the loop.
+                        Some(open) => {
+                            let _ = commit(open, &self.commits).await;
+                        }
                         None if waiting.group.outcome().is_none() => {
                             waiting.group.settle(Settled::Undone);
                         }

@@ -113,9 +113,12 @@ struct Idle<C> {
     abandoned: bool,
 }
 
-fn lock<T>(idle: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave the Vec inconsistent.
-    idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Locks `mutex` whatever a panic elsewhere left: every critical section on
+/// the store's mutexes leaves its value consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A pool reference that does not keep the pool alive.
