@@ -1,4 +1,8 @@
-"""Surface-overhead driver for Python: python bench.py URL REGISTRY N [--async]"""
+"""Surface-overhead driver for Python: python bench.py URL REGISTRY N [--async]
+
+Results decode each field when it is first read, so the timed region reads
+what every caller of the call reads (a start's outcome and run id, a
+presentation's title): the cost of those reads is the call's."""
 
 import asyncio
 import json
@@ -28,14 +32,16 @@ def sync(url: str, registry: str, n: int) -> None:
     present, start = [], []
     for _ in range(n):
         t = time.perf_counter_ns()
-        gate.present(result)
+        title = gate.present(result).title
         present.append(time.perf_counter_ns() - t)
+        assert title
     for i in range(n):
         req = request(i)
         t = time.perf_counter_ns()
         r = gate.start(req)
+        outcome, run_id = r.outcome, r.run.id
         start.append(time.perf_counter_ns() - t)
-        assert r.outcome == "accepted"
+        assert outcome == "accepted" and run_id > 0
     report(present, start)
 
 
@@ -47,14 +53,16 @@ async def asynchronous(url: str, registry: str, n: int) -> None:
     present, start = [], []
     for _ in range(n):
         t = time.perf_counter_ns()
-        gate.present(result)  # a plain call: no database
+        title = gate.present(result).title  # a plain call: no database
         present.append(time.perf_counter_ns() - t)
+        assert title
     for i in range(n):
         req = request(i)
         t = time.perf_counter_ns()
         r = await gate.start(req)
+        outcome, run_id = r.outcome, r.run.id
         start.append(time.perf_counter_ns() - t)
-        assert r.outcome == "accepted"
+        assert outcome == "accepted" and run_id > 0
     report(present, start)
 
 

@@ -25,6 +25,47 @@ pub const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
 /// Deepest nesting of objects and lists accepted in a document.
 pub const MAX_DEPTH: usize = 128;
 
+/// Where a value sits inside the argument a binding is converting: a chain
+/// of borrowed steps, spelled out only when a refusal names it, so a
+/// document that passes builds no path strings.
+#[derive(Debug, Clone, Copy)]
+pub enum Place<'a> {
+    /// The argument itself.
+    Root,
+    /// An object's value under a key (the contract's snake_case key).
+    Key(&'a Place<'a>, &'a str),
+    /// A list's item.
+    Index(&'a Place<'a>, usize),
+}
+
+impl Place<'_> {
+    /// The path inside the argument as every surface spells it
+    /// (`actor.capabilities[1]`); empty for the argument itself.
+    pub fn path(&self) -> String {
+        match self {
+            Place::Root => String::new(),
+            Place::Key(parent, key) => {
+                let parent = parent.path();
+                if parent.is_empty() {
+                    (*key).to_string()
+                } else {
+                    format!("{parent}.{key}")
+                }
+            }
+            Place::Index(parent, index) => format!("{}[{index}]", parent.path()),
+        }
+    }
+
+    /// The field a refusal names: the path, or `root` (the argument's name)
+    /// for the argument itself.
+    pub fn field(&self, root: &str) -> String {
+        match self {
+            Place::Root => root.to_string(),
+            _ => self.path(),
+        }
+    }
+}
+
 /// `invalid_request` for `field`.
 pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
     Error::InvalidRequest {
@@ -427,6 +468,32 @@ fn nested_within(json: &[u8], limit: usize) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_place_is_spelled_as_the_checked_walk_names_fields() {
+        let root = Place::Root;
+        let actor = Place::Key(&root, "actor");
+        let capabilities = Place::Key(&actor, "capabilities");
+        let second = Place::Index(&capabilities, 1);
+        let item = Place::Index(&root, 0);
+        let inside = Place::Key(&item, "id");
+        assert_eq!(root.field("request"), "request");
+        assert_eq!(root.path(), "");
+        assert_eq!(actor.field("request"), "actor");
+        assert_eq!(second.field("request"), "actor.capabilities[1]");
+        assert_eq!(inside.field("requests"), "[0].id");
+        // The same document refused by the core's own walk names the same field.
+        let doc = json!({"actor": {"capabilities": ["a", "b\u{0}"]}});
+        assert_eq!(
+            field(check_value("request", &doc).unwrap_err()).0,
+            second.field("request")
+        );
+        let list = json!([{"id": "x\u{0}"}]);
+        assert_eq!(
+            field(check_value("requests", &list).unwrap_err()).0,
+            inside.field("requests")
+        );
+    }
 
     fn field(err: Error) -> (String, String) {
         match err {

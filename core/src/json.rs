@@ -365,112 +365,281 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 /// `tenant_id` → `tenantId`: a contract key as the Node surface names it.
 pub fn camel(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
-    let mut upper = false;
-    for c in key.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
+    camel_into(key, &mut out);
+    out
+}
+
+/// [`camel`], appended to `out`: each part after an underscore starts
+/// upper case.
+fn camel_into(key: &str, out: &mut String) {
+    let mut parts = key.split('_');
+    out.push_str(parts.next().unwrap_or_default());
+    for part in parts {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            // The contract's keys are ASCII: no trip through Unicode's tables.
+            if first.is_ascii() {
+                out.push(first.to_ascii_uppercase());
+            } else {
+                out.extend(first.to_uppercase());
+            }
+            out.push_str(chars.as_str());
         }
     }
-    out
 }
 
 /// Largest integer a JavaScript number holds exactly, 2^53 − 1.
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
-/// JSON text with every object key renamed by [`camel`], except anywhere
-/// inside the value of a key in `opaque` (the host's own documents): the
-/// object a `Value` tree renamed key by key would give, without the tree.
-/// `None` when the text holds an integer beyond ±(2^53 − 1), which a
-/// JavaScript number cannot carry (the caller converts that value by value).
-pub fn camel_case_text(json: &str, opaque: &[&str]) -> Option<String> {
-    let bytes = json.as_bytes();
-    let mut out = String::with_capacity(json.len() + 16);
-    // Per open list or object: whether it is an object, and whether it is
-    // inside an opaque value (its keys are the host's: never renamed).
-    let mut open: Vec<(bool, bool)> = Vec::new();
-    let (mut key_next, mut opaque_next, mut at) = (false, false, 0usize);
-    while let Some(&byte) = bytes.get(at) {
-        let inside = open.last().is_some_and(|&(_, inside)| inside);
-        match byte {
-            b'"' => {
-                let end = string_end(bytes, at)?;
-                let token = &json[at..end];
-                let key = &token[1..token.len() - 1];
-                if key_next && !inside && key.contains('_') {
-                    if key.contains('\\') {
-                        // Rename the text, not its escapes.
-                        let text: String = serde_json::from_str(token).ok()?;
-                        out.push_str(&serde_json::to_string(&camel(&text)).ok()?);
-                    } else {
-                        out.push('"');
-                        out.push_str(&camel(key));
-                        out.push('"');
-                    }
-                } else {
-                    out.push_str(token);
-                }
-                opaque_next = key_next && opaque.contains(&key);
-                key_next = false;
-                at = end;
-                continue;
-            }
-            b'{' | b'[' => {
-                open.push((byte == b'{', inside || opaque_next));
-                key_next = byte == b'{';
-            }
-            b'}' | b']' => {
-                open.pop();
-                key_next = false;
-            }
-            b',' => key_next = open.last().is_some_and(|&(object, _)| object),
-            b':' => {}
-            b'-' | b'0'..=b'9' => {
-                let end = bytes[at..]
-                    .iter()
-                    .position(|b| !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                    .map_or(bytes.len(), |n| at + n);
-                let number = &json[at..end];
-                let digits = number.trim_start_matches('-');
-                let integer = !digits.contains(['.', 'e', 'E']);
-                if integer
-                    && digits.len() > 15
-                    && digits.parse::<u64>().map_or(true, |n| n > MAX_SAFE_INTEGER)
-                {
-                    return None;
-                }
-                out.push_str(number);
-                at = end;
-                continue;
-            }
-            b' ' | b'\n' | b'\r' | b'\t' => {}
-            // `true`, `false`, `null`.
-            b'a'..=b'z' => {}
-            _ => return None,
-        }
-        if byte != b':' && !byte.is_ascii_whitespace() {
-            opaque_next = false;
-        }
-        out.push(char::from(byte));
-        at += 1;
+/// `value` as JSON text with every object key renamed by [`camel`], except
+/// anywhere inside the value of a key in `opaque` (the host's own
+/// documents), written in one pass as serde writes it: the object a `Value`
+/// tree renamed key by key would give, without the tree or a second pass
+/// over the text. `None` when the value holds an integer beyond
+/// ±(2^53 − 1), which a JavaScript number cannot carry, or a map key that
+/// is not text (the caller converts such a value through the tree).
+pub fn to_camel_json<T: serde::Serialize>(value: &T, opaque: &[&str]) -> Result<Option<String>> {
+    let mut refused = false;
+    let mut out = Vec::with_capacity(1024);
+    let formatter = CamelKeys {
+        opaque,
+        open: Vec::new(),
+        in_key: false,
+        key: String::new(),
+        renamed: String::new(),
+        opaque_next: false,
+        refused: &mut refused,
+    };
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))?;
+    if refused {
+        return Ok(None);
     }
-    Some(out)
+    // serde_json writes only valid UTF-8.
+    String::from_utf8(out)
+        .map(Some)
+        .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
 }
 
-/// Where the JSON string starting at `start` (its opening quote) ends: the
-/// index after its closing quote.
-fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut at = start + 1;
-    loop {
-        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
-        if bytes[at] == b'"' {
-            return Some(at + 1);
+/// serde_json's compact output, with keys collected as they are written and
+/// written renamed once complete (see [`to_camel_json`]).
+struct CamelKeys<'a> {
+    opaque: &'a [&'a str],
+    /// Per open object or list: whether it is inside an opaque value.
+    open: Vec<bool>,
+    /// Whether a key is being written (into `key`, not the output).
+    in_key: bool,
+    /// The key being written, unescaped; reused from key to key.
+    key: String,
+    /// The key renamed; reused from key to key.
+    renamed: String,
+    /// Whether the value about to be written is an opaque key's.
+    opaque_next: bool,
+    /// Set for what only the tree can carry: a wide integer, a key that is
+    /// not text.
+    refused: &'a mut bool,
+}
+
+impl CamelKeys<'_> {
+    fn inside(&self) -> bool {
+        self.open.last().copied().unwrap_or(false)
+    }
+
+    fn open<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        bracket: &[u8],
+    ) -> std::io::Result<()> {
+        let inside = self.inside() || std::mem::take(&mut self.opaque_next);
+        self.open.push(inside);
+        writer.write_all(bracket)
+    }
+
+    /// Before an integer is written: refused beyond what a JS number holds
+    /// exactly, and as a key (only text keys are renamed).
+    fn check_integer(&mut self, magnitude: u128) {
+        if self.in_key || magnitude > u128::from(MAX_SAFE_INTEGER) {
+            *self.refused = true;
         }
-        at += 2;
+    }
+
+    fn refuse_key(&mut self) {
+        if self.in_key {
+            *self.refused = true;
+        }
+    }
+}
+
+macro_rules! camel_integers {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: $ty) -> std::io::Result<()> {
+            self.check_integer(i128::from(value).unsigned_abs());
+            serde_json::ser::CompactFormatter.$method(writer, value)
+        }
+    )*};
+}
+
+impl serde_json::ser::Formatter for CamelKeys<'_> {
+    camel_integers!(write_i8: i8, write_i16: i16, write_i32: i32, write_i64: i64,
+        write_u8: u8, write_u16: u16, write_u32: u32, write_u64: u64);
+
+    fn write_i128<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: i128,
+    ) -> std::io::Result<()> {
+        self.check_integer(value.unsigned_abs());
+        serde_json::ser::CompactFormatter.write_i128(writer, value)
+    }
+
+    fn write_u128<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: u128,
+    ) -> std::io::Result<()> {
+        self.check_integer(value);
+        serde_json::ser::CompactFormatter.write_u128(writer, value)
+    }
+
+    fn write_bool<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: bool,
+    ) -> std::io::Result<()> {
+        self.refuse_key();
+        writer.write_all(if value { b"true" } else { b"false" })
+    }
+
+    fn write_f32<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f32,
+    ) -> std::io::Result<()> {
+        self.refuse_key();
+        serde_json::ser::CompactFormatter.write_f32(writer, value)
+    }
+
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        self.refuse_key();
+        serde_json::ser::CompactFormatter.write_f64(writer, value)
+    }
+
+    fn begin_string<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        if self.in_key {
+            return Ok(());
+        }
+        writer.write_all(b"\"")
+    }
+
+    fn end_string<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        if self.in_key {
+            return Ok(());
+        }
+        writer.write_all(b"\"")
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if self.in_key {
+            self.key.push_str(fragment);
+            return Ok(());
+        }
+        writer.write_all(fragment.as_bytes())
+    }
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::CharEscape;
+        if self.in_key {
+            self.key.push(match escape {
+                CharEscape::Quote => '"',
+                CharEscape::ReverseSolidus => '\\',
+                CharEscape::Solidus => '/',
+                CharEscape::Backspace => '\u{8}',
+                CharEscape::FormFeed => '\u{c}',
+                CharEscape::LineFeed => '\n',
+                CharEscape::CarriageReturn => '\r',
+                CharEscape::Tab => '\t',
+                CharEscape::AsciiControl(byte) => char::from(byte),
+            });
+            return Ok(());
+        }
+        serde_json::ser::CompactFormatter.write_char_escape(writer, escape)
+    }
+
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.open(writer, b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.open.pop();
+        writer.write_all(b"]")
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.open(writer, b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.open.pop();
+        writer.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.in_key = true;
+        self.key.clear();
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b",")
+        }
+    }
+
+    fn end_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        self.in_key = false;
+        let inside = self.inside();
+        self.opaque_next = !inside && self.opaque.contains(&self.key.as_str());
+        let key = if inside || !self.key.contains('_') {
+            &self.key
+        } else {
+            self.renamed.clear();
+            camel_into(&self.key, &mut self.renamed);
+            &self.renamed
+        };
+        if key.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            return serde_json::to_writer(writer, key).map_err(std::io::Error::other);
+        }
+        writer.write_all(b"\"")?;
+        writer.write_all(key.as_bytes())?;
+        writer.write_all(b"\"")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        _writer: &mut W,
+    ) -> std::io::Result<()> {
+        // A scalar value leaves it set: it opened nothing.
+        self.opaque_next = false;
+        Ok(())
     }
 }
 
@@ -792,7 +961,7 @@ mod tests {
     const OPAQUE: [&str; 2] = ["params", "summary"];
 
     /// What renaming a `Value` tree key by key gives (the Node surface's
-    /// conversion before [`camel_case_text`]).
+    /// conversion before [`to_camel_json`]).
     fn renamed(value: Value, inside: bool) -> Value {
         match value {
             Value::Object(map) if !inside => Value::Object(
@@ -811,7 +980,19 @@ mod tests {
     }
 
     #[test]
-    fn camel_case_text_renames_as_the_tree_would() {
+    fn camel_json_renames_as_the_tree_would() {
+        for (key, renamed) in [
+            ("tenant_id", "tenantId"),
+            ("provider_connection_id", "providerConnectionId"),
+            ("id", "id"),
+            ("a__b", "aB"),
+            ("_a", "A"),
+            ("a_", "a"),
+            ("é_é", "éÉ"),
+            ("x_ß", "xSS"),
+        ] {
+            assert_eq!(camel(key), renamed, "{key}");
+        }
         let documents = [
             json!({"tenant_id": "t", "run": {"fencing_token": 7, "is_member": true, "x": null}}),
             json!({"params": {"keep_me": [{"and_me": 1}], "summary": {"a_b": 2}}, "next_run": [{"run_id": 1}]}),
@@ -821,10 +1002,11 @@ mod tests {
             json!({"big_float": 1e300, "small_int": 0, "neg": -0.0}),
         ];
         for document in documents {
-            let text = to_json(&document).unwrap();
-            let camel = camel_case_text(&text, &OPAQUE).unwrap_or_else(|| panic!("{text}"));
+            let camel = to_camel_json(&document, &OPAQUE)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{document}"));
             let parsed: Value = serde_json::from_str(&camel).unwrap();
-            assert_eq!(parsed, renamed(document, false), "{text}");
+            assert_eq!(parsed, renamed(document, false), "{camel}");
         }
         // Straight from a result type, as the Node surface writes it.
         let request = StartRequest::new(
@@ -832,8 +1014,9 @@ mod tests {
             "contoso",
             crate::Actor::member("alice", ["inventory.sync"]),
         );
-        let text = to_json(&request).unwrap();
-        let camel = camel_case_text(&text, &OPAQUE).unwrap();
+        let camel = to_camel_json(&request, &OPAQUE).unwrap().unwrap();
+        let tree = renamed(serde_json::to_value(&request).unwrap(), false);
+        assert_eq!(serde_json::from_str::<Value>(&camel).unwrap(), tree);
         assert!(
             camel.contains("\"tenantId\":\"contoso\"") && camel.contains("\"isMember\":true"),
             "{camel}"
@@ -841,7 +1024,7 @@ mod tests {
     }
 
     #[test]
-    fn camel_case_text_leaves_wide_integers_to_the_tree() {
+    fn camel_json_leaves_wide_integers_and_other_keys_to_the_tree() {
         for (value, wide) in [
             (json!({"id": 9007199254740991_i64}), false),
             (json!({"id": -9007199254740991_i64}), false),
@@ -850,8 +1033,17 @@ mod tests {
             (json!({"id": u64::MAX}), true),
             (json!({"id": 123456789012345678.0}), false),
         ] {
-            let text = to_json(&value).unwrap();
-            assert_eq!(camel_case_text(&text, &OPAQUE).is_none(), wide, "{text}");
+            let camel = to_camel_json(&value, &OPAQUE).unwrap();
+            assert_eq!(camel.is_none(), wide, "{value}");
         }
+        // A map whose keys are not text is written by serde as quoted
+        // numbers; only the tree renames keys, so it goes there.
+        let numbered: std::collections::BTreeMap<u32, u32> = [(1, 2)].into();
+        assert_eq!(to_camel_json(&numbered, &OPAQUE).unwrap(), None);
+        let texts: std::collections::BTreeMap<&str, u32> = [("a_b", 2)].into();
+        assert_eq!(
+            to_camel_json(&texts, &OPAQUE).unwrap().as_deref(),
+            Some(r#"{"aB":2}"#)
+        );
     }
 }

@@ -13,7 +13,8 @@ use std::ptr;
 
 use napi::sys;
 use serde_json::{Map, Number, Value};
-use startgate::{input, Error};
+use startgate::input::{self, Place};
+use startgate::Error;
 
 /// Keys whose values belong to the host and are never renamed.
 pub const OPAQUE: [&str; 2] = ["params", "summary"];
@@ -93,6 +94,23 @@ pub unsafe fn parse_json(env: sys::napi_env, text: &str) -> Result<sys::napi_val
 /// Reads a JS string exactly: UTF-16 code units, refused unless they are
 /// valid Unicode. `None` when the text holds a lone surrogate.
 unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> Result<Option<String>, Error> {
+    // Most strings of a call (keys, ids, names) fit this buffer: one N-API
+    // call and no allocation besides the String itself.
+    const SHORT: usize = 128;
+    let mut short = [0u16; SHORT];
+    let mut written = 0usize;
+    // SAFETY: the buffer holds SHORT units; N-API writes at most SHORT - 1
+    // and a terminator.
+    ok(
+        unsafe {
+            sys::napi_get_value_string_utf16(env, value, short.as_mut_ptr(), SHORT, &mut written)
+        },
+        "read a string",
+    )?;
+    if written < SHORT - 1 {
+        return Ok(String::from_utf16(&short[..written]).ok());
+    }
+    // It may have been cut at SHORT - 1 units: read its length, then all of it.
     let mut len = 0usize;
     // SAFETY: a NULL buffer asks for the length only.
     ok(
@@ -100,7 +118,6 @@ unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> Result<Opti
         "read a string's length",
     )?;
     let mut units = vec![0u16; len + 1];
-    let mut written = 0usize;
     // SAFETY: the buffer holds len + 1 units (room for the terminator).
     ok(
         unsafe {
@@ -147,19 +164,15 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn at(&self, path: &str) -> String {
-        if path.is_empty() {
-            self.root.to_string()
-        } else {
-            path.to_string()
-        }
+    fn at(&self, place: &Place<'_>) -> String {
+        place.field(self.root)
     }
 
     /// `None` for `undefined` (an absent property).
     unsafe fn value(
         &self,
         value: sys::napi_value,
-        path: &str,
+        place: &Place<'_>,
         depth: usize,
         opaque: bool,
     ) -> Result<Option<Value>, Error> {
@@ -183,10 +196,10 @@ impl Walk<'_> {
                         sys::napi_get_value_double(env, value, &mut n),
                         "read a number",
                     )?;
-                    number(n).ok_or_else(|| input::not_finite(self.at(path)))?
+                    number(n).ok_or_else(|| input::not_finite(self.at(place)))?
                 }
                 sys::ValueType::napi_string => Value::String(
-                    read_string(env, value)?.ok_or_else(|| input::not_unicode(self.at(path)))?,
+                    read_string(env, value)?.ok_or_else(|| input::not_unicode(self.at(place)))?,
                 ),
                 sys::ValueType::napi_bigint => {
                     let (mut n, mut lossless) = (0i64, false);
@@ -201,18 +214,18 @@ impl Walk<'_> {
                             "print a BigInt",
                         )?;
                         let digits = read_string(env, text)?.unwrap_or_default();
-                        return Err(input::out_of_range(self.at(path), &format!("{digits}n")));
+                        return Err(input::out_of_range(self.at(place), &format!("{digits}n")));
                     }
                     Value::from(n)
                 }
-                sys::ValueType::napi_object => self.object(value, path, depth, opaque)?,
+                sys::ValueType::napi_object => self.object(value, place, depth, opaque)?,
                 sys::ValueType::napi_function => {
-                    return Err(input::not_json(self.at(path), "a function"))
+                    return Err(input::not_json(self.at(place), "a function"))
                 }
                 sys::ValueType::napi_symbol => {
-                    return Err(input::not_json(self.at(path), "a symbol"))
+                    return Err(input::not_json(self.at(place), "a symbol"))
                 }
-                _ => return Err(input::not_json(self.at(path), "a native object")),
+                _ => return Err(input::not_json(self.at(place), "a native object")),
             }))
         }
     }
@@ -220,29 +233,18 @@ impl Walk<'_> {
     unsafe fn object(
         &self,
         value: sys::napi_value,
-        path: &str,
+        place: &Place<'_>,
         depth: usize,
         opaque: bool,
     ) -> Result<Value, Error> {
         let env = self.env;
         // SAFETY: as for `value`.
         unsafe {
-            if is(env, value, sys::napi_is_date)? {
-                return Err(input::not_json(
-                    self.at(path),
-                    "a Date (pass an RFC 3339 string)",
-                ));
-            }
-            if is(env, value, sys::napi_is_typedarray)?
-                || is(env, value, sys::napi_is_arraybuffer)?
-                || is(env, value, sys::napi_is_buffer)?
-            {
-                return Err(input::not_json(self.at(path), "binary data"));
-            }
-            if depth >= input::MAX_DEPTH {
-                return Err(input::too_deep(self.root));
-            }
+            // Arrays first: the common case, and never a Date or binary data.
             if is(env, value, sys::napi_is_array)? {
+                if depth >= input::MAX_DEPTH {
+                    return Err(input::too_deep(self.root));
+                }
                 let mut len = 0u32;
                 ok(
                     sys::napi_get_array_length(env, value, &mut len),
@@ -255,13 +257,28 @@ impl Walk<'_> {
                         sys::napi_get_element(env, value, i, &mut item),
                         "read an array element",
                     )?;
-                    let inner = format!("{path}[{i}]");
+                    let inner = Place::Index(place, i as usize);
                     items.push(
                         self.value(item, &inner, depth + 1, opaque)?
                             .unwrap_or(Value::Null),
                     );
                 }
                 return Ok(Value::Array(items));
+            }
+            if is(env, value, sys::napi_is_date)? {
+                return Err(input::not_json(
+                    self.at(place),
+                    "a Date (pass an RFC 3339 string)",
+                ));
+            }
+            if is(env, value, sys::napi_is_typedarray)?
+                || is(env, value, sys::napi_is_arraybuffer)?
+                || is(env, value, sys::napi_is_buffer)?
+            {
+                return Err(input::not_json(self.at(place), "binary data"));
+            }
+            if depth >= input::MAX_DEPTH {
+                return Err(input::too_deep(self.root));
             }
             let mut names = ptr::null_mut();
             ok(
@@ -288,19 +305,15 @@ impl Walk<'_> {
                     "read a key",
                 )?;
                 let key =
-                    read_string(env, name)?.ok_or_else(|| input::not_unicode(self.at(path)))?;
+                    read_string(env, name)?.ok_or_else(|| input::not_unicode(self.at(place)))?;
                 let key = if opaque { key } else { snake(&key) };
                 let mut item = ptr::null_mut();
                 ok(
                     sys::napi_get_property(env, value, name, &mut item),
                     "read a property",
                 )?;
-                let inner = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
                 let inside = opaque || OPAQUE.contains(&key.as_str());
+                let inner = Place::Key(place, &key);
                 if let Some(converted) = self.value(item, &inner, depth + 1, inside)? {
                     map.insert(key, converted);
                 }
@@ -337,6 +350,6 @@ pub fn argument(
     };
     let opaque = OPAQUE.contains(&root);
     // SAFETY: `value` is a live value of this call's scope.
-    let converted = unsafe { walk.value(napi::JsValue::raw(&value), "", 0, opaque) }?;
+    let converted = unsafe { walk.value(napi::JsValue::raw(&value), &Place::Root, 0, opaque) }?;
     Ok(converted.unwrap_or(Value::Null))
 }

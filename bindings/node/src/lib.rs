@@ -84,8 +84,7 @@ impl contract::Encoding for AsCamel {
     type Output = Camel;
 
     fn encode<T: serde::Serialize>(value: &T) -> startgate::Result<Camel> {
-        let text = contract::to_json(value)?;
-        match contract::camel_case_text(&text, &OPAQUE) {
+        match contract::to_camel_json(value, &OPAQUE)? {
             Some(camel) => Ok(Camel::Text(camel)),
             // A wide integer must reach JavaScript as a BigInt: value by value.
             None => contract::to_value(value).map(Camel::of),

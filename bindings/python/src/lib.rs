@@ -15,8 +15,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
+use startgate::input::{self, Place};
 use startgate::json::{self, load_registry, OpenOptions};
-use startgate::{input, Error};
+use startgate::Error;
 use startgate_host::{block_on, poll_once, runtime, Polled, ProcessGate};
 
 /// `(code, message, cause, field)` of an error; `cause` is the driver's error
@@ -35,14 +36,6 @@ fn failure(err: &Error) -> Failure {
         cause,
         field,
     )
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
 }
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
@@ -82,21 +75,15 @@ fn contract_value<'py>(
     Ok((!converted.is(value)).then_some(converted))
 }
 
-/// A Python value as JSON data. `root` names the argument; `path` is the
-/// place inside it (empty for the argument itself).
+/// A Python value as JSON data. `root` names the argument; `place` is where
+/// the value sits inside it.
 fn to_value(
     root: &str,
-    path: &str,
+    place: &Place<'_>,
     value: &Bound<'_, PyAny>,
     depth: usize,
 ) -> Result<Value, Error> {
-    let at = || {
-        if path.is_empty() {
-            root.to_string()
-        } else {
-            path.to_string()
-        }
-    };
+    let at = || place.field(root);
     if value.is_none() {
         return Ok(Value::Null);
     }
@@ -139,8 +126,8 @@ fn to_value(
                 return Err(input::key_not_text(at(), &type_name(&key)));
             };
             let key = key.to_cow().map_err(|_| input::not_unicode(at()))?;
-            let inner = join(path, &key);
-            map.insert(key.into_owned(), to_value(root, &inner, &item, depth + 1)?);
+            let item = to_value(root, &Place::Key(place, &key), &item, depth + 1)?;
+            map.insert(key.into_owned(), item);
         }
         return Ok(Value::Object(map));
     }
@@ -152,7 +139,7 @@ fn to_value(
         return match contract_value(value, &at(), depth)? {
             // Walked as data: what it holds may be the contract's objects too.
             Some(converted) if !is_contract_object(&converted) => {
-                to_value(root, path, &converted, depth)
+                to_value(root, place, &converted, depth)
             }
             _ => Err(input::not_json(at(), &type_name(value))),
         };
@@ -160,7 +147,7 @@ fn to_value(
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| to_value(root, &format!("{path}[{i}]"), item, depth + 1))
+        .map(|(i, item)| to_value(root, &Place::Index(place, i), item, depth + 1))
         .collect::<Result<Vec<_>, _>>()
         .map(Value::Array)
 }
@@ -185,7 +172,7 @@ fn arguments(args: &Bound<'_, PyDict>) -> Result<Map<String, Value>, Error> {
         let key: String = key.extract().map_err(|_| Error::Internal {
             message: "argument names are strings".into(),
         })?;
-        let converted = to_value(&key, "", &value, 0)?;
+        let converted = to_value(&key, &Place::Root, &value, 0)?;
         map.insert(key, converted);
     }
     Ok(map)
@@ -260,7 +247,7 @@ fn answer<'py>(py: Python<'py>, result: Result<Py<PyAny>, Error>) -> PyResult<Bo
 
 /// A text argument of `open` (`url`, `registry`, `registry_toml`), or `None`.
 fn optional_text(name: &str, value: &Bound<'_, PyAny>) -> Result<Option<String>, Error> {
-    match to_value(name, "", value, 0)? {
+    match to_value(name, &Place::Root, value, 0)? {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s)),
         other => Err(input::invalid(
@@ -293,7 +280,7 @@ impl NativeGate {
                 optional_text("url", &url)?.ok_or_else(|| input::invalid("url", "missing"))?;
             let registry = optional_text("registry", &registry)?;
             let registry_toml = optional_text("registry_toml", &registry_toml)?;
-            let options = to_value("options", "", &options, 0)?;
+            let options = to_value("options", &Place::Root, &options, 0)?;
             Ok((url, registry, registry_toml, options))
         })();
         let opened = py.detach(|| -> Result<ProcessGate, Error> {

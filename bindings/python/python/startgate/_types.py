@@ -2,7 +2,8 @@
 
 Field names are the contract's JSON names. Timestamps are timezone-aware
 ``datetime`` objects in UTC. Every result keeps the document it was decoded
-from (``to_dict()``), so handing it back (``present``) is exact.
+from (``to_dict()``), so handing it back (``present``) is exact, and decodes
+each of its fields from it when the field is first read.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import enum
 import functools
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar, cast
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, cast
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -141,6 +142,77 @@ def _raw() -> Any:
     return field(default=None, compare=False, repr=False)
 
 
+D = TypeVar("D", bound="_Decoded")
+
+
+class _Decoded:
+    """A result decoded from its document (``raw``) one field at a time, when
+    the field is first read, and kept: a caller that reads ``outcome`` and
+    ``run.id`` of a start does not pay for building every run field, reason
+    and timestamp it never reads. Reading a field, an ``==``, a ``repr``,
+    ``dataclasses.replace``, a copy or a pickle all see the whole value; only
+    ``vars()`` shows what has been read so far."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_dict(cls: Type[D], doc: Mapping[str, Any]) -> D:
+        obj = cls.__new__(cls)
+        obj.__dict__["raw"] = dict(doc)
+        return obj
+
+
+class _Field:
+    """A field of a ``_Decoded`` dataclass not read yet: the first read
+    decodes it from the document and sets it on the instance, whose own value
+    is found before this (a non-data descriptor) from then on. A value the
+    dataclass's ``__init__`` sets is found the same way."""
+
+    __slots__ = ("name", "decode")
+
+    def __init__(self, name: str, decode: Optional[Callable[[Any], Any]]) -> None:
+        self.name = name
+        self.decode = decode
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        raw = obj.__dict__.get("raw")
+        if raw is None:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
+        value = raw[self.name]
+        if self.decode is not None:
+            value = self.decode(value)
+        obj.__dict__[self.name] = value
+        return value
+
+
+def _decoded(**decoders: Callable[[Any], Any]) -> Callable[[Type[D]], Type[D]]:
+    """Gives a ``_Decoded`` dataclass's fields (all but ``raw``) their
+    ``_Field``: taken from the document as they are, unless decoded by the
+    function named here. Applied after ``@dataclass``, which has already read
+    the class's attributes for defaults."""
+
+    def apply(cls: Type[D]) -> Type[D]:
+        names = [f.name for f in fields(cast(Any, cls)) if f.name != "raw"]
+        unknown = set(decoders) - set(names)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
+        for name in names:
+            setattr(cls, name, _Field(name, decoders.get(name)))
+        return cls
+
+    return apply
+
+
+def _enum_of(kind: Type[E]) -> Callable[[Any], E]:
+    return lambda value: _enum(kind, value)
+
+
+def _tuple_of(decode: Callable[[Any], T]) -> Callable[[Any], Tuple[T, ...]]:
+    return lambda values: tuple(decode(v) for v in values)
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who asks, as facts the host has already established."""
@@ -180,8 +252,19 @@ class Reason:
         )
 
 
+@_decoded(
+    status=_enum_of(RunStatus),
+    initiator=_enum_of(Initiator),
+    created_at=_required_time,
+    since=_required_time,
+    queued_at=_time,
+    started_at=_time,
+    finished_at=_time,
+    stale_at=_time,
+    reasons=tuple,
+)
 @dataclass(frozen=True)
-class Run:
+class Run(_Decoded):
     """The record of one start (``operation_runs``)."""
 
     id: int
@@ -208,35 +291,6 @@ class Run:
     replaced_run_id: Optional[int]
     raw: Dict[str, Any] = _raw()
 
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "Run":
-        return _new(
-            cls,
-            id=doc["id"],
-            operation=doc["operation"],
-            tenant_id=doc["tenant_id"],
-            provider_connection_id=doc["provider_connection_id"],
-            subject=doc["subject"],
-            status=_enum(RunStatus, doc["status"]),
-            initiator=_enum(Initiator, doc["initiator"]),
-            actor_id=doc["actor_id"],
-            params=doc["params"],
-            created_at=_required_time(doc["created_at"]),
-            since=_required_time(doc["since"]),
-            queued_at=_time(doc["queued_at"]),
-            started_at=_time(doc["started_at"]),
-            finished_at=_time(doc["finished_at"]),
-            stale_at=_time(doc["stale_at"]),
-            fencing_token=doc["fencing_token"],
-            reason_code=doc["reason_code"],
-            reasons=tuple(doc["reasons"]),
-            summary=doc["summary"],
-            sequence_id=doc["sequence_id"],
-            sequence_position=doc["sequence_position"],
-            replaced_run_id=doc["replaced_run_id"],
-            raw=dict(doc),
-        )
-
     @property
     def is_active(self) -> bool:
         """``queued`` or ``running``: the run holds its scope."""
@@ -250,8 +304,15 @@ def _run(doc: Optional[Mapping[str, Any]]) -> Optional[Run]:
     return None if doc is None else Run.from_dict(doc)
 
 
+@_decoded(
+    outcome=_enum_of(Outcome),
+    run=_run,
+    holder=_run,
+    reasons=_tuple_of(Reason.from_dict),
+    pending=_tuple_of(Run.from_dict),
+)
 @dataclass(frozen=True)
-class StartResult:
+class StartResult(_Decoded):
     """The answer to a start: accepted, deduped, scope_busy, blocked or denied."""
 
     outcome: Outcome
@@ -267,24 +328,6 @@ class StartResult:
     pending: Tuple[Run, ...]
     raw: Dict[str, Any] = _raw()
 
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "StartResult":
-        return _new(
-            cls,
-            outcome=_enum(Outcome, doc["outcome"]),
-            operation=doc["operation"],
-            tenant_id=doc["tenant_id"],
-            run=_run(doc["run"]),
-            holder=_run(doc["holder"]),
-            reasons=tuple(Reason.from_dict(r) for r in doc["reasons"]),
-            status=doc["status"],
-            provider_connection_id=doc["provider_connection_id"],
-            replaced_run_id=doc["replaced_run_id"],
-            params_differ=doc["params_differ"],
-            pending=tuple(Run.from_dict(r) for r in doc["pending"]),
-            raw=dict(doc),
-        )
-
     @property
     def accepted(self) -> bool:
         return self.outcome is Outcome.ACCEPTED
@@ -293,8 +336,13 @@ class StartResult:
         return dict(self.raw)
 
 
+@_decoded(
+    run=Run.from_dict,
+    next=lambda doc: None if doc is None else StartResult.from_dict(doc),
+    next_blocked=_tuple_of(StartResult.from_dict),
+)
 @dataclass(frozen=True)
-class CompletionResult:
+class CompletionResult(_Decoded):
     """What ending a run produced."""
 
     run: Run
@@ -303,37 +351,18 @@ class CompletionResult:
     next_blocked: Tuple[StartResult, ...]
     raw: Optional[Dict[str, Any]] = _raw()
 
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "CompletionResult":
-        return _new(
-            cls,
-            run=Run.from_dict(doc["run"]),
-            notify_initiator=doc["notify_initiator"],
-            next=None if doc["next"] is None else StartResult.from_dict(doc["next"]),
-            next_blocked=tuple(StartResult.from_dict(r) for r in doc["next_blocked"]),
-            raw=dict(doc),
-        )
-
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)
 
 
+@_decoded(reaped=_tuple_of(Run.from_dict), next=_tuple_of(StartResult.from_dict))
 @dataclass(frozen=True)
-class ReapResult:
+class ReapResult(_Decoded):
     """Runs ended as stale, and pending runs admitted or blocked as scopes freed."""
 
     reaped: Tuple[Run, ...]
     next: Tuple[StartResult, ...]
     raw: Optional[Dict[str, Any]] = _raw()
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "ReapResult":
-        return _new(
-            cls,
-            reaped=tuple(Run.from_dict(r) for r in doc["reaped"]),
-            next=tuple(StartResult.from_dict(r) for r in doc["next"]),
-            raw=dict(doc),
-        )
 
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)
@@ -377,8 +406,9 @@ class ProviderConnection:
         return to_dict(self)
 
 
+@_decoded(tone=_enum_of(Tone), actions=_tuple_of(Action.from_dict))
 @dataclass(frozen=True)
-class Presentation:
+class Presentation(_Decoded):
     """Operator feedback: the same words on every host."""
 
     outcome: str
@@ -390,26 +420,18 @@ class Presentation:
     actions: Tuple[Action, ...]
     raw: Optional[Dict[str, Any]] = _raw()
 
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "Presentation":
-        return _new(
-            cls,
-            outcome=doc["outcome"],
-            status_label=doc["status_label"],
-            tone=_enum(Tone, doc["tone"]),
-            title=doc["title"],
-            body=doc["body"],
-            run_url=doc["run_url"],
-            actions=tuple(Action.from_dict(a) for a in doc["actions"]),
-            raw=dict(doc),
-        )
-
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)
 
 
+@_decoded(
+    attempted_at=_required_time,
+    initiator=_enum_of(Initiator),
+    outcome=_enum_of(Outcome),
+    reasons=tuple,
+)
 @dataclass(frozen=True)
-class StartAttempt:
+class StartAttempt(_Decoded):
     """The audit row of one start attempt."""
 
     id: int
@@ -430,30 +452,6 @@ class StartAttempt:
     replaced_run_id: Optional[int]
     params_differ: Optional[bool]
     raw: Optional[Dict[str, Any]] = _raw()
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "StartAttempt":
-        return _new(
-            cls,
-            id=doc["id"],
-            attempted_at=_required_time(doc["attempted_at"]),
-            source=doc["source"],
-            operation=doc["operation"],
-            tenant_id=doc["tenant_id"],
-            provider_connection_id=doc["provider_connection_id"],
-            subject=doc["subject"],
-            actor_id=doc["actor_id"],
-            initiator=_enum(Initiator, doc["initiator"]),
-            outcome=_enum(Outcome, doc["outcome"]),
-            status=doc["status"],
-            run_id=doc["run_id"],
-            holder_run_id=doc["holder_run_id"],
-            reason_code=doc["reason_code"],
-            reasons=tuple(doc["reasons"]),
-            replaced_run_id=doc["replaced_run_id"],
-            params_differ=doc["params_differ"],
-            raw=dict(doc),
-        )
 
     def to_dict(self) -> Dict[str, Any]:
         return to_dict(self)
