@@ -119,3 +119,22 @@ test('a wrong argument rejects the Promise, never throws, and ids are exact', as
   assert.equal((await gate.getConnection('\udbff\udfff', 'graph')).tenantId, '\udbff\udfff')
   await gate.close()
 })
+
+test('text is read exactly at every length: around the short-string buffer, whole or refused', async () => {
+  const gate = await Gate.open(sqliteUrl(), { registry })
+  await gate.migrate()
+  // The addon reads a string of up to 127 UTF-16 units in one go and a longer
+  // one by its length: both ways must keep every unit and refuse a lone surrogate.
+  for (const length of [1, 126, 127, 128, 129, 250]) {
+    const plain = 'a'.repeat(length)
+    assert.equal((await gate.upsertConnection(ready(plain))).tenantId, plain)
+    // A surrogate pair across the 127th unit, and at the very end.
+    for (const at of [Math.max(0, length - 2), Math.min(125, Math.max(0, length - 2))]) {
+      const pair = plain.slice(0, at) + '\ud83d\ude00' + plain.slice(at + 2)
+      assert.equal((await gate.upsertConnection(ready(pair))).tenantId, pair)
+      const lone = plain.slice(0, at) + '\ud83d' + plain.slice(at + 1)
+      await assert.rejects(gate.upsertConnection(ready(lone)), { code: 'invalid_request', field: 'tenant_id' })
+    }
+  }
+  await gate.close()
+})
