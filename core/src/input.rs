@@ -44,25 +44,15 @@ impl Place<'_> {
     pub fn path(&self) -> String {
         match self {
             Place::Root => String::new(),
-            Place::Key(parent, key) => {
-                let parent = parent.path();
-                if parent.is_empty() {
-                    (*key).to_string()
-                } else {
-                    format!("{parent}.{key}")
-                }
-            }
+            Place::Key(parent, key) => join(&parent.path(), key),
             Place::Index(parent, index) => format!("{}[{index}]", parent.path()),
         }
     }
 
     /// The field a refusal names: the path, or `root` (the argument's name)
-    /// for the argument itself.
+    /// where the path is empty, as the core's own walk names it.
     pub fn field(&self, root: &str) -> String {
-        match self {
-            Place::Root => root.to_string(),
-            _ => self.path(),
-        }
+        field_at(root, self.path())
     }
 }
 
@@ -165,6 +155,15 @@ pub fn describe(value: &Value) -> String {
     }
 }
 
+/// The field a refusal at `path` names: `root` for the document itself.
+fn field_at(root: &str, path: String) -> String {
+    if path.is_empty() {
+        root.to_string()
+    } else {
+        path
+    }
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
@@ -237,13 +236,7 @@ fn walk(root: &str, start: String, value: &Value) -> Result<()> {
     // Text bytes seen; past half the limit the exact JSON size is measured.
     let mut text_bytes = 0usize;
     while let Some((path, value, depth)) = stack.pop() {
-        let at = |path: &str| {
-            if path.is_empty() {
-                root.to_string()
-            } else {
-                path.to_string()
-            }
-        };
+        let at = |path: &str| field_at(root, path.to_string());
         match value {
             Value::String(s) => {
                 text(&at(&path), s)?;
@@ -482,6 +475,8 @@ mod tests {
         assert_eq!(actor.field("request"), "actor");
         assert_eq!(second.field("request"), "actor.capabilities[1]");
         assert_eq!(inside.field("requests"), "[0].id");
+        // An empty key at the top spells an empty path: the argument is named.
+        assert_eq!(Place::Key(&root, "").field("request"), "request");
         // The same document refused by the core's own walk names the same field.
         let doc = json!({"actor": {"capabilities": ["a", "b\u{0}"]}});
         assert_eq!(

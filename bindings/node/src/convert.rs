@@ -240,11 +240,27 @@ impl Walk<'_> {
         let env = self.env;
         // SAFETY: as for `value`.
         unsafe {
-            // Arrays first: the common case, and never a Date or binary data.
-            if is(env, value, sys::napi_is_array)? {
-                if depth >= input::MAX_DEPTH {
-                    return Err(input::too_deep(self.root));
+            // Arrays are never a Date or binary data: asked first, they skip
+            // those four checks.
+            let array = is(env, value, sys::napi_is_array)?;
+            if !array {
+                if is(env, value, sys::napi_is_date)? {
+                    return Err(input::not_json(
+                        self.at(place),
+                        "a Date (pass an RFC 3339 string)",
+                    ));
                 }
+                if is(env, value, sys::napi_is_typedarray)?
+                    || is(env, value, sys::napi_is_arraybuffer)?
+                    || is(env, value, sys::napi_is_buffer)?
+                {
+                    return Err(input::not_json(self.at(place), "binary data"));
+                }
+            }
+            if depth >= input::MAX_DEPTH {
+                return Err(input::too_deep(self.root));
+            }
+            if array {
                 let mut len = 0u32;
                 ok(
                     sys::napi_get_array_length(env, value, &mut len),
@@ -264,21 +280,6 @@ impl Walk<'_> {
                     );
                 }
                 return Ok(Value::Array(items));
-            }
-            if is(env, value, sys::napi_is_date)? {
-                return Err(input::not_json(
-                    self.at(place),
-                    "a Date (pass an RFC 3339 string)",
-                ));
-            }
-            if is(env, value, sys::napi_is_typedarray)?
-                || is(env, value, sys::napi_is_arraybuffer)?
-                || is(env, value, sys::napi_is_buffer)?
-            {
-                return Err(input::not_json(self.at(place), "binary data"));
-            }
-            if depth >= input::MAX_DEPTH {
-                return Err(input::too_deep(self.root));
             }
             let mut names = ptr::null_mut();
             ok(
