@@ -4,11 +4,15 @@
 //! a NaN, a key that is not a string, nesting deeper than the limit; see
 //! `startgate::input`), then handed to the core's `call_encoded`, which checks
 //! and decodes them exactly as it does for every other surface. Results come
-//! back as Python values. Every call answers `(True, result)` or
+//! back as Python values, or, where the Python layer asks (the contract's
+//! shapes), as a `Document` it reads one field at a time (`document.rs`).
+//! Every call answers `(True, result)` or
 //! `(False, (code, message, cause, field))`; the Python layer turns those into
 //! typed objects and exceptions. Blocking calls release the GIL; asynchronous
 //! calls run on the same process-wide runtime and report through a callback
 //! the Python layer hands over to its event loop.
+
+use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -19,6 +23,9 @@ use startgate::input::{self, Place};
 use startgate::json::{self, load_registry, OpenOptions};
 use startgate::Error;
 use startgate_host::{block_on, poll_once, runtime, Polled, ProcessGate};
+
+mod document;
+use document::Document;
 
 /// `(code, message, cause, field)` of an error; `cause` is the driver's error
 /// text and `field` the offending field of an `invalid_request`, if any.
@@ -238,9 +245,63 @@ impl json::Encoding for AsPython {
     }
 }
 
-fn answer<'py>(py: Python<'py>, result: Result<Py<PyAny>, Error>) -> PyResult<Bound<'py, PyTuple>> {
-    match result {
-        Ok(value) => (true, value).into_pyobject(py),
+/// Results as JSON text, handed to Python as a [`Document`]: the fields a
+/// caller reads become Python values, and only those (see `document`). The
+/// text is written where the call finished, without the GIL.
+struct AsDocument;
+
+/// A result encoded by [`AsDocument`].
+enum Encoded {
+    Object(Document),
+    /// Not an object (a list, a scalar): converted whole.
+    Other(Arc<str>),
+}
+
+impl json::Encoding for AsDocument {
+    type Output = Encoded;
+
+    fn encode<T: serde::Serialize>(value: &T) -> Result<Encoded, Error> {
+        let text: Arc<str> = serde_json::to_string(value)
+            .map_err(|e| encode_failed(&e))?
+            .into();
+        Ok(match Document::new(Arc::clone(&text), 0) {
+            Some(document) => Encoded::Object(document),
+            None => Encoded::Other(text),
+        })
+    }
+
+    fn from_value(value: Value) -> Result<Encoded, Error> {
+        Self::encode(&value)
+    }
+}
+
+/// A call's result, made a Python value once the GIL is held.
+trait IntoPython {
+    fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>>;
+}
+
+impl IntoPython for Py<PyAny> {
+    fn into_python(self, _: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self)
+    }
+}
+
+impl IntoPython for Encoded {
+    fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            Encoded::Object(document) => Ok(Py::new(py, document)?.into_any()),
+            Encoded::Other(text) => document::to_python(py, &text).map(Bound::unbind),
+        }
+    }
+}
+
+fn answer<'py, O: IntoPython>(
+    py: Python<'py>,
+    result: Result<O, Error>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    match result.map(|value| value.into_python(py)) {
+        Ok(Ok(value)) => (true, value).into_pyobject(py),
+        Ok(Err(err)) => (false, failure(&encode_failed(&err))).into_pyobject(py),
         Err(err) => (false, failure(&err)).into_pyobject(py),
     }
 }
@@ -261,6 +322,72 @@ fn optional_text(name: &str, value: &Bound<'_, PyAny>) -> Result<Option<String>,
 #[pyclass(module = "startgate._native", frozen)]
 struct NativeGate {
     inner: ProcessGate,
+}
+
+impl NativeGate {
+    fn call_encoded<'py, E>(
+        &self,
+        py: Python<'py>,
+        method: String,
+        args: Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyTuple>>
+    where
+        E: json::Encoding,
+        E::Output: IntoPython + Send,
+    {
+        let converted = arguments(&args);
+        let result = py.detach(|| {
+            let args = converted?;
+            let gate = self.inner.gate()?;
+            block_on(json::call_encoded::<E>(&gate, &method, args))?
+        });
+        answer(py, result)
+    }
+
+    fn call_async_encoded<'py, E>(
+        &self,
+        py: Python<'py>,
+        method: String,
+        args: Bound<'py, PyDict>,
+        done: Py<PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>>
+    where
+        E: json::Encoding + 'static,
+        E::Output: IntoPython + Send + 'static,
+    {
+        let converted = arguments(&args);
+        let callback = done.clone_ref(py);
+        let polled = py.detach(move || -> Result<Option<Result<E::Output, Error>>, Error> {
+            let args = converted?;
+            let gate = self.inner.gate()?;
+            let call = async move { json::call_encoded::<E>(&gate, &method, args).await };
+            match poll_once(call)? {
+                Polled::Ready(result) => Ok(Some(result)),
+                Polled::Pending(call) => {
+                    let done = callback;
+                    runtime()?.spawn(async move {
+                        let result = call.await;
+                        Python::attach(|py| {
+                            let args = match answer(py, result) {
+                                Ok(args) => args,
+                                Err(err) => return err.write_unraisable(py, None),
+                            };
+                            if let Err(err) = done.call1(py, args) {
+                                // The event loop may be closed; nobody is waiting any more.
+                                err.write_unraisable(py, None);
+                            }
+                        });
+                    });
+                    Ok(None)
+                }
+            }
+        });
+        match polled {
+            Ok(Some(result)) => answer(py, result).map(Some),
+            Ok(None) => Ok(None),
+            Err(err) => answer::<E::Output>(py, Err(err)).map(Some),
+        }
+    }
 }
 
 #[pymethods]
@@ -302,65 +429,41 @@ impl NativeGate {
     }
 
     /// Calls `method` with a dict of named arguments, blocking (without the
-    /// GIL) until the answer.
+    /// GIL) until the answer. With `document`, a result that is an object
+    /// comes back as a `Document` (read one field at a time).
+    #[pyo3(signature = (method, args, document = false))]
     fn call<'py>(
         &self,
         py: Python<'py>,
         method: String,
         args: Bound<'py, PyDict>,
+        document: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let converted = arguments(&args);
-        let result = py.detach(|| {
-            let args = converted?;
-            let gate = self.inner.gate()?;
-            block_on(json::call_encoded::<AsPython>(&gate, &method, args))?
-        });
-        answer(py, result)
+        if document {
+            self.call_encoded::<AsDocument>(py, method, args)
+        } else {
+            self.call_encoded::<AsPython>(py, method, args)
+        }
     }
 
     /// Runs the call as far as it goes without waiting: a call that needs no
     /// wait (SQLite on a free connection) answers here, `(ok, payload)`, with
     /// no hop to the runtime's threads. Otherwise returns `None` and the call
     /// continues on the runtime; `done(ok, payload)` is called (with the GIL,
-    /// on a runtime thread) when it finishes.
+    /// on a runtime thread) when it finishes. `document` as for `call`.
+    #[pyo3(signature = (method, args, done, document = false))]
     fn call_async<'py>(
         &self,
         py: Python<'py>,
         method: String,
         args: Bound<'py, PyDict>,
         done: Py<PyAny>,
+        document: bool,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let converted = arguments(&args);
-        let callback = done.clone_ref(py);
-        let polled = py.detach(move || -> Result<Option<Result<Py<PyAny>, Error>>, Error> {
-            let args = converted?;
-            let gate = self.inner.gate()?;
-            let call = async move { json::call_encoded::<AsPython>(&gate, &method, args).await };
-            match poll_once(call)? {
-                Polled::Ready(result) => Ok(Some(result)),
-                Polled::Pending(call) => {
-                    let done = callback;
-                    runtime()?.spawn(async move {
-                        let result = call.await;
-                        Python::attach(|py| {
-                            let args = match answer(py, result) {
-                                Ok(args) => args,
-                                Err(err) => return err.write_unraisable(py, None),
-                            };
-                            if let Err(err) = done.call1(py, args) {
-                                // The event loop may be closed; nobody is waiting any more.
-                                err.write_unraisable(py, None);
-                            }
-                        });
-                    });
-                    Ok(None)
-                }
-            }
-        });
-        match polled {
-            Ok(Some(result)) => answer(py, result).map(Some),
-            Ok(None) => Ok(None),
-            Err(err) => answer(py, Err(err)).map(Some),
+        if document {
+            self.call_async_encoded::<AsDocument>(py, method, args, done)
+        } else {
+            self.call_async_encoded::<AsPython>(py, method, args, done)
         }
     }
 
@@ -420,6 +523,7 @@ fn take_logs(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<NativeGate>()?;
+    module.add_class::<Document>()?;
     module.add_function(wrap_pyfunction!(version, module)?)?;
     module.add_function(wrap_pyfunction!(set_contract_values, module)?)?;
     module.add_function(wrap_pyfunction!(set_log_level, module)?)?;

@@ -72,10 +72,16 @@ def test_results_decode_a_field_when_it_is_first_read(sqlite_url: str) -> None:
         gate.migrate()
         gate.upsert_connection(ready())
         result = gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE, params={"n": 1})
-        assert set(vars(result)) == {"raw"}
-        assert result.run is not None and set(vars(result)) == {"raw", "run"}
-        assert result.run.id >= 1 and set(vars(result.run)) == {"raw", "id"}
+        # A fresh result holds only the native module's Document of it.
+        assert set(vars(result)) == {"_document"}
+        assert result.run is not None and set(vars(result)) == {"_document", "run"}
+        assert result.run.id >= 1 and set(vars(result.run)) == {"_document", "id"}
         assert result.run is result.run, "a decoded field is kept"
+        # The host's own document is plain data, never a Document.
+        assert type(result.run.params) is dict and result.run.params == {"n": 1}
+        # raw is the whole document as a dict; the Document is let go.
+        assert type(result.raw) is dict and set(vars(result)) == {"raw", "run"}
+        assert result.raw["run"]["params"] == {"n": 1} and result.raw["outcome"] == "accepted"
         with pytest.raises(AttributeError, match="no attribute 'no_such_field'"):
             getattr(result, "no_such_field")
         # Copies and pickles are whole, whether or not a field was read.
@@ -83,3 +89,49 @@ def test_results_decode_a_field_when_it_is_first_read(sqlite_url: str) -> None:
             for twin in (copy.copy(fresh), copy.deepcopy(fresh), pickle.loads(pickle.dumps(fresh))):
                 assert twin == fresh and twin.to_dict() == fresh.to_dict()
                 assert assert_whole(twin) >= 2
+
+
+def test_document_results_keep_field_order_and_exact_fractions(sqlite_url: str) -> None:
+    """A result read through a Document (start, get_run) has the document
+    order and the exact values of one converted whole (list_runs)."""
+    fractions = {
+        "sum": 0.1 + 0.2, "tiny": 5e-324, "huge": 1.7976931348623157e308, "third": 1 / 3,
+        # Read back one unit in the last place off without serde_json's float_roundtrip.
+        "a": 1.0715660391465826e-75, "b": -1.81996730402717e-179,
+    }
+    with Gate.open(sqlite_url, REGISTRY, manual_clock="2026-01-01T09:00:00Z") as gate:
+        gate.migrate()
+        gate.upsert_connection(ready())
+        result = gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE, params=fractions)
+        assert result.run is not None
+        assert result.run.params == fractions
+        for key, value in fractions.items():
+            assert result.run.params[key].hex() == value.hex(), key
+        (listed,) = gate.list_runs()
+        fetched = gate.get_run(result.run.id)
+        assert list(fetched.to_dict()) == list(listed.to_dict())
+        assert fetched.to_dict() == listed.to_dict()
+        assert list(result.to_dict()["run"]) == list(listed.to_dict())
+
+
+def test_document_fields_after_tricky_text_read_right(sqlite_url: str) -> None:
+    """Reading a field scans past the values before it: strings holding
+    quotes, backslashes, brackets and non-ASCII text, and nested objects and
+    lists, end where they end."""
+    tricky = {
+        'q"}': 'x}],\\"{',
+        "nested": {"k": "{[", "list": [{"a": "]"}, [], {}], "e": ""},
+        "ünï": "\u2028 \U0001F600",
+        "\\": [1, -2, 3.5, None, True, False],
+    }
+    with Gate.open(sqlite_url, REGISTRY, manual_clock="2026-01-01T09:00:00Z") as gate:
+        gate.migrate()
+        gate.upsert_connection(ready())
+        result = gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE, params=tricky)
+        assert result.run is not None
+        # Fields after params in the document, read before params itself.
+        assert result.run.fencing_token == 1 and result.run.reasons == ()
+        assert result.run.summary is None and result.run.sequence_id is None
+        assert result.run.params == tricky
+        assert result.pending == () and result.provider_connection_id == "graph"
+        assert result.to_dict()["run"]["params"] == tricky

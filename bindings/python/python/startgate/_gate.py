@@ -47,17 +47,28 @@ def _options(**options: Any) -> Dict[str, Any]:
     return doc
 
 
-def _document(base: Any, **fields: Any) -> Any:
+# The optional fields of each request document, in the order the methods
+# pass their values to `_document`.
+_START = ("operation", "tenant_id", "actor", "provider_connection_id", "subject", "params", "initiator",
+          "tenant_active")
+_SEQUENCE = ("operations", "sequence") + _START[1:]
+_COMPLETION = ("run_id", "fencing_token", "outcome", "reason_code", "summary")
+_FILTER = ("tenant_id", "operation", "status", "active", "limit")
+
+
+def _document(base: Any, names: Tuple[str, ...] = (), values: Tuple[Any, ...] = ()) -> Any:
     """A request document: ``base`` (a mapping or dataclass, may be None)
-    updated with the keyword fields that were given. The native module reads
-    it, and asks ``contract_value`` about the contract's objects in it;
-    anything else is refused there with the field named."""
-    given = {k: v for k, v in fields.items() if v is not None}
-    if base is None:
-        return given
-    if not given and type(base) is dict:
+    updated with the fields among ``names`` whose ``values`` were given. The
+    native module reads it, and asks ``contract_value`` about the contract's
+    objects in it; anything else is refused there with the field named.
+    Positional, not keyword fields: packing keywords costs a start more than
+    the rest of this function."""
+    if type(base) is dict and values.count(None) == len(values):
         # The common case, read as it is (the native module copies nothing back).
         return base
+    given = {k: v for k, v in zip(names, values) if v is not None}
+    if base is None:
+        return given
     if isinstance(base, Mapping):
         doc = dict(base)
     elif is_dataclass(base) and not isinstance(base, type):
@@ -163,9 +174,11 @@ class Gate:
         )
         return cls(_open(url, registry, registry_toml, options))
 
-    def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
+    def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T], document: bool = False) -> T:
+        # `document`: the result is one of the contract's shapes, whose class
+        # reads a native Document one field at a time.
         _log.sync_level()
-        return _settle(self._native.call(method, args), decode)
+        return _settle(self._native.call(method, args, document), decode)
 
     def migrate(self) -> None:
         """Applies the schema migrations (idempotent)."""
@@ -186,10 +199,9 @@ class Gate:
         tenant_active: Optional[bool] = None,
     ) -> StartResult:
         """The one start path: accepted / deduped / scope_busy / blocked / denied."""
-        doc = _document(request, operation=operation, tenant_id=tenant_id, actor=actor,
-                        provider_connection_id=provider_connection_id, subject=subject,
-                        params=params, initiator=initiator, tenant_active=tenant_active)
-        return self._call("start", {"request": doc}, StartResult.from_dict)
+        doc = _document(request, _START, (operation, tenant_id, actor, provider_connection_id, subject, params,
+                                          initiator, tenant_active))
+        return self._call("start", {"request": doc}, StartResult.from_dict, document=True)
 
     def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
         """What ``start`` would answer for each request, writing nothing; an
@@ -212,18 +224,19 @@ class Gate:
         tenant_active: Optional[bool] = None,
     ) -> StartResult:
         """Starts operations in order on one scope; later steps are ``pending``."""
-        doc = _document(request, operations=operations, sequence=sequence, tenant_id=tenant_id, actor=actor,
-                        provider_connection_id=provider_connection_id, subject=subject, params=params,
-                        initiator=initiator, tenant_active=tenant_active)
-        return self._call("start_sequence", {"request": doc}, StartResult.from_dict)
+        doc = _document(request, _SEQUENCE, (operations, sequence, tenant_id, actor, provider_connection_id,
+                                             subject, params, initiator, tenant_active))
+        return self._call("start_sequence", {"request": doc}, StartResult.from_dict, document=True)
 
     def mark_running(self, run_id: int, fencing_token: int) -> Run:
         """The worker took the run. ``InvalidTransition`` means: stop."""
-        return self._call("mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+        return self._call(
+            "mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True
+        )
 
     def heartbeat(self, run_id: int, fencing_token: int) -> Run:
         """Extends a running run's lease."""
-        return self._call("heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+        return self._call("heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True)
 
     def complete(
         self,
@@ -237,20 +250,21 @@ class Gate:
         summary: Optional[Mapping[str, Any]] = None,
     ) -> CompletionResult:
         """Ends a run; dispatch ``next`` when it is accepted."""
-        doc = _document(completion, run_id=run_id, fencing_token=fencing_token, outcome=outcome,
-                        reason_code=reason_code, summary=summary)
-        return self._call("complete", {"completion": doc}, CompletionResult.from_dict)
+        doc = _document(completion, _COMPLETION, (run_id, fencing_token, outcome, reason_code, summary))
+        return self._call("complete", {"completion": doc}, CompletionResult.from_dict, document=True)
 
     def cancel(self, run_id: int, reason_code: Optional[str] = None) -> CompletionResult:
         """Cancels a pending or active run (an operator's decision)."""
-        return self._call("cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict)
+        return self._call(
+            "cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict, document=True
+        )
 
     def reap_stale(self) -> ReapResult:
         """Ends stale runs; admits pending runs of the scopes this frees."""
-        return self._call("reap_stale", {}, ReapResult.from_dict)
+        return self._call("reap_stale", {}, ReapResult.from_dict, document=True)
 
     def get_run(self, run_id: int) -> Run:
-        return self._call("get_run", {"run_id": run_id}, Run.from_dict)
+        return self._call("get_run", {"run_id": run_id}, Run.from_dict, document=True)
 
     def list_runs(
         self,
@@ -262,7 +276,7 @@ class Gate:
         limit: Optional[int] = None,
     ) -> List[Run]:
         """Runs matching the filter, newest first."""
-        doc = _document(None, tenant_id=tenant_id, operation=operation, status=status, active=active, limit=limit)
+        doc = _document(None, _FILTER, (tenant_id, operation, status, active, limit))
         return self._call("list_runs", {"filter": doc}, _runs)
 
     def attempts_for_run(self, run_id: int) -> List[StartAttempt]:
@@ -281,11 +295,11 @@ class Gate:
 
     def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
         """Operator feedback for a start result."""
-        return self._call("present", {"result": result}, Presentation.from_dict)
+        return self._call("present", {"result": result}, Presentation.from_dict, document=True)
 
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same reason catalogue."""
-        return self._call("present_run", {"run": run}, Presentation.from_dict)
+        return self._call("present_run", {"run": run}, Presentation.from_dict, document=True)
 
     def advance_clock(self, seconds: float) -> None:
         """Moves a manual clock forward (tests, demos)."""
@@ -311,7 +325,10 @@ class Gate:
         self.close()
 
 
-def _resolve(future: "asyncio.Future[Tuple[bool, Any]]", ok: bool, payload: Any) -> None:
+def _resolve(waiting: "List[asyncio.Future[Tuple[bool, Any]]]", ok: bool, payload: Any) -> None:
+    # On the loop's thread, so after `_call` has put its future in `waiting`:
+    # it does that before it first yields to the loop.
+    future = waiting[0]
     if not future.cancelled():
         future.set_result((ok, payload))
 
@@ -349,19 +366,24 @@ class AsyncGate:
         loop = asyncio.get_running_loop()
         return cls(await loop.run_in_executor(None, _open, url, registry, registry_toml, options))
 
-    async def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
+    async def _call(
+        self, method: str, args: Dict[str, Any], decode: Callable[[Any], T], document: bool = False
+    ) -> T:
         loop = asyncio.get_running_loop()
-        future: "asyncio.Future[Tuple[bool, Any]]" = loop.create_future()
+        waiting: "List[asyncio.Future[Tuple[bool, Any]]]" = []
 
         def done(ok: bool, payload: Any) -> None:  # on a startgate thread
-            loop.call_soon_threadsafe(_resolve, future, ok, payload)
+            loop.call_soon_threadsafe(_resolve, waiting, ok, payload)
 
         # A call that needs no wait (SQLite on a free connection) is answered
-        # at once, without a round trip through the runtime's threads.
+        # at once, without a round trip through the runtime's threads, and
+        # without a future.
         _log.sync_level()
-        answered = self._native.call_async(method, args, done)
+        answered = self._native.call_async(method, args, done, document)
         if answered is not None:
             return _settle(answered, decode)
+        future = loop.create_future()
+        waiting.append(future)
         return _settle(await future, decode)
 
     async def migrate(self) -> None:
@@ -381,10 +403,9 @@ class AsyncGate:
         initiator: Union[Initiator, str, None] = None,
         tenant_active: Optional[bool] = None,
     ) -> StartResult:
-        doc = _document(request, operation=operation, tenant_id=tenant_id, actor=actor,
-                        provider_connection_id=provider_connection_id, subject=subject,
-                        params=params, initiator=initiator, tenant_active=tenant_active)
-        return await self._call("start", {"request": doc}, StartResult.from_dict)
+        doc = _document(request, _START, (operation, tenant_id, actor, provider_connection_id, subject, params,
+                                          initiator, tenant_active))
+        return await self._call("start", {"request": doc}, StartResult.from_dict, document=True)
 
     async def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
         return await self._call("check", {"requests": _requests(requests)}, _checked)
@@ -404,16 +425,19 @@ class AsyncGate:
         initiator: Union[Initiator, str, None] = None,
         tenant_active: Optional[bool] = None,
     ) -> StartResult:
-        doc = _document(request, operations=operations, sequence=sequence, tenant_id=tenant_id, actor=actor,
-                        provider_connection_id=provider_connection_id, subject=subject, params=params,
-                        initiator=initiator, tenant_active=tenant_active)
-        return await self._call("start_sequence", {"request": doc}, StartResult.from_dict)
+        doc = _document(request, _SEQUENCE, (operations, sequence, tenant_id, actor, provider_connection_id,
+                                             subject, params, initiator, tenant_active))
+        return await self._call("start_sequence", {"request": doc}, StartResult.from_dict, document=True)
 
     async def mark_running(self, run_id: int, fencing_token: int) -> Run:
-        return await self._call("mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+        return await self._call(
+            "mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True
+        )
 
     async def heartbeat(self, run_id: int, fencing_token: int) -> Run:
-        return await self._call("heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict)
+        return await self._call(
+            "heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True
+        )
 
     async def complete(
         self,
@@ -426,18 +450,19 @@ class AsyncGate:
         reason_code: Optional[str] = None,
         summary: Optional[Mapping[str, Any]] = None,
     ) -> CompletionResult:
-        doc = _document(completion, run_id=run_id, fencing_token=fencing_token, outcome=outcome,
-                        reason_code=reason_code, summary=summary)
-        return await self._call("complete", {"completion": doc}, CompletionResult.from_dict)
+        doc = _document(completion, _COMPLETION, (run_id, fencing_token, outcome, reason_code, summary))
+        return await self._call("complete", {"completion": doc}, CompletionResult.from_dict, document=True)
 
     async def cancel(self, run_id: int, reason_code: Optional[str] = None) -> CompletionResult:
-        return await self._call("cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict)
+        return await self._call(
+            "cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict, document=True
+        )
 
     async def reap_stale(self) -> ReapResult:
-        return await self._call("reap_stale", {}, ReapResult.from_dict)
+        return await self._call("reap_stale", {}, ReapResult.from_dict, document=True)
 
     async def get_run(self, run_id: int) -> Run:
-        return await self._call("get_run", {"run_id": run_id}, Run.from_dict)
+        return await self._call("get_run", {"run_id": run_id}, Run.from_dict, document=True)
 
     async def list_runs(
         self,
@@ -448,7 +473,7 @@ class AsyncGate:
         active: Optional[bool] = None,
         limit: Optional[int] = None,
     ) -> List[Run]:
-        doc = _document(None, tenant_id=tenant_id, operation=operation, status=status, active=active, limit=limit)
+        doc = _document(None, _FILTER, (tenant_id, operation, status, active, limit))
         return await self._call("list_runs", {"filter": doc}, _runs)
 
     async def attempts_for_run(self, run_id: int) -> List[StartAttempt]:
@@ -466,11 +491,11 @@ class AsyncGate:
     def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
         """Operator feedback for a start result. Touches no database, so it is
         a plain call, not a coroutine."""
-        return _settle(self._native.call("present", {"result": result}), Presentation.from_dict)
+        return _settle(self._native.call("present", {"result": result}, document=True), Presentation.from_dict)
 
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same catalogue. A plain call, as present."""
-        return _settle(self._native.call("present_run", {"run": run}), Presentation.from_dict)
+        return _settle(self._native.call("present_run", {"run": run}, document=True), Presentation.from_dict)
 
     def metrics(self) -> Dict[str, Any]:
         """As :meth:`Gate.metrics`. A plain call, as present."""

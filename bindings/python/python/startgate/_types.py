@@ -12,7 +12,9 @@ import enum
 import functools
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, cast
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
+
+from ._native import Document
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -98,12 +100,16 @@ def _new(cls: Type[T], **values: Any) -> T:
 _MEMBERS: Dict[type, Dict[str, Any]] = {}
 
 
-def _enum(kind: Type[E], value: str) -> E:
-    """``kind(value)`` without the enum machinery's call (a dict lookup)."""
+def _members(kind: Type[E]) -> Dict[str, E]:
     members = _MEMBERS.get(kind)
     if members is None:
         members = _MEMBERS[kind] = {m.value: m for m in kind}
-    return cast(E, members[value])
+    return members
+
+
+def _enum(kind: Type[E], value: str) -> E:
+    """``kind(value)`` without the enum machinery's call (a dict lookup)."""
+    return _members(kind)[value]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -146,20 +152,32 @@ D = TypeVar("D", bound="_Decoded")
 
 
 class _Decoded:
-    """A result decoded from its document (``raw``) one field at a time, when
-    the field is first read, and kept: a caller that reads ``outcome`` and
-    ``run.id`` of a start does not pay for building every run field, reason
-    and timestamp it never reads. Reading a field, an ``==``, a ``repr``,
-    ``dataclasses.replace``, a copy or a pickle all see the whole value; only
-    ``vars()`` shows what has been read so far."""
+    """A result decoded from its document one field at a time, when the field
+    is first read, and kept: a caller that reads ``outcome`` and ``run.id`` of
+    a start does not pay for building every run field, reason and timestamp
+    it never reads. The document is ``raw`` (a dict), or for a result the
+    native module hands over a ``Document`` that converts only what is read
+    (``raw`` is then made from it when first read). Reading a field, an
+    ``==``, a ``repr``, ``dataclasses.replace``, a copy or a pickle all see
+    the whole value; only ``vars()`` shows what has been read so far."""
 
     __slots__ = ()
 
     @classmethod
-    def from_dict(cls: Type[D], doc: Mapping[str, Any]) -> D:
+    def from_dict(cls: Type[D], doc: Union[Mapping[str, Any], Document]) -> D:
         obj = cls.__new__(cls)
-        obj.__dict__["raw"] = dict(doc)
+        if isinstance(doc, Document):
+            obj.__dict__["_document"] = doc
+        else:
+            obj.__dict__["raw"] = dict(doc)
         return obj
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A copy or a pickle holds the document as a dict, not the native Document.
+        state = dict(self.__dict__)
+        if state.pop("_document", None) is not None:
+            state["raw"] = getattr(self, "raw")
+        return state
 
 
 class _Field:
@@ -177,20 +195,47 @@ class _Field:
     def __get__(self, obj: Any, owner: Any = None) -> Any:
         if obj is None:
             return self
-        raw = obj.__dict__.get("raw")
-        if raw is None:
-            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
-        value = raw[self.name]
+        state = obj.__dict__
+        doc = state.get("raw")
+        if doc is None:
+            doc = state.get("_document")
+            if doc is None:
+                raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
+        value = doc[self.name]
         if self.decode is not None:
             value = self.decode(value)
-        obj.__dict__[self.name] = value
+        state[self.name] = value
         return value
 
 
+class _Raw:
+    """``raw`` of a ``_Decoded`` made from a ``Document``: the whole document
+    as a dict, converted when first read (and kept, in place of the
+    Document). ``None`` (the field's default) for an instance without one."""
+
+    __slots__ = ()
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return None
+        document = obj.__dict__.pop("_document", None)
+        if document is None:
+            return None
+        # Every field is read from this dict from now on; the Document is let go.
+        raw = obj.__dict__["raw"] = document.to_dict()
+        return raw
+
+
+def _opaque(value: Any) -> Any:
+    """The host's own document (``params``, ``summary``) as plain data: a
+    ``Document`` only ever stands for one of the contract's shapes."""
+    return value.to_dict() if type(value) is Document else value
+
+
 def _decoded(**decoders: Callable[[Any], Any]) -> Callable[[Type[D]], Type[D]]:
-    """Gives a ``_Decoded`` dataclass's fields (all but ``raw``) their
-    ``_Field``: taken from the document as they are, unless decoded by the
-    function named here. Applied after ``@dataclass``, which has already read
+    """Gives a ``_Decoded`` dataclass's fields their ``_Field`` (taken from
+    the document as they are, unless decoded by the function named here) and
+    ``raw`` its ``_Raw``. Applied after ``@dataclass``, which has already read
     the class's attributes for defaults."""
 
     def apply(cls: Type[D]) -> Type[D]:
@@ -200,13 +245,15 @@ def _decoded(**decoders: Callable[[Any], Any]) -> Callable[[Type[D]], Type[D]]:
             raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
         for name in names:
             setattr(cls, name, _Field(name, decoders.get(name)))
+        setattr(cls, "raw", _Raw())
         return cls
 
     return apply
 
 
 def _enum_of(kind: Type[E]) -> Callable[[Any], E]:
-    return lambda value: _enum(kind, value)
+    # The lookup itself, called from C: no Python frame per decoded field.
+    return _members(kind).__getitem__
 
 
 def _tuple_of(decode: Callable[[Any], T]) -> Callable[[Any], Tuple[T, ...]]:
@@ -262,6 +309,8 @@ class Reason:
     finished_at=_time,
     stale_at=_time,
     reasons=tuple,
+    params=_opaque,
+    summary=_opaque,
 )
 @dataclass(frozen=True)
 class Run(_Decoded):

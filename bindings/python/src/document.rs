@@ -1,0 +1,227 @@
+//! A result as JSON text that becomes Python values one field at a time.
+//!
+//! A caller of `start` reads its outcome and its run's id, and rarely more;
+//! building every field of the result and of its run as Python objects (and
+//! freeing them) costs a start more than the rest of the binding. A
+//! [`Document`] keeps the result as the text serde writes (in the contract's
+//! field order); reading a field scans the object's keys up to it and
+//! converts only its value, and an object value becomes a `Document` of its
+//! own. `to_dict` converts the whole object, in document order. The text is
+//! always serde's own output (a `Document` cannot be made from Python), so
+//! the scan only has to find where values end, not check them.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A JSON object of a result, read one field at a time (see the module).
+#[pyclass(module = "startgate._native", frozen)]
+pub struct Document {
+    text: Arc<str>,
+    /// Where the object starts in `text` (its `{`); it runs to its matching `}`.
+    start: usize,
+}
+
+impl Document {
+    /// The object at `start` of `text`, which serde wrote; `None` unless a
+    /// JSON object starts there.
+    pub fn new(text: Arc<str>, start: usize) -> Option<Document> {
+        (text.as_bytes().get(start) == Some(&b'{')).then_some(Document { text, start })
+    }
+
+    /// Where the value of field `key` starts, if the object has that field.
+    fn find(&self, key: &str) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        let mut at = self.start + 1;
+        loop {
+            at = skip_space(bytes, at);
+            if bytes.get(at) != Some(&b'"') {
+                return None; // `}`: no such field.
+            }
+            let name_end = string_end(bytes, at)?;
+            let name = &self.text[at..name_end];
+            at = skip_space(bytes, name_end);
+            if bytes.get(at) != Some(&b':') {
+                return None;
+            }
+            at = skip_space(bytes, at + 1);
+            if key_is(name, key) {
+                return Some(at);
+            }
+            at = skip_space(bytes, value_end(bytes, at)?);
+            match bytes.get(at) {
+                Some(b',') => at += 1,
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Document {
+    /// The value of field `key`: a `Document` for an object, Python values
+    /// for anything else.
+    fn __getitem__<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+        let Some(at) = self.find(key) else {
+            return Err(PyKeyError::new_err(key.to_string()));
+        };
+        if let Some(document) = Document::new(Arc::clone(&self.text), at) {
+            return Ok(Bound::new(py, document)?.into_any());
+        }
+        to_python(py, &self.text[at..])
+    }
+
+    fn __contains__(&self, key: &str) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// The whole object as a dict, in document order.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &self.text[self.start..])
+    }
+
+    fn __repr__(&self) -> String {
+        let end = value_end(self.text.as_bytes(), self.start).unwrap_or(self.text.len());
+        format!("Document({})", &self.text[self.start..end])
+    }
+}
+
+/// Whether the JSON string `quoted` (quotes included) is `key`.
+fn key_is(quoted: &str, key: &str) -> bool {
+    let inner = &quoted[1..quoted.len() - 1];
+    if !inner.contains('\\') {
+        return inner == key;
+    }
+    serde_json::from_str::<String>(quoted).is_ok_and(|name| name == key)
+}
+
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        at += 1;
+    }
+    at
+}
+
+/// Where the string starting at `at` (its opening quote) ends, past its closing quote.
+fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    loop {
+        match bytes.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+}
+
+/// Where the value starting at `at` ends.
+fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'"' => string_end(bytes, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match bytes.get(i)? {
+                    b'"' => {
+                        i = string_end(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = at;
+            while !matches!(
+                bytes.get(i),
+                None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+            ) {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
+/// The JSON value at the start of `json` as Python values, objects as dicts
+/// in document order; what follows the value is not read.
+pub fn to_python<'py>(py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
+    let mut reader = serde_json::Deserializer::from_str(json);
+    ToPython(py)
+        .deserialize(&mut reader)
+        .map_err(|err| PyValueError::new_err(format!("cannot read a result: {err}")))
+}
+
+/// Builds Python values as serde reads JSON: no tree in between.
+#[derive(Clone, Copy)]
+struct ToPython<'py>(Python<'py>);
+
+impl<'de, 'py> DeserializeSeed<'de> for ToPython<'py> {
+    type Value = Bound<'py, PyAny>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+fn failed<E: de::Error>(err: PyErr) -> E {
+    E::custom(err)
+}
+
+impl<'de, 'py> Visitor<'de> for ToPython<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON data")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(PyBool::new(self.0, v).to_owned().into_any())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(PyInt::new(self.0, v).into_any())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(PyInt::new(self.0, v).into_any())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(PyFloat::new(self.0, v).into_any())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(PyString::new(self.0, v).into_any())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(self.0.None().into_bound(self.0))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.deserialize(deserializer)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(PyList::new(self.0, items).map_err(failed)?.into_any())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let dict = PyDict::new(self.0);
+        while let Some(key) = map.next_key_seed(self)? {
+            let value = map.next_value_seed(self)?;
+            dict.set_item(key, value).map_err(failed)?;
+        }
+        Ok(dict.into_any())
+    }
+}
