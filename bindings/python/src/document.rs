@@ -71,16 +71,12 @@ impl Document {
         if let Some(document) = Document::new(Arc::clone(&self.text), at) {
             return Ok(Bound::new(py, document)?.into_any());
         }
-        to_python(py, &self.text[at..])
-    }
-
-    fn __contains__(&self, key: &str) -> bool {
-        self.find(key).is_some()
+        python_from_text(py, &self.text[at..])
     }
 
     /// The whole object as a dict, in document order.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_python(py, &self.text[self.start..])
+        python_from_text(py, &self.text[self.start..])
     }
 
     fn __repr__(&self) -> String {
@@ -157,11 +153,21 @@ fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
 
 /// The JSON value at the start of `json` as Python values, objects as dicts
 /// in document order; what follows the value is not read.
-pub fn to_python<'py>(py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
+pub fn python_from_text<'py>(py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
     let mut reader = serde_json::Deserializer::from_str(json);
     ToPython(py)
         .deserialize(&mut reader)
         .map_err(|err| PyValueError::new_err(format!("cannot read a result: {err}")))
+}
+
+/// A JSON value as Python values, by the same conversion as [`python_from_text`].
+pub fn python_from_value<'py>(
+    py: Python<'py>,
+    value: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
+    ToPython(py)
+        .deserialize(value)
+        .map_err(|err| PyValueError::new_err(format!("cannot convert a result: {err}")))
 }
 
 /// Builds Python values as serde reads JSON: no tree in between.

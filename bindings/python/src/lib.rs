@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -185,35 +184,6 @@ fn arguments(args: &Bound<'_, PyDict>) -> Result<Map<String, Value>, Error> {
     Ok(map)
 }
 
-/// A result document as Python values.
-fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match value {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.into_pyobject(py)?.into_any(),
-            (None, Some(u), _) => u.into_pyobject(py)?.into_any(),
-            (None, None, Some(f)) => f.into_pyobject(py)?.into_any(),
-            _ => return Err(PyValueError::new_err("a number that is not a number")),
-        },
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_python(py, item)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (key, item) in map {
-                dict.set_item(key, to_python(py, item)?)?;
-            }
-            dict.into_any()
-        }
-    })
-}
-
 fn encode_failed(err: &dyn std::fmt::Display) -> Error {
     Error::Internal {
         message: format!("cannot encode the result: {err}"),
@@ -238,7 +208,7 @@ impl json::Encoding for AsPython {
 
     fn from_value(value: Value) -> Result<Py<PyAny>, Error> {
         Python::attach(|py| {
-            to_python(py, &value)
+            document::python_from_value(py, &value)
                 .map(Bound::unbind)
                 .map_err(|e| encode_failed(&e))
         })
@@ -290,7 +260,7 @@ impl IntoPython for Encoded {
     fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {
             Encoded::Object(document) => Ok(Py::new(py, document)?.into_any()),
-            Encoded::Other(text) => document::to_python(py, &text).map(Bound::unbind),
+            Encoded::Other(text) => document::python_from_text(py, &text).map(Bound::unbind),
         }
     }
 }
@@ -356,7 +326,6 @@ impl NativeGate {
         E::Output: IntoPython + Send + 'static,
     {
         let converted = arguments(&args);
-        let callback = done.clone_ref(py);
         let polled = py.detach(move || -> Result<Option<Result<E::Output, Error>>, Error> {
             let args = converted?;
             let gate = self.inner.gate()?;
@@ -364,7 +333,6 @@ impl NativeGate {
             match poll_once(call)? {
                 Polled::Ready(result) => Ok(Some(result)),
                 Polled::Pending(call) => {
-                    let done = callback;
                     runtime()?.spawn(async move {
                         let result = call.await;
                         Python::attach(|py| {
@@ -514,7 +482,7 @@ fn take_logs(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     startgate::log::deliver(|record| records.push(record));
     let list = PyList::empty(py);
     for record in records {
-        let fields = to_python(py, &Value::Object(record.fields))?;
+        let fields = document::python_from_value(py, &Value::Object(record.fields))?;
         list.append((record.level.as_str(), record.message, fields))?;
     }
     Ok(list)
