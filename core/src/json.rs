@@ -241,16 +241,34 @@ impl Encoding for AsText {
 struct Args<'a> {
     method: &'a str,
     map: Map<String, Value>,
+    /// A document argument the binding wrote as JSON text: its name, its text.
+    text: Option<(&'a str, &'a str)>,
 }
 
 impl Args<'_> {
+    /// The argument `key`'s text, if it came as text.
+    fn take_text(&mut self, key: &str) -> Option<&str> {
+        match self.text {
+            Some((name, text)) if name == key => {
+                self.text = None;
+                Some(text)
+            }
+            _ => None,
+        }
+    }
+
     fn take(&mut self, key: &str) -> Result<Value> {
+        if let Some(text) = self.take_text(key) {
+            return text_argument(key, text);
+        }
         self.map
             .remove(key)
             .ok_or_else(|| Error::invalid(key, format!("missing (required by {})", self.method)))
     }
 
     fn optional(&mut self, key: &str) -> Option<Value> {
+        // A call that may take this argument as text is given it as a value
+        // (`call_document_encoded`), so the text is never left unread here.
         self.map.remove(key).filter(|v| !v.is_null())
     }
 
@@ -270,12 +288,23 @@ impl Args<'_> {
     /// A document argument: checked (no NUL, not too deep), then parsed with
     /// its path in errors (`actor.id`), or its own name for the whole.
     fn document<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Result<T> {
+        if let Some(text) = self.take_text(key) {
+            // Straight from the text into `T`, with the same checks and
+            // words as the value below (what the C ABI's documents get).
+            return input::parse(key, text);
+        }
         let value = self.take(key)?;
         input::check_value(key, &value)?;
         input::from_value(key, value)
     }
 
     fn done(self) -> Result<()> {
+        if let Some((name, _)) = self.text {
+            return Err(Error::invalid(
+                name,
+                format!("unknown argument for {}", self.method),
+            ));
+        }
         match self.map.keys().next() {
             None => Ok(()),
             Some(extra) => Err(Error::invalid(
@@ -771,7 +800,11 @@ fn pure_args(method: &str, map: Map<String, Value>) -> Result<Args<'_>> {
             ),
         ));
     }
-    Ok(Args { method, map })
+    Ok(Args {
+        method,
+        map,
+        text: None,
+    })
 }
 
 fn pure<E: Encoding>(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<E::Output> {
@@ -837,12 +870,92 @@ pub async fn call_text(gate: &Gate, method: &str, args: Map<String, Value>) -> R
     dispatch::<AsText>(gate, method, args).await
 }
 
+/// The methods that take a document argument, and its name: what
+/// [`call_document_encoded`] and [`call_pure_document_encoded`] decode
+/// straight from text.
+const DOCUMENTS: [(&str, &str); 6] = [
+    ("start", "request"),
+    ("start_sequence", "request"),
+    ("complete", "completion"),
+    ("upsert_connection", "connection"),
+    ("present", "result"),
+    ("present_run", "run"),
+];
+
+/// Whether `name` is `method`'s document argument, which
+/// [`call_document_encoded`] decodes straight from text: `request` (start,
+/// start_sequence), `completion` (complete), `connection`
+/// (upsert_connection), `result` (present), `run` (present_run).
+pub fn takes_document(method: &str, name: &str) -> bool {
+    DOCUMENTS.contains(&(method, name))
+}
+
+/// Text given for an argument that is not a document, read as the value it
+/// holds: checked afterwards as that argument's value is.
+fn text_argument(name: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|err| Error::invalid(name, format!("is not one JSON value: {err}")))
+}
+
+/// [`call_encoded`] with one more argument, `name`, given as JSON text that
+/// the binding wrote itself (Node writes plain JavaScript data as text in
+/// one call): a method's document argument ([`takes_document`]) is decoded
+/// straight from the text into its type, with the checks and words of a
+/// value (those of [`input::parse`], as for a C caller's document); text
+/// for any other argument is read as the value it holds, then checked as
+/// that value would be.
+pub async fn call_document_encoded<E: Encoding>(
+    gate: &Gate,
+    method: &str,
+    mut args: Map<String, Value>,
+    name: &str,
+    text: &str,
+) -> Result<E::Output> {
+    if takes_document(method, name) {
+        let a = Args {
+            method,
+            map: args,
+            text: Some((name, text)),
+        };
+        return dispatch_args::<E>(gate, a).await;
+    }
+    args.insert(name.to_string(), text_argument(name, text)?);
+    dispatch::<E>(gate, method, args).await
+}
+
+/// [`call_pure_encoded`] with the argument `name` as JSON text, as
+/// [`call_document_encoded`] takes it.
+pub fn call_pure_document_encoded<E: Encoding>(
+    gate: &Gate,
+    method: &str,
+    mut args: Map<String, Value>,
+    name: &str,
+    text: &str,
+) -> Result<E::Output> {
+    if takes_document(method, name) {
+        let mut a = pure_args(method, args)?;
+        a.text = Some((name, text));
+        return pure::<E>(gate, method, a);
+    }
+    args.insert(name.to_string(), text_argument(name, text)?);
+    pure::<E>(gate, method, pure_args(method, args)?)
+}
+
 async fn dispatch<E: Encoding>(
     gate: &Gate,
     method: &str,
     args: Map<String, Value>,
 ) -> Result<E::Output> {
-    let mut a = Args { method, map: args };
+    let a = Args {
+        method,
+        map: args,
+        text: None,
+    };
+    dispatch_args::<E>(gate, a).await
+}
+
+async fn dispatch_args<E: Encoding>(gate: &Gate, mut a: Args<'_>) -> Result<E::Output> {
+    let method = a.method;
     let value = match method {
         "migrate" => {
             a.done()?;
@@ -990,8 +1103,15 @@ mod tests {
             ("a_", "a"),
             ("é_é", "éÉ"),
             ("x_ß", "xSS"),
+            ("__", ""),
+            ("", ""),
+            ("Tenant_id", "TenantId"),
+            ("a_1b_c", "a1bC"),
         ] {
             assert_eq!(camel(key), renamed, "{key}");
+            // The serializer renames alike.
+            let written = to_camel_json(&json!({ key: 1 }), &OPAQUE).unwrap().unwrap();
+            assert_eq!(written, format!("{{{}:1}}", json!(renamed)), "{key}");
         }
         let documents = [
             json!({"tenant_id": "t", "run": {"fencing_token": 7, "is_member": true, "x": null}}),
@@ -1020,6 +1140,128 @@ mod tests {
         assert!(
             camel.contains("\"tenantId\":\"contoso\"") && camel.contains("\"isMember\":true"),
             "{camel}"
+        );
+    }
+
+    /// A document given as text (`call_document_encoded`) gets the answer
+    /// the same document gets as a value: results, refusals, their fields
+    /// and words, and nothing written for a refusal.
+    #[tokio::test]
+    async fn a_document_as_text_is_answered_as_the_same_value() {
+        let registry =
+            Registry::from_toml_str(include_str!("../../examples/registry.toml")).unwrap();
+        let gate = Gate::open("sqlite::memory:", registry).await.unwrap();
+        gate.migrate().await.unwrap();
+        let actor = json!({"id": "alice", "is_member": true, "capabilities": ["inventory.sync"]});
+        let mut deep = json!(1);
+        for _ in 0..130 {
+            deep = json!({ "d": deep });
+        }
+        let refused = [
+            json!({"tenant_id": "t", "actor": actor}),
+            json!({"operation": "inventory.sync", "tenant_id": "", "actor": actor}),
+            json!({"operation": "inventory.sync", "tenant_id": "t\u{0}", "actor": actor}),
+            json!({"operation": "inventory.sync", "tenant_id": "t", "actor": {"id": "a", "is_member": "yes"}}),
+            json!({"operation": "inventory.sync", "tenant_id": "t", "actor": actor, "colour": 1}),
+            json!({"operation": "inventory.sync", "tenant_id": "t", "actor": actor, "params": [1]}),
+            json!({"operation": "inventory.sync", "tenant_id": "t", "actor": actor, "params": {"deep": deep}}),
+            json!({"operation": "inventory.sync", "tenant_id": "t", "actor": actor, "subject": "x".repeat(5 << 20)}),
+            json!({"operation": "inventory.synk", "tenant_id": "t", "actor": actor}),
+            json!([1, 2]),
+        ];
+        for (i, document) in refused.iter().enumerate() {
+            let text = document.to_string();
+            let as_value = call_text(
+                &gate,
+                "start",
+                [("request".to_string(), document.clone())]
+                    .into_iter()
+                    .collect(),
+            )
+            .await;
+            let as_text =
+                call_document_encoded::<AsText>(&gate, "start", Map::new(), "request", &text).await;
+            let (Err(value_error), Err(text_error)) = (as_value, as_text) else {
+                panic!("document {i} was not refused both ways");
+            };
+            assert_eq!(value_error.code(), text_error.code(), "document {i}");
+            assert_eq!(
+                value_error.to_string(),
+                text_error.to_string(),
+                "document {i}"
+            );
+        }
+        assert!(gate
+            .list_runs(&RunFilter::default())
+            .await
+            .unwrap()
+            .is_empty());
+        // Accepted one way, then deduped against that run the other way.
+        let connection = json!({"tenant_id": "t", "id": "graph", "provider": "microsoft_graph",
+            "display_name": "Graph", "is_default": true, "consent": "granted", "credential": "present", "health": "ok"});
+        let stored = call_document_encoded::<AsValue>(
+            &gate,
+            "upsert_connection",
+            Map::new(),
+            "connection",
+            &connection.to_string(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stored["display_name"], "Graph");
+        let request = json!({"operation": "inventory.sync", "tenant_id": "t", "actor": actor, "params": {"n": 0.1}});
+        let first = call_document_encoded::<AsValue>(
+            &gate,
+            "start",
+            Map::new(),
+            "request",
+            &request.to_string(),
+        )
+        .await
+        .unwrap();
+        let second = call_value(
+            &gate,
+            "start",
+            [("request".to_string(), request)].into_iter().collect(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(first["outcome"], "accepted", "{first}");
+        assert_eq!(first["run"]["params"]["n"], 0.1);
+        assert_eq!(second["outcome"], "deduped", "{second}");
+        assert_eq!(second["run"]["id"], first["run"]["id"]);
+        // A name that is not the method's document is read as a value, and
+        // refused as one would be.
+        let error = call_document_encoded::<AsText>(&gate, "start", Map::new(), "requests", "{}")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid request: request: missing (required by start)"
+        );
+        let error = call_pure_document_encoded::<AsText>(&gate, "present", Map::new(), "run", "{}")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid request: result: missing (required by present)"
+        );
+        // The document itself, given as text to a pure call.
+        let presented = call_pure_document_encoded::<AsValue>(
+            &gate,
+            "present",
+            Map::new(),
+            "result",
+            &second.to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            presented,
+            call_pure(
+                &gate,
+                "present",
+                [("result".to_string(), second)].into_iter().collect()
+            )
+            .unwrap()
         );
     }
 

@@ -8,6 +8,16 @@
 //! nesting is limited. Keys are renamed from camelCase to the contract's
 //! snake_case, except inside the host's own documents (`params`, `summary`).
 //! Every refusal names the field by its contract path.
+//!
+//! Two ways in, one answer. An object or array of plain JSON data (plain
+//! objects and arrays, well-formed strings, numbers the walk would make the
+//! same JSON number of, booleans, null) is written as JSON text by one
+//! JavaScript function compiled once per thread (`helper_script`): one
+//! N-API call where the walk below makes several per key and per value, and
+//! the core decodes the text straight into its type. Anything else makes
+//! that function answer `null` and the argument is walked value by value
+//! here, which decides and words every refusal; such an argument is read
+//! twice, so an accessor property on it runs twice.
 
 use std::ptr;
 
@@ -48,47 +58,318 @@ fn ok(status: sys::napi_status, what: &str) -> Result<(), Error> {
     }
 }
 
+/// The script that makes this env's helpers: `[encode, JSON.parse,
+/// Array.isArray]`. `encode(value, opaque)` writes plain JSON data as JSON
+/// text with the contract's key names, in one call where the walk below
+/// costs several N-API calls per key and per value. It answers `null` for
+/// anything else (a lone surrogate, a number the walk would treat apart,
+/// a BigInt, a Date, binary data, a function, a symbol, an object that is
+/// not a plain object or array, deep nesting), and the walk then converts
+/// the argument again, value by value, and decides: so the two never
+/// disagree, and every refusal is spelled by the walk. Its depth limit is
+/// one below the walk's, as serde_json's parser nests one level less.
+fn helper_script() -> String {
+    format!(
+        r#"(() => {{
+  'use strict'
+  const {{ keys, getPrototypeOf }} = Object
+  const {{ isArray }} = Array
+  const {{ isInteger, isFinite }} = Number
+  const objectPrototype = Object.prototype
+  const arrayPrototype = Array.prototype
+  const quote = JSON.stringify
+  const limit = {limit}
+  // What a key is written as (`"tenant_id":`), by its JavaScript name: the
+  // contract's keys come back call after call. Only well-formed keys enter.
+  const heads = new Map()
+  const opaqueHeads = {opaque}.map((key) => quote(key) + ':')
+  const head = (key) => {{
+    let text = heads.get(key)
+    if (text === undefined) {{
+      if (!key.isWellFormed()) return null
+      text = quote(key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())) + ':'
+      if (heads.size < 1024) heads.set(key, text)
+    }}
+    return text
+  }}
+  // Text with nothing to escape and no surrogate at all is quoted as it is.
+  const special = /[\u0000-\u001f"\\\ud800-\udfff]/
+  const string = (text) => special.test(text) ? (text.isWellFormed() ? quote(text) : null) : '"' + text + '"'
+  const encode = (value, depth, opaque) => {{
+    switch (typeof value) {{
+      case 'string': return string(value)
+      case 'number':
+        if (isInteger(value)) return value <= 9007199254740992 && value >= -9007199254740992 ? '' + value : null
+        return isFinite(value) ? '' + value : null
+      case 'boolean': return value ? 'true' : 'false'
+      case 'undefined': return undefined
+      case 'object': break
+      default: return null
+    }}
+    if (value === null) return 'null'
+    if (depth >= limit) return null
+    const prototype = getPrototypeOf(value)
+    if (prototype === arrayPrototype && isArray(value)) {{
+      const length = value.length
+      let text = '['
+      for (let i = 0; i < length; i++) {{
+        const item = encode(value[i], depth + 1, opaque)
+        if (item === null) return null
+        text += (i === 0 ? '' : ',') + (item === undefined ? 'null' : item)
+      }}
+      return text + ']'
+    }}
+    if (prototype !== objectPrototype && prototype !== null) return null
+    let text = '{{'
+    const names = keys(value)
+    for (let i = 0; i < names.length; i++) {{
+      const key = names[i]
+      const name = opaque ? string(key) : head(key)
+      if (name === null) return null
+      const inner = opaque || opaqueHeads.includes(name)
+      const item = encode(value[key], depth + 1, inner)
+      if (item === null) return null
+      if (item !== undefined) text += (text.length === 1 ? '' : ',') + (opaque ? name + ':' : name) + item
+    }}
+    return text + '}}'
+  }}
+  return [(value, opaque) => encode(value, 0, opaque), JSON.parse, isArray]
+}})()"#,
+        opaque = serde_json::json!(OPAQUE),
+        limit = input::MAX_DEPTH - 1,
+    )
+}
+
+/// This thread's helpers, made in `env` (see `helper_script`).
+struct Helpers {
+    env: sys::napi_env,
+    encode: sys::napi_ref,
+    parse: sys::napi_ref,
+    is_array: sys::napi_ref,
+}
+
+thread_local! {
+    // One env per JS thread (the main thread, or a worker's own); the env's
+    // cleanup hook empties the slot before its references go.
+    static HELPERS: std::cell::Cell<Option<Helpers>> = const { std::cell::Cell::new(None) };
+}
+
+unsafe extern "C" fn forget_helpers(_: *mut std::ffi::c_void) {
+    HELPERS.with(|slot| slot.set(None));
+}
+
+/// Which of this env's helpers to fetch.
+#[derive(Clone, Copy)]
+enum Helper {
+    Encode,
+    Parse,
+    IsArray,
+}
+
+/// One of this env's helpers, made on first use.
+unsafe fn helper(env: sys::napi_env, which: Helper) -> Result<sys::napi_value, Error> {
+    let pick = |helpers: &Helpers| match which {
+        Helper::Encode => helpers.encode,
+        Helper::Parse => helpers.parse,
+        Helper::IsArray => helpers.is_array,
+    };
+    let cached = HELPERS.with(|slot| {
+        let helpers = slot.take();
+        let reference = helpers.as_ref().filter(|h| h.env == env).map(pick);
+        slot.set(helpers);
+        reference
+    });
+    let reference = match cached {
+        Some(reference) => reference,
+        None => {
+            // SAFETY: `env` is live (the caller's promise).
+            let helpers = unsafe { make_helpers(env) }?;
+            let reference = pick(&helpers);
+            HELPERS.with(|slot| slot.set(Some(helpers)));
+            reference
+        }
+    };
+    let mut value = ptr::null_mut();
+    // SAFETY: the reference was made in this env and lives as long as it.
+    ok(
+        unsafe { sys::napi_get_reference_value(env, reference, &mut value) },
+        "read a helper",
+    )?;
+    Ok(value)
+}
+
+unsafe fn make_helpers(env: sys::napi_env) -> Result<Helpers, Error> {
+    let script = helper_script();
+    let mut made = ptr::null_mut();
+    let mut refs = [ptr::null_mut(); 3];
+    // SAFETY: `env` is live; every out-pointer is a local; the script is
+    // this crate's own constant text.
+    unsafe {
+        let source = js_string(env, &script)?;
+        ok(
+            sys::napi_run_script(env, source, &mut made),
+            "compile the argument encoder",
+        )?;
+        for (i, slot) in refs.iter_mut().enumerate() {
+            let mut function = ptr::null_mut();
+            ok(
+                sys::napi_get_element(env, made, i as u32, &mut function),
+                "read a helper",
+            )?;
+            ok(
+                sys::napi_create_reference(env, function, 1, slot),
+                "keep a helper",
+            )?;
+        }
+        ok(
+            sys::napi_add_env_cleanup_hook(env, Some(forget_helpers), ptr::null_mut()),
+            "register a cleanup hook",
+        )?;
+    }
+    Ok(Helpers {
+        env,
+        encode: refs[0],
+        parse: refs[1],
+        is_array: refs[2],
+    })
+}
+
 /// `JSON.parse(text)` in `env`: one call builds the whole object graph,
 /// where building it from Rust costs N-API calls per key and per value.
 ///
 /// # Safety
 /// `env` must be the live env of the current call.
 pub unsafe fn parse_json(env: sys::napi_env, text: &str) -> Result<sys::napi_value, Error> {
-    let mut global = ptr::null_mut();
-    let mut json = ptr::null_mut();
-    let mut parse = ptr::null_mut();
-    let mut string = ptr::null_mut();
-    let mut parsed = ptr::null_mut();
-    // SAFETY: `env` is live (the caller's promise); every out-pointer is a
-    // local; the text's length is given, so it need not end in NUL.
+    // SAFETY: `env` is live (the caller's promise).
     unsafe {
-        ok(
-            sys::napi_get_global(env, &mut global),
-            "read the global object",
-        )?;
-        ok(
-            sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json),
-            "read JSON",
-        )?;
-        ok(
-            sys::napi_get_named_property(env, json, c"parse".as_ptr(), &mut parse),
-            "read JSON.parse",
-        )?;
-        ok(
+        let string = js_string(env, text)?;
+        call_helper(env, Helper::Parse, &[string], "parse a result")
+    }
+}
+
+/// `text` as a JS string.
+unsafe fn js_string(env: sys::napi_env, text: &str) -> Result<sys::napi_value, Error> {
+    let mut string = ptr::null_mut();
+    // SAFETY: `env` is live (the caller's promise); the text's length is
+    // given, so it need not end in NUL.
+    ok(
+        unsafe {
             sys::napi_create_string_utf8(
                 env,
                 text.as_ptr().cast(),
                 text.len() as isize,
                 &mut string,
-            ),
-            "create a string",
+            )
+        },
+        "create a string",
+    )?;
+    Ok(string)
+}
+
+/// Calls one of this env's helpers with `args`.
+unsafe fn call_helper(
+    env: sys::napi_env,
+    which: Helper,
+    args: &[sys::napi_value],
+    what: &str,
+) -> Result<sys::napi_value, Error> {
+    let mut undefined = ptr::null_mut();
+    let mut result = ptr::null_mut();
+    // SAFETY: `env` is live and `args` are values of this call's scope (the
+    // caller's promise); the out-pointers are locals.
+    unsafe {
+        let function = helper(env, which)?;
+        ok(
+            sys::napi_get_undefined(env, &mut undefined),
+            "read undefined",
         )?;
         ok(
-            sys::napi_call_function(env, json, parse, 1, &string, &mut parsed),
-            "parse a result",
+            sys::napi_call_function(
+                env,
+                undefined,
+                function,
+                args.len(),
+                args.as_ptr(),
+                &mut result,
+            ),
+            what,
         )?;
     }
-    Ok(parsed)
+    Ok(result)
+}
+
+/// `encode(value, opaque)` (see `helper_script`): the argument as JSON
+/// text, `None` when the walk must convert it instead.
+unsafe fn encode_plain(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    opaque: bool,
+) -> Result<Option<String>, Error> {
+    let mut flag = ptr::null_mut();
+    // SAFETY: as for `parse_json`; `value` belongs to this call's scope.
+    unsafe {
+        ok(
+            sys::napi_get_boolean(env, opaque, &mut flag),
+            "make a boolean",
+        )?;
+        let text = call_helper(env, Helper::Encode, &[value, flag], "encode an argument")?;
+        match type_of(env, text)? {
+            sys::ValueType::napi_string => read_encoded(env, text).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The encoder's text as UTF-8: exact, as every string in it was checked
+/// to be well-formed.
+unsafe fn read_encoded(env: sys::napi_env, text: sys::napi_value) -> Result<String, Error> {
+    // A start request's text fits this buffer: one N-API call.
+    const SHORT: usize = 1024;
+    let mut short = [0u8; SHORT];
+    let mut written = 0usize;
+    // SAFETY: the buffer holds SHORT bytes; N-API writes at most SHORT - 1
+    // and a terminator.
+    ok(
+        unsafe {
+            sys::napi_get_value_string_utf8(
+                env,
+                text,
+                short.as_mut_ptr().cast(),
+                SHORT,
+                &mut written,
+            )
+        },
+        "read a string",
+    )?;
+    // A cut never splits a character, so a cut text fills at least
+    // SHORT - 4 bytes (a character is at most 4).
+    let bytes = if written < SHORT - 4 {
+        short[..written].to_vec()
+    } else {
+        let mut len = 0usize;
+        // SAFETY: a NULL buffer asks for the length only.
+        ok(
+            unsafe { sys::napi_get_value_string_utf8(env, text, ptr::null_mut(), 0, &mut len) },
+            "read a string's length",
+        )?;
+        let mut bytes = vec![0u8; len + 1];
+        // SAFETY: the buffer holds len + 1 bytes (room for the terminator).
+        ok(
+            unsafe {
+                sys::napi_get_value_string_utf8(
+                    env,
+                    text,
+                    bytes.as_mut_ptr().cast(),
+                    len + 1,
+                    &mut written,
+                )
+            },
+            "read a string",
+        )?;
+        bytes.truncate(written);
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|_| engine("read the argument encoder's text"))
 }
 
 /// Reads a JS string exactly: UTF-16 code units, refused unless they are
@@ -242,8 +523,9 @@ impl Walk<'_> {
         unsafe {
             // Arrays are never a Date or binary data: asked first, they skip
             // those four checks.
-            let array = is(env, value, sys::napi_is_array)?;
-            if !array {
+            let plain_array = is(env, value, sys::napi_is_array)?;
+            let mut array = plain_array;
+            if !plain_array {
                 if is(env, value, sys::napi_is_date)? {
                     return Err(input::not_json(
                         self.at(place),
@@ -256,16 +538,24 @@ impl Walk<'_> {
                 {
                     return Err(input::not_json(self.at(place), "binary data"));
                 }
+                // A Proxy of an array is an array to `Array.isArray` (and to
+                // the encoder) but not to N-API.
+                array = is_array(env, value)?;
             }
             if depth >= input::MAX_DEPTH {
                 return Err(input::too_deep(self.root));
             }
             if array {
-                let mut len = 0u32;
-                ok(
-                    sys::napi_get_array_length(env, value, &mut len),
-                    "read an array's length",
-                )?;
+                let len = if plain_array {
+                    let mut len = 0u32;
+                    ok(
+                        sys::napi_get_array_length(env, value, &mut len),
+                        "read an array's length",
+                    )?;
+                    len
+                } else {
+                    proxy_length(env, value)?
+                };
                 let mut items = Vec::with_capacity(len as usize);
                 for i in 0..len {
                     let mut item = ptr::null_mut();
@@ -324,6 +614,38 @@ impl Walk<'_> {
     }
 }
 
+/// `Array.isArray(value)`.
+unsafe fn is_array(env: sys::napi_env, value: sys::napi_value) -> Result<bool, Error> {
+    let mut result = false;
+    // SAFETY: as for `type_of`.
+    unsafe {
+        let answer = call_helper(env, Helper::IsArray, &[value], "ask Array.isArray")?;
+        ok(
+            sys::napi_get_value_bool(env, answer, &mut result),
+            "read a boolean",
+        )?;
+    }
+    Ok(result)
+}
+
+/// The `length` of a Proxy of an array, read through its traps.
+unsafe fn proxy_length(env: sys::napi_env, value: sys::napi_value) -> Result<u32, Error> {
+    let mut length = ptr::null_mut();
+    let mut len = 0u32;
+    // SAFETY: as for `type_of`.
+    unsafe {
+        ok(
+            sys::napi_get_named_property(env, value, c"length".as_ptr(), &mut length),
+            "read an array's length",
+        )?;
+        ok(
+            sys::napi_get_value_uint32(env, length, &mut len),
+            "read an array's length",
+        )?;
+    }
+    Ok(len)
+}
+
 /// A JS number as JSON: integral values up to 2^53 in magnitude are exact
 /// integers; anything else stays a fraction. `None` for NaN and infinities.
 fn number(n: f64) -> Option<Value> {
@@ -353,4 +675,23 @@ pub fn argument(
     // SAFETY: `value` is a live value of this call's scope.
     let converted = unsafe { walk.value(napi::JsValue::raw(&value), &Place::Root, 0, opaque) }?;
     Ok(converted.unwrap_or(Value::Null))
+}
+
+/// The JS argument `value` as JSON text with the contract's key names, when
+/// it is an object or array of plain JSON data (see `helper_script`); `None`
+/// for anything else, which [`argument`] then converts.
+pub fn plain_text(
+    env: &napi::Env,
+    root: &str,
+    value: &napi::bindgen_prelude::Unknown<'_>,
+) -> Result<Option<String>, Error> {
+    let env = env.raw();
+    let value = napi::JsValue::raw(value);
+    // SAFETY: `value` is a live value of this call's scope.
+    unsafe {
+        if type_of(env, value)? != sys::ValueType::napi_object {
+            return Ok(None);
+        }
+        encode_plain(env, value, OPAQUE.contains(&root))
+    }
 }

@@ -6,8 +6,9 @@
 //! Field names are the contract's, camelCased (`tenant_id` → `tenantId`);
 //! the contents of `params` and `summary` are the host's own and pass through
 //! unchanged. Arguments arrive as raw JS values and are converted here with
-//! the checks only this side can make (`convert`), then checked and decoded
-//! by the core exactly as on every other surface, so a wrong argument is an
+//! the checks only this side can make (`convert`: plain data as JSON text
+//! written by one JavaScript call, anything else value by value), then
+//! checked and decoded by the core exactly as on every other surface, so a wrong argument is an
 //! `invalid_request` with the same words everywhere — and a rejected Promise,
 //! never a synchronous throw. The `#[napi(object)]` declarations below exist
 //! to generate `index.d.ts`; a test checks that the objects returned at run
@@ -28,7 +29,7 @@ use startgate::json::{self as contract, load_registry, OpenOptions as CoreOpenOp
 use startgate::{input, Registry};
 
 use contract::camel;
-use convert::{argument, parse_json, OPAQUE};
+use convert::{argument, parse_json, plain_text, OPAQUE};
 
 /// Renames object keys to camelCase, leaving the host's documents alone.
 fn camel_keys(value: Value) -> Value {
@@ -175,14 +176,36 @@ fn first_poll(mut call: Call) -> std::result::Result<startgate::Result<Camel>, C
     })
 }
 
-/// Converts named JS arguments (each checked under its contract name).
-fn arguments(env: &Env, args: Vec<(&str, Unknown<'_>)>) -> startgate::Result<Map<String, Value>> {
-    let mut map = Map::new();
+/// Named JS arguments, each checked under its contract name: values, and
+/// the method's document (`contract::takes_document`) as text when it is
+/// plain JSON data (`convert::plain_text`), which the core decodes straight
+/// into its type.
+struct Arguments {
+    values: Map<String, Value>,
+    text: Option<(String, String)>,
+}
+
+/// Converts named JS arguments (see [`Arguments`]).
+fn arguments(
+    env: &Env,
+    method: &str,
+    args: Vec<(&str, Unknown<'_>)>,
+) -> startgate::Result<Arguments> {
+    let mut converted = Arguments {
+        values: Map::new(),
+        text: None,
+    };
     for (name, value) in args {
-        let converted = argument(env, name, value)?;
-        map.insert(name.to_string(), converted);
+        if contract::takes_document(method, name) {
+            if let Some(text) = plain_text(env, name, &value)? {
+                converted.text = Some((name.to_string(), text));
+                continue;
+            }
+        }
+        let value = argument(env, name, value)?;
+        converted.values.insert(name.to_string(), value);
     }
-    Ok(map)
+    Ok(converted)
 }
 
 /// A text argument, or `None` for null / undefined.
@@ -242,10 +265,18 @@ impl Gate {
         method: &'static str,
         args: Vec<(&str, Unknown<'_>)>,
     ) -> Result<PromiseRaw<'env, Camel>> {
-        let args = arguments(env, args);
+        let args = arguments(env, method, args);
         let gate = self.inner.clone();
-        let call =
-            Box::pin(async move { contract::call_encoded::<AsCamel>(&gate, method, args?).await });
+        let call = Box::pin(async move {
+            let Arguments { values, text } = args?;
+            match text {
+                Some((name, text)) => {
+                    contract::call_document_encoded::<AsCamel>(&gate, method, values, &name, &text)
+                        .await
+                }
+                None => contract::call_encoded::<AsCamel>(&gate, method, values).await,
+            }
+        });
         match first_poll(call) {
             // Settled on the JS thread, without a hop to the runtime and back.
             Ok(settled) => {
@@ -261,8 +292,17 @@ impl Gate {
 
     /// A call that touches no database, answered at once (throws on bad input).
     fn pure(&self, env: &Env, method: &str, args: Vec<(&str, Unknown<'_>)>) -> Result<Camel> {
-        let result = arguments(env, args)
-            .and_then(|args| contract::call_pure_encoded::<AsCamel>(&self.inner, method, args))
+        let result = arguments(env, method, args)
+            .and_then(|Arguments { values, text }| match text {
+                Some((name, text)) => contract::call_pure_document_encoded::<AsCamel>(
+                    &self.inner,
+                    method,
+                    values,
+                    &name,
+                    &text,
+                ),
+                None => contract::call_pure_encoded::<AsCamel>(&self.inner, method, values),
+            })
             .map_err(|e| js_error(env, &e));
         deliver_logs(env);
         result

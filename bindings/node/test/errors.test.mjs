@@ -138,3 +138,92 @@ test('text is read exactly at every length: around the short-string buffer, whol
   }
   await gate.close()
 })
+
+test('plain data and the value-by-value walk read an argument alike', async () => {
+  const gate = await Gate.open(sqliteUrl(), { registry })
+  await gate.migrate()
+  // Plain JSON data is written to JSON text by one JavaScript function; an
+  // argument holding anything else (here a BigInt, added as `forced`) is read
+  // value by value instead. Both must give the core the same document.
+  const params = () => ({
+    text: 'qu"ote \\ back é 😀 \u2028 \u001f end',
+    fraction: 0.1, tiny: 5e-324, small: 1e-7, large: 1.5e300, edge: 2 ** 53, negative: -(2 ** 53), zero: -0,
+    camelKey: { innerKey: [1, [2, [3]], null, true, false, , undefined] }, // eslint-disable-line no-sparse-arrays
+    skipped: undefined, empty: {}, none: [], '': 'empty key', 'key"with\\escapes': 1, 7: 'integer key',
+    bare: Object.assign(Object.create(null), { a: 1 }),
+    proxied: new Proxy([1, { b: 2 }], {}),
+  })
+  const expected = {
+    text: 'qu"ote \\ back é 😀 \u2028 \u001f end',
+    // 2^53 is read as an integer, and comes back beyond 2^53 - 1: a BigInt.
+    fraction: 0.1, tiny: 5e-324, small: 1e-7, large: 1.5e300, edge: 2n ** 53n, negative: -(2n ** 53n), zero: 0,
+    camelKey: { innerKey: [1, [2, [3]], null, true, false, null, null] },
+    empty: {}, none: [], '': 'empty key', 'key"with\\escapes': 1, 7: 'integer key',
+    bare: { a: 1 }, proxied: [1, { b: 2 }],
+  }
+  const started = []
+  for (const [tenant, extra] of [['plain', {}], ['walked', { forced: 1n }]]) {
+    await gate.upsertConnection(ready(tenant))
+    const result = await gate.start({ operation: 'inventory.sync', tenantId: tenant, actor: alice, params: { ...params(), ...extra } })
+    assert.equal(result.outcome, 'accepted')
+    started.push(result.run.params)
+  }
+  const { forced, ...walked } = started[1]
+  assert.equal(forced, 1)
+  assert.deepEqual(started[0], expected)
+  assert.deepEqual(walked, expected)
+  assert.ok(Object.is(started[0].zero, 0) && Object.is(walked.zero, 0))
+
+  // A key renamed onto another: the later one wins either way; the contract's
+  // keys are renamed, the host's (inside params) never are.
+  for (const extra of [{}, { params: { forced: 1n } }]) {
+    const answer = await gate.start({ operation: 'inventory.sync', tenant_id: 'nobody', tenantId: 'plain', actor: alice, ...extra })
+    assert.equal(answer.outcome, 'deduped')
+    await assert.rejects(
+      gate.start({ operation: 'inventory.sync', tenantId: 'plain', actor: { ...alice, isMemberr: true }, ...extra }),
+      { code: 'invalid_request', field: 'actor.is_memberr' })
+  }
+
+  // Nesting around the limit gets the same answer both ways.
+  const nested = (depth) => { let v = 1; for (let i = 0; i < depth; i++) v = { v }; return v }
+  for (const depth of [120, 125, 126, 127, 128, 129]) {
+    const answers = []
+    for (const extra of [{}, { forced: 1n }]) {
+      const request = { operation: 'inventory.sync', tenantId: 'plain', actor: alice, params: { deep: nested(depth), ...extra } }
+      answers.push(await gate.start(request).then(
+        (answer) => answer.outcome,
+        (error) => ({ code: error.code, field: error.field, message: error.message })))
+    }
+    assert.deepEqual(answers[0], answers[1], `depth ${depth}`)
+  }
+
+  // A getter runs once on plain data; the walk reads the argument again.
+  for (const [extra, reads] of [[{}, 1], [{ params: { forced: 1n } }, 2]]) {
+    let count = 0
+    const request = { operation: 'inventory.sync', actor: alice, get tenantId() { count += 1; return 'plain' }, ...extra }
+    assert.equal((await gate.start(request)).outcome, 'deduped')
+    assert.equal(count, reads)
+  }
+
+  // A class instance is not plain data: the walk reads its own fields.
+  class Actor { constructor() { Object.assign(this, alice) } }
+  assert.equal((await gate.start({ operation: 'inventory.sync', tenantId: 'plain', actor: new Actor() })).outcome, 'deduped')
+
+  // The encoder's text is read in one go up to 1019 bytes and by its length
+  // beyond: a character of 2, 3 or 4 bytes across that edge is kept whole.
+  const snakeActor = { id: alice.id, is_member: alice.isMember, capabilities: alice.capabilities }
+  let tenant = 0
+  for (const wide of ['é', '€', '😀']) {
+    const bytes = Buffer.byteLength(wide)
+    for (let end = 1014; end <= 1030; end++) {
+      const tenantId = `edge-${String(tenant++).padStart(3, '0')}`
+      const frame = JSON.stringify({ operation: 'inventory.sync', tenant_id: tenantId, actor: snakeActor, params: { note: '' } })
+      // The wide character ends at byte `end` of the encoder's text.
+      const note = 'n'.repeat(end - bytes - (frame.length - 3)) + wide + 'z'
+      await gate.upsertConnection(ready(tenantId))
+      const result = await gate.start({ operation: 'inventory.sync', tenantId, actor: alice, params: { note } })
+      assert.equal(result.run.params.note, note)
+    }
+  }
+  await gate.close()
+})
