@@ -16,8 +16,9 @@
 //! N-API call where the walk below makes several per key and per value, and
 //! the core decodes the text straight into its type. Anything else makes
 //! that function answer `null` and the argument is walked value by value
-//! here, which decides and words every refusal; such an argument is read
-//! twice, so an accessor property on it runs twice.
+//! here, which refuses what only JavaScript can hold (every other refusal
+//! is the core's, the same either way); such an argument is read twice, so
+//! an accessor property on it runs twice.
 
 use std::ptr;
 
@@ -65,8 +66,8 @@ fn ok(status: sys::napi_status, what: &str) -> Result<(), Error> {
 /// anything else (a lone surrogate, a number the walk would treat apart,
 /// a BigInt, a Date, binary data, a function, a symbol, an object that is
 /// not a plain object or array, deep nesting), and the walk then converts
-/// the argument again, value by value, and decides: so the two never
-/// disagree, and every refusal is spelled by the walk. Its depth limit is
+/// the argument again, value by value, and decides: the function never
+/// refuses, so the two cannot word a refusal differently. Its depth limit is
 /// one below the walk's, as serde_json's parser nests one level less.
 fn helper_script() -> String {
     format!(
