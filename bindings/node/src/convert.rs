@@ -84,10 +84,12 @@ fn helper_script() -> String {
   // contract's keys come back call after call. Only well-formed keys enter.
   const heads = new Map()
   const opaqueHeads = {opaque}.map((key) => quote(key) + ':')
+  // A surrogate without its pair (`isWellFormed` needs Node 20; this works on 18).
+  const lone = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
   const head = (key) => {{
     let text = heads.get(key)
     if (text === undefined) {{
-      if (!key.isWellFormed()) return null
+      if (lone.test(key)) return null
       text = quote(key.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())) + ':'
       if (heads.size < 1024) heads.set(key, text)
     }}
@@ -95,7 +97,7 @@ fn helper_script() -> String {
   }}
   // Text with nothing to escape and no surrogate at all is quoted as it is.
   const special = /[\u0000-\u001f"\\\ud800-\udfff]/
-  const string = (text) => special.test(text) ? (text.isWellFormed() ? quote(text) : null) : '"' + text + '"'
+  const string = (text) => special.test(text) ? (lone.test(text) ? null : quote(text)) : '"' + text + '"'
   const encode = (value, depth, opaque) => {{
     switch (typeof value) {{
       case 'string': return string(value)
