@@ -262,9 +262,10 @@ pub fn report(
     assert_eq!(verdict.accepted_results, verdict.accepted_attempts);
 }
 
-/// With the unique indexes dropped, the same hammer must produce overlaps the
-/// checker reports: proof that the checker is not vacuous.
-pub fn without_unique_indexes(url: &str, workers: usize, iterations: u64) {
+/// With the unique indexes dropped, the same hammer produces overlaps the
+/// checker reports: proof that the checker is not vacuous. Returns how many
+/// it reported (a race is likely in a run, not certain: the caller retries).
+pub fn without_unique_indexes(url: &str, workers: usize, iterations: u64) -> usize {
     let (_, verdict, seed) = hammer_with(
         url,
         &vec![None; workers],
@@ -283,9 +284,11 @@ pub fn without_unique_indexes(url: &str, workers: usize, iterations: u64) {
         })
         .count();
     println!("seed {seed}: without the index, {overlaps} overlapping admissions were detected");
-    assert!(
-        overlaps > 0,
-        "seed {seed}: the checker missed double admission: {:?}",
-        verdict.violations
-    );
+    if overlaps == 0 {
+        println!(
+            "seed {seed}: the checker's report: {:?}",
+            verdict.violations
+        );
+    }
+    overlaps
 }
