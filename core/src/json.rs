@@ -246,7 +246,9 @@ struct Args<'a> {
 }
 
 impl Args<'_> {
-    /// The argument `key`'s text, if it came as text.
+    /// The argument `key`'s text, if it came as text: only a method's
+    /// document does ([`takes_document`]), and only [`Args::document`]
+    /// reads one.
     fn take_text(&mut self, key: &str) -> Option<&str> {
         match self.text {
             Some((name, text)) if name == key => {
@@ -258,17 +260,12 @@ impl Args<'_> {
     }
 
     fn take(&mut self, key: &str) -> Result<Value> {
-        if let Some(text) = self.take_text(key) {
-            return text_argument(key, text);
-        }
         self.map
             .remove(key)
             .ok_or_else(|| Error::invalid(key, format!("missing (required by {})", self.method)))
     }
 
     fn optional(&mut self, key: &str) -> Option<Value> {
-        // A call that may take this argument as text is given it as a value
-        // (`call_document_encoded`), so the text is never left unread here.
         self.map.remove(key).filter(|v| !v.is_null())
     }
 
@@ -299,6 +296,8 @@ impl Args<'_> {
     }
 
     fn done(self) -> Result<()> {
+        // Text left unread would mean `DOCUMENTS` names an argument its
+        // method does not read as a document: refused, never ignored.
         if let Some((name, _)) = self.text {
             return Err(Error::invalid(
                 name,
