@@ -246,7 +246,13 @@ impl TxControl for LiteConnection {
             if sql == "ROLLBACK" && !self.in_transaction() {
                 return Ok(());
             }
-            self.patiently(|conn| conn.execute_batch(sql)).await
+            if sql.contains(';') {
+                return self.patiently(|conn| conn.execute_batch(sql)).await;
+            }
+            // One statement (BEGIN IMMEDIATE, COMMIT, a savepoint: several on
+            // every write) is prepared once and kept, not parsed on each call.
+            self.patiently(|conn| conn.prepare_cached(sql)?.raw_execute().map(drop))
+                .await
         })
     }
 }
