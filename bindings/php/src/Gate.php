@@ -28,6 +28,11 @@ final class Gate
 {
     private static ?\FFI $ffi = null;
 
+    /** The types of a call's out-parameters, char* and startgate_error*, set with $ffi. */
+    private static \FFI\CType $textOut;
+
+    private static \FFI\CType $errorOut;
+
     /** @var \FFI\CData|null startgate_gate* */
     private ?\FFI\CData $handle;
 
@@ -307,13 +312,22 @@ final class Gate
         return $this->json('startgate_call', $method, $json);
     }
 
-    /** Calls a JSON-returning function with its arguments and decodes the result. */
+    /**
+     * Calls a JSON-returning function with its arguments and decodes the
+     * result. The start path of every host request: written without a
+     * closure, and with the out-parameters' types parsed once (see ffi()).
+     */
     private function json(string $function, mixed ...$args): mixed
     {
         $ffi = self::ffi();
-        $out = $ffi->new('char*');
-        $handle = $this->live();
-        self::call(fn ($err) => $ffi->$function($handle, ...[...$args, \FFI::addr($out), $err]));
+        $out = $ffi->new(self::$textOut);
+        $error = $ffi->new(self::$errorOut);
+        $args[] = \FFI::addr($out);
+        $args[] = \FFI::addr($error);
+        $status = $ffi->$function($this->live(), ...$args);
+        if ($status !== 0) {
+            self::fail($status, $error);
+        }
         try {
             return json_decode(\FFI::string($out), true, 512, JSON_THROW_ON_ERROR);
         } finally {
@@ -325,11 +339,21 @@ final class Gate
     private static function call(callable $call): void
     {
         $ffi = self::ffi();
-        $error = $ffi->new('startgate_error*');
+        $error = $ffi->new(self::$errorOut);
         $status = $call(\FFI::addr($error));
-        if ($status === 0) {
-            return;
+        if ($status !== 0) {
+            self::fail($status, $error);
         }
+    }
+
+    /**
+     * Throws the error a call with a non-zero $status left in $error (a
+     * startgate_error*, NULL when the library could not allocate one), and
+     * frees it.
+     */
+    private static function fail(int $status, \FFI\CData $error): never
+    {
+        $ffi = self::ffi();
         if (\FFI::isNull($error)) {
             $code = $ffi->startgate_status_code($status);
             throw new Exception($code, $code, $status);
@@ -472,10 +496,14 @@ final class Gate
     {
         if (self::$ffi === null) {
             try {
-                self::$ffi = \FFI::scope(self::FFI_SCOPE);
+                $ffi = \FFI::scope(self::FFI_SCOPE);
             } catch (\FFI\Exception) {
-                self::$ffi = self::declare();
+                $ffi = self::declare();
             }
+            // FFI::new() with a type name parses it on every call.
+            self::$textOut = $ffi->type('char*');
+            self::$errorOut = $ffi->type('startgate_error*');
+            self::$ffi = $ffi;
         }
         return self::$ffi;
     }
