@@ -246,6 +246,10 @@ impl TxControl for LiteConnection {
             if sql == "ROLLBACK" && !self.in_transaction() {
                 return Ok(());
             }
+            // A prepared statement runs only the first of several (rusqlite
+            // checks for a tail only with its `extra_check` feature): text
+            // of several statements, which the store itself never passes,
+            // is run whole rather than cut short.
             if sql.contains(';') {
                 return self.patiently(|conn| conn.execute_batch(sql)).await;
             }
