@@ -314,8 +314,9 @@ final class Gate
 
     /**
      * Calls a JSON-returning function with its arguments and decodes the
-     * result. The start path of every host request: written without a
-     * closure, and with the out-parameters' types parsed once (see ffi()).
+     * result. Every method but open, setLogger, migrate and close comes here,
+     * so it makes the call without a closure and with the out-parameters'
+     * types parsed once (see ffi()).
      */
     private function json(string $function, mixed ...$args): mixed
     {
