@@ -114,7 +114,7 @@ def _enum(kind: Type[E], value: str) -> E:
 
 @functools.lru_cache(maxsize=4096)
 def _parse_time(value: str) -> datetime:
-    # Python 3.9's fromisoformat does not read "Z". The same instants recur
+    # Python 3.10's fromisoformat does not read "Z". The same instants recur
     # (a run's created_at, since and queued_at), hence the cache.
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
