@@ -12,7 +12,8 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -58,13 +59,10 @@ impl Document {
             }
         }
     }
-}
 
-#[pymethods]
-impl Document {
     /// The value of field `key`: a `Document` for an object, Python values
     /// for anything else.
-    fn __getitem__<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn item<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
         let Some(at) = self.find(key) else {
             return Err(PyKeyError::new_err(key.to_string()));
         };
@@ -72,6 +70,15 @@ impl Document {
             return Ok(Bound::new(py, document)?.into_any());
         }
         python_from_text(py, &self.text[at..])
+    }
+}
+
+#[pymethods]
+impl Document {
+    /// The value of field `key`: a `Document` for an object, Python values
+    /// for anything else.
+    fn __getitem__<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.item(py, key)
     }
 
     /// The whole object as a dict, in document order.
@@ -82,6 +89,79 @@ impl Document {
     fn __repr__(&self) -> String {
         let end = value_end(self.text.as_bytes(), self.start).unwrap_or(self.text.len());
         format!("Document({})", &self.text[self.start..end])
+    }
+}
+
+/// A field of a result dataclass not read yet (`_types._decoded` gives
+/// every field one): the first read takes the value from the instance's
+/// document (its `raw` dict, or else its `Document`), decodes it with
+/// `decode` if given, and sets it in the instance's `__dict__`, where it is
+/// found before this non-data descriptor from then on (as is a value the
+/// dataclass's `__init__` sets). Native because a field read is most of what
+/// a caller adds to a call: a descriptor written in Python runs a frame per
+/// read.
+#[pyclass(module = "startgate._native", frozen)]
+pub struct Field {
+    name: Py<PyString>,
+    decode: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl Field {
+    #[new]
+    #[pyo3(signature = (name, decode = None))]
+    fn new(name: Py<PyString>, decode: Option<Py<PyAny>>) -> Field {
+        Field { name, decode }
+    }
+
+    /// The field's name.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> Py<PyString> {
+        self.name.clone_ref(py)
+    }
+
+    /// What decodes the document's value, or `None` (taken as it is).
+    #[getter]
+    fn decode(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.decode.as_ref().map(|decode| decode.clone_ref(py))
+    }
+
+    fn __get__<'py>(
+        slf: &Bound<'py, Field>,
+        instance: &Bound<'py, PyAny>,
+        _owner: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if instance.is_none() {
+            return Ok(slf.clone().into_any());
+        }
+        let py = slf.py();
+        let this = slf.get();
+        let name = this.name.bind(py);
+        let state = instance
+            .getattr(intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
+        let value = match state.get_item(intern!(py, "raw"))? {
+            Some(raw) if !raw.is_none() => raw.get_item(name)?,
+            _ => match state.get_item(intern!(py, "_document"))? {
+                Some(document) => match document.cast::<Document>() {
+                    Ok(document) => document.get().item(py, name.to_str()?)?,
+                    Err(_) => document.get_item(name)?,
+                },
+                None => {
+                    return Err(PyAttributeError::new_err(format!(
+                        "'{}' object has no attribute '{}'",
+                        instance.get_type().name()?,
+                        name
+                    )))
+                }
+            },
+        };
+        let value = match &this.decode {
+            Some(decode) => decode.bind(py).call1((value,))?,
+            None => value,
+        };
+        state.set_item(name, &value)?;
+        Ok(value)
     }
 }
 

@@ -24,7 +24,7 @@ use startgate::Error;
 use startgate_host::{block_on, poll_once, runtime, Polled, ProcessGate};
 
 mod document;
-use document::Document;
+use document::{Document, Field};
 
 /// `(code, message, cause, field)` of an error; `cause` is the driver's error
 /// text and `field` the offending field of an `invalid_request`, if any.
@@ -492,6 +492,7 @@ fn take_logs(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<NativeGate>()?;
     module.add_class::<Document>()?;
+    module.add_class::<Field>()?;
     module.add_function(wrap_pyfunction!(version, module)?)?;
     module.add_function(wrap_pyfunction!(set_contract_values, module)?)?;
     module.add_function(wrap_pyfunction!(set_log_level, module)?)?;

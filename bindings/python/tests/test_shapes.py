@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from startgate import Gate
+from startgate import Gate, StartResult
 
 from conftest import ALICE, REGISTRY, ready
 
@@ -84,6 +84,11 @@ def test_results_decode_a_field_when_it_is_first_read(sqlite_url: str) -> None:
         assert result.raw["run"]["params"] == {"n": 1} and result.raw["outcome"] == "accepted"
         with pytest.raises(AttributeError, match="no attribute 'no_such_field'"):
             getattr(result, "no_such_field")
+        # An instance with no document has no fields to decode; on the class, a
+        # field is its (native) descriptor.
+        with pytest.raises(AttributeError, match="'StartResult' object has no attribute 'outcome'"):
+            getattr(StartResult.__new__(StartResult), "outcome")
+        assert StartResult.outcome.name == "outcome" and StartResult.outcome.decode is not None
         # Copies and pickles are whole, whether or not a field was read.
         for fresh in (gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE), result):
             for twin in (copy.copy(fresh), copy.deepcopy(fresh), pickle.loads(pickle.dumps(fresh))):

@@ -11,6 +11,14 @@ class Document:
     # The whole object, in document order.
     def to_dict(self) -> Dict[str, Any]: ...
 
+# A result dataclass's field not read yet: the first read decodes it from the instance's
+# ``raw`` dict or ``_document`` and sets it in the instance's ``__dict__``.
+class Field:
+    name: str
+    decode: Optional[Callable[[Any], Any]]
+    def __init__(self, name: str, decode: Optional[Callable[[Any], Any]] = None) -> None: ...
+    def __get__(self, instance: Any, owner: Any = None) -> Any: ...
+
 class NativeGate:
     @staticmethod
     def open(url: Any, registry: Any, registry_toml: Any, options: Any) -> Tuple[bool, Union["NativeGate", Failure]]: ...

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
-from ._native import Document
+from ._native import Document, Field
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.Enum)
@@ -180,34 +180,6 @@ class _Decoded:
         return state
 
 
-class _Field:
-    """A field of a ``_Decoded`` dataclass not read yet: the first read
-    decodes it from the document and sets it on the instance, whose own value
-    is found before this (a non-data descriptor) from then on. A value the
-    dataclass's ``__init__`` sets is found the same way."""
-
-    __slots__ = ("name", "decode")
-
-    def __init__(self, name: str, decode: Optional[Callable[[Any], Any]]) -> None:
-        self.name = name
-        self.decode = decode
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        state = obj.__dict__
-        doc = state.get("raw")
-        if doc is None:
-            doc = state.get("_document")
-            if doc is None:
-                raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}")
-        value = doc[self.name]
-        if self.decode is not None:
-            value = self.decode(value)
-        state[self.name] = value
-        return value
-
-
 class _Raw:
     """``raw`` of a ``_Decoded`` made from a ``Document``: the whole document
     as a dict, converted when first read (and kept, in place of the
@@ -233,7 +205,7 @@ def _opaque(value: Any) -> Any:
 
 
 def _decoded(**decoders: Callable[[Any], Any]) -> Callable[[Type[D]], Type[D]]:
-    """Gives a ``_Decoded`` dataclass's fields their ``_Field`` (taken from
+    """Gives a ``_Decoded`` dataclass's fields their native ``Field`` (taken from
     the document as they are, unless decoded by the function named here) and
     ``raw`` its ``_Raw``. Applied after ``@dataclass``, which has already read
     the class's attributes for defaults."""
@@ -244,7 +216,7 @@ def _decoded(**decoders: Callable[[Any], Any]) -> Callable[[Type[D]], Type[D]]:
         if unknown:
             raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
         for name in names:
-            setattr(cls, name, _Field(name, decoders.get(name)))
+            setattr(cls, name, Field(name, decoders.get(name)))
         setattr(cls, "raw", _Raw())
         return cls
 
