@@ -143,11 +143,11 @@ impl Field {
         let value = match state.get_item(intern!(py, "raw"))? {
             Some(raw) if !raw.is_none() => raw.get_item(name)?,
             _ => match state.get_item(intern!(py, "_document"))? {
-                Some(document) => match document.cast::<Document>() {
+                Some(document) if !document.is_none() => match document.cast::<Document>() {
                     Ok(document) => document.get().item(py, name.to_str()?)?,
                     Err(_) => document.get_item(name)?,
                 },
-                None => {
+                _ => {
                     return Err(PyAttributeError::new_err(format!(
                         "'{}' object has no attribute '{}'",
                         instance.get_type().name()?,

@@ -86,8 +86,12 @@ def test_results_decode_a_field_when_it_is_first_read(sqlite_url: str) -> None:
             getattr(result, "no_such_field")
         # An instance with no document has no fields to decode; on the class, a
         # field is its (native) descriptor.
+        empty = StartResult.__new__(StartResult)
         with pytest.raises(AttributeError, match="'StartResult' object has no attribute 'outcome'"):
-            getattr(StartResult.__new__(StartResult), "outcome")
+            getattr(empty, "outcome")
+        empty.__dict__.update(raw=None, _document=None)
+        with pytest.raises(AttributeError, match="'StartResult' object has no attribute 'outcome'"):
+            getattr(empty, "outcome")
         assert StartResult.outcome.name == "outcome" and StartResult.outcome.decode is not None
         # Copies and pickles are whole, whether or not a field was read.
         for fresh in (gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE), result):
