@@ -97,9 +97,9 @@ impl Document {
 /// document (its `raw` dict, or else its `Document`), decodes it with
 /// `decode` if given, and sets it in the instance's `__dict__`, where it is
 /// found before this non-data descriptor from then on (as is a value the
-/// dataclass's `__init__` sets). Native because a field read is most of what
-/// a caller adds to a call: a descriptor written in Python runs a frame per
-/// read.
+/// dataclass's `__init__` sets). Native because the reads a caller makes (a
+/// start's `outcome`, `run`, `run.id`) were most of the Python layer's time
+/// per call: a descriptor written in Python runs a frame per read.
 #[pyclass(module = "startgate._native", frozen)]
 pub struct Field {
     name: Py<PyString>,
