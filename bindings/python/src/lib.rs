@@ -98,10 +98,10 @@ fn to_value(
         return Ok(Value::Bool(b.is_true()));
     }
     if let Ok(s) = value.cast::<PyString>() {
-        // `to_cow` encodes strictly: a lone surrogate is an error, not a "?".
+        // Read in place (abi3 3.10+), strictly: a lone surrogate is an error, not a "?".
         return s
-            .to_cow()
-            .map(|s| Value::String(s.into_owned()))
+            .to_str()
+            .map(|s| Value::String(s.to_owned()))
             .map_err(|_| input::not_unicode(at()));
     }
     if let Ok(i) = value.cast::<PyInt>() {
@@ -131,9 +131,9 @@ fn to_value(
             let Ok(key) = key.cast::<PyString>() else {
                 return Err(input::key_not_text(at(), &type_name(&key)));
             };
-            let key = key.to_cow().map_err(|_| input::not_unicode(at()))?;
-            let item = to_value(root, &Place::Key(place, &key), &item, depth + 1)?;
-            map.insert(key.into_owned(), item);
+            let key = key.to_str().map_err(|_| input::not_unicode(at()))?;
+            let item = to_value(root, &Place::Key(place, key), &item, depth + 1)?;
+            map.insert(key.to_owned(), item);
         }
         return Ok(Value::Object(map));
     }
