@@ -231,9 +231,7 @@ impl json::Encoding for AsDocument {
     type Output = Encoded;
 
     fn encode<T: serde::Serialize>(value: &T) -> Result<Encoded, Error> {
-        let text: Arc<str> = serde_json::to_string(value)
-            .map_err(|e| encode_failed(&e))?
-            .into();
+        let text: Arc<str> = json::to_json(value)?.into();
         Ok(match Document::new(Arc::clone(&text), 0) {
             Some(document) => Encoded::Object(document),
             None => Encoded::Other(text),
