@@ -197,8 +197,7 @@ pub fn error_json(err: &Error) -> Value {
 
 /// A call's result as a `Value` tree, failing as [`to_json`] does.
 pub fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
-    serde_json::to_value(value)
-        .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
+    serde_json::to_value(value).map_err(encode_failed)
 }
 
 /// How a call's result leaves the library: as a `Value` tree, as JSON text
@@ -384,15 +383,19 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
     input::parse(what, json)
 }
 
+/// The error of a result that cannot be written as JSON text.
+fn encode_failed(e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("cannot encode the result: {e}"))
+}
+
 /// Encodes a result document.
 pub fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     // serde_json::to_string starts at 128 bytes and doubles: an accepted
     // start's 715 bytes took three reallocations (1,400 instructions of a
     // C start's 184,000; the UTF-8 check below costs 400).
     let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, value)
-        .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))?;
-    String::from_utf8(out).map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
+    serde_json::to_writer(&mut out, value).map_err(encode_failed)?;
+    String::from_utf8(out).map_err(encode_failed)
 }
 
 /// `tenant_id` → `tenantId`: a contract key as the Node surface names it.
@@ -444,16 +447,12 @@ pub fn to_camel_json<T: serde::Serialize>(value: &T, opaque: &[&str]) -> Result<
         refused: &mut refused,
     };
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    value
-        .serialize(&mut serializer)
-        .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))?;
+    value.serialize(&mut serializer).map_err(encode_failed)?;
     if refused {
         return Ok(None);
     }
     // serde_json writes only valid UTF-8.
-    String::from_utf8(out)
-        .map(Some)
-        .map_err(|e| Error::internal(format!("cannot encode the result: {e}")))
+    String::from_utf8(out).map(Some).map_err(encode_failed)
 }
 
 /// serde_json's compact output, with keys collected as they are written and
