@@ -611,4 +611,24 @@ mod tests {
         );
         assert_eq!(query(&conn, "PRAGMA integrity_check"), [["Text(\"ok\")"]]);
     }
+
+    /// The build in `.cargo/config.toml` holds: without
+    /// `SQLITE_ENABLE_MEMORY_MANAGEMENT` each connection's page cache is its
+    /// own, with no process-wide mutex taken per page.
+    #[test]
+    fn bundled_sqlite_is_built_without_memory_management() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut statement = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        // The options libsqlite3-sys sets are there, so the list is the build's.
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
 }
