@@ -624,8 +624,9 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        // The options libsqlite3-sys sets are there, so the list is the build's.
-        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        // An option libsqlite3-sys sets (not SQLite's default) is there, so
+        // the list is the bundled build's.
+        assert!(options.iter().any(|o| o == "ENABLE_STAT4"), "{options:?}");
         assert!(
             !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
             "{options:?}"
