@@ -18,6 +18,13 @@ enum startgate_status
 };
 typedef uint32_t startgate_status;
 
+enum startgate_result_format
+ {
+  STARTGATE_RESULT_JSON = 0,
+  STARTGATE_RESULT_PHP_SERIALIZE = 1,
+};
+typedef uint32_t startgate_result_format;
+
 typedef struct startgate_error startgate_error;
 
 typedef struct startgate_gate startgate_gate;
@@ -51,6 +58,10 @@ startgate_status startgate_open_file(const char *url,
 startgate_status startgate_open_json(const char *open_json,
                                      startgate_gate **out_gate,
                                      startgate_error **out_error);
+
+startgate_status startgate_set_result_format(const startgate_gate *gate,
+                                             uint32_t format,
+                                             startgate_error **out_error);
 
 startgate_status startgate_close(const startgate_gate *gate, startgate_error **out_error);
 

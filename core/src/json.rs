@@ -748,6 +748,15 @@ pub async fn call(gate: &Gate, method: &str, args: &str) -> Result<String> {
 /// [`call`] with arguments as bytes that need not be UTF-8 (a C caller's):
 /// text inside that is not valid Unicode is refused naming its field.
 pub async fn call_bytes(gate: &Gate, method: &str, args: &[u8]) -> Result<String> {
+    call_bytes_encoded::<AsText>(gate, method, args).await
+}
+
+/// [`call_bytes`] with the result encoded by `E` (see [`call_encoded`]).
+pub async fn call_bytes_encoded<E: Encoding>(
+    gate: &Gate,
+    method: &str,
+    args: &[u8],
+) -> Result<E::Output> {
     let blank = std::str::from_utf8(args).is_ok_and(|text| matches!(text.trim(), "" | "null"));
     let map = if blank {
         Map::new()
@@ -765,7 +774,7 @@ pub async fn call_bytes(gate: &Gate, method: &str, args: &[u8]) -> Result<String
             }
         }
     };
-    call_text(gate, method, map).await
+    dispatch::<E>(gate, method, map).await
 }
 
 /// The methods that touch no database: [`call_pure`] answers them at once.

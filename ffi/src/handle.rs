@@ -4,7 +4,7 @@
 //! [`ProcessGate`], which makes it safe to use after `fork()`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Map, Value};
@@ -12,7 +12,7 @@ use startgate_core::json::{load_registry, OpenOptions};
 use startgate_core::{input, Error, Gate};
 use startgate_host::ProcessGate;
 
-use super::{invalid, startgate_gate};
+use super::{invalid, startgate_gate, ResultFormat};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain inserts and removes: a poisoned lock still holds consistent data.
@@ -26,6 +26,8 @@ pub(crate) struct Handle {
     shared: Arc<ProcessGate>,
     is_shared: bool,
     closed: AtomicBool,
+    /// How results leave this handle: a `startgate_result_format` value.
+    format: AtomicU32,
 }
 
 fn handles() -> &'static Mutex<HashMap<usize, Arc<Handle>>> {
@@ -166,6 +168,7 @@ impl Handle {
             shared,
             is_shared: share,
             closed: AtomicBool::new(false),
+            format: AtomicU32::new(ResultFormat::Json.to_c()),
         });
         lock(handles()).insert(pointer as usize, handle);
         Ok(pointer)
@@ -193,6 +196,16 @@ impl Handle {
             return Err(startgate_host::closed_error());
         }
         self.shared.gate()
+    }
+
+    /// How this handle writes result documents.
+    pub(crate) fn result_format(&self) -> ResultFormat {
+        ResultFormat::from_c(self.format.load(Ordering::Relaxed)).unwrap_or(ResultFormat::Json)
+    }
+
+    /// Sets how this handle writes result documents from its next call on.
+    pub(crate) fn set_result_format(&self, format: ResultFormat) {
+        self.format.store(format.to_c(), Ordering::Relaxed);
     }
 
     /// Closes this handle (and its pool, unless shared).

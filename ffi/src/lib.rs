@@ -6,8 +6,10 @@
 //!   caller frees with `startgate_error_free`; its code string is the stable
 //!   code of the contract. Outputs are written only on success.
 //! - Structured values cross as UTF-8 JSON documents in the shapes of the
-//!   contract. A returned `char *` belongs to the caller, who frees it with
-//!   `startgate_string_free`. Strings passed in are borrowed for the call only.
+//!   contract (a handle may hand its results over in PHP's `serialize()`
+//!   format instead: `startgate_set_result_format`). A returned `char *`
+//!   belongs to the caller, who frees it with `startgate_string_free`.
+//!   Strings passed in are borrowed for the call only.
 //! - Input follows docs/DESIGN.md §10: a document is exactly one JSON value,
 //!   text is valid Unicode without NUL, ids are exact integers; a refusal is
 //!   `invalid_request` whose error object also names the field.
@@ -27,6 +29,7 @@ use startgate_core::{
 };
 
 mod handle;
+mod php;
 
 use handle::{Handle, OpenSpec};
 use startgate_host::block_on;
@@ -55,6 +58,81 @@ pub enum startgate_status {
     STARTGATE_MIGRATION_FAILED = 8,
     /// A bug or an unexpected state (including a caught panic): `internal`.
     STARTGATE_INTERNAL = 9,
+}
+
+/// How a handle writes the result documents its calls hand over (see
+/// `startgate_set_result_format`). The values are stable.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum startgate_result_format {
+    /// UTF-8 JSON text in the shapes of the contract: the default.
+    STARTGATE_RESULT_JSON = 0,
+    /// The same document in PHP's `serialize()` format: `unserialize()` of
+    /// it is the array `json_decode($json, true)` gives for the JSON text.
+    /// What the PHP package uses.
+    STARTGATE_RESULT_PHP_SERIALIZE = 1,
+}
+
+/// A handle's result format, as the library uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResultFormat {
+    Json,
+    PhpSerialize,
+}
+
+impl ResultFormat {
+    /// The format a `startgate_result_format` value names, if it names one.
+    pub(crate) fn from_c(value: u32) -> Option<ResultFormat> {
+        use startgate_result_format::*;
+        match value {
+            v if v == STARTGATE_RESULT_JSON as u32 => Some(ResultFormat::Json),
+            v if v == STARTGATE_RESULT_PHP_SERIALIZE as u32 => Some(ResultFormat::PhpSerialize),
+            _ => None,
+        }
+    }
+
+    /// Its `startgate_result_format` value.
+    pub(crate) fn to_c(self) -> u32 {
+        use startgate_result_format::*;
+        match self {
+            ResultFormat::Json => STARTGATE_RESULT_JSON as u32,
+            ResultFormat::PhpSerialize => STARTGATE_RESULT_PHP_SERIALIZE as u32,
+        }
+    }
+
+    /// Encodes a call's result.
+    fn encode<T: serde::Serialize>(self, value: &T) -> Result<String, Error> {
+        match self {
+            ResultFormat::Json => json::to_json(value),
+            ResultFormat::PhpSerialize => php::to_serialized(value),
+        }
+    }
+}
+
+/// [`ResultFormat::Json`] for the core's generic calls.
+struct AsJson;
+
+impl json::Encoding for AsJson {
+    type Output = String;
+    fn encode<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+        json::to_json(value)
+    }
+    fn from_value(value: serde_json::Value) -> Result<String, Error> {
+        json::to_json(&value)
+    }
+}
+
+/// [`ResultFormat::PhpSerialize`] for the core's generic calls.
+struct AsPhp;
+
+impl json::Encoding for AsPhp {
+    type Output = String;
+    fn encode<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+        php::to_serialized(value)
+    }
+    fn from_value(value: serde_json::Value) -> Result<String, Error> {
+        php::to_serialized(&value)
+    }
 }
 
 fn status_of(code: ErrorCode) -> startgate_status {
@@ -235,16 +313,22 @@ unsafe fn document_bytes<'a>(ptr: *const c_char, name: &str) -> Result<&'a [u8],
 /// Calls `method` with one named document argument and encodes the result.
 async fn with_document(
     core: startgate_core::Gate,
+    format: ResultFormat,
     method: &'static str,
     name: &'static str,
     value: serde_json::Value,
 ) -> Result<String, Error> {
     let mut args = serde_json::Map::new();
     args.insert(name.to_string(), value);
-    if json::PURE_METHODS.contains(&method) {
-        return json::call_pure_text(&core, method, args);
+    let pure = json::PURE_METHODS.contains(&method);
+    match (format, pure) {
+        (ResultFormat::Json, true) => json::call_pure_encoded::<AsJson>(&core, method, args),
+        (ResultFormat::Json, false) => json::call_encoded::<AsJson>(&core, method, args).await,
+        (ResultFormat::PhpSerialize, true) => json::call_pure_encoded::<AsPhp>(&core, method, args),
+        (ResultFormat::PhpSerialize, false) => {
+            json::call_encoded::<AsPhp>(&core, method, args).await
+        }
     }
-    json::call_text(&core, method, args).await
 }
 
 /// Opens a handle from the spec `spec` builds and writes it to `*out_gate`.
@@ -294,7 +378,7 @@ unsafe fn json_call<F, Fut>(
     call: F,
 ) -> startgate_status
 where
-    F: FnOnce(startgate_core::Gate) -> Result<Fut, Error>,
+    F: FnOnce(startgate_core::Gate, ResultFormat) -> Result<Fut, Error>,
     Fut: std::future::Future<Output = Result<String, Error>>,
 {
     guard(out_error, || {
@@ -302,8 +386,9 @@ where
             return Err(invalid("out_json", "must not be NULL"));
         }
         let handle = Handle::lookup(gate)?;
+        let format = handle.result_format();
         let core = handle.gate()?;
-        let json = block_on(call(core)?)??;
+        let json = block_on(call(core, format)?)??;
         // SAFETY: checked non-NULL above.
         unsafe { give(out, json) }
     })
@@ -513,6 +598,33 @@ pub unsafe extern "C" fn startgate_open_json(
     }
 }
 
+/// Sets how this handle writes the result documents its calls hand over in
+/// `*out_json`, from its next call on: `format` is one of
+/// `startgate_result_format` (`STARTGATE_RESULT_JSON`, the default, or
+/// `STARTGATE_RESULT_PHP_SERIALIZE`). Another value is `invalid_request`
+/// naming `format`. Only this handle changes, not others sharing its pool;
+/// log records' `fields_json` stays JSON.
+///
+/// # Safety
+/// `gate` is a handle from `startgate_open*` (or anything: unknown handles are refused).
+#[no_mangle]
+pub unsafe extern "C" fn startgate_set_result_format(
+    gate: *const startgate_gate,
+    format: u32,
+    out_error: *mut *mut startgate_error,
+) -> startgate_status {
+    guard(out_error, || {
+        let format = ResultFormat::from_c(format).ok_or_else(|| {
+            invalid(
+                "format",
+                &format!("{format} is not a startgate_result_format (0: JSON, 1: PHP serialize)"),
+            )
+        })?;
+        Handle::lookup(gate)?.set_result_format(format);
+        Ok(())
+    })
+}
+
 /// Closes the gate: its pool is closed (unless shared) and every later call on
 /// this handle fails with `STARTGATE_STORE_UNAVAILABLE`. The handle itself
 /// stays valid until `startgate_free`. Closing twice is fine.
@@ -568,9 +680,9 @@ pub unsafe extern "C" fn startgate_start(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let request: StartRequest = decoded(request_json, "request")?;
-            Ok(async move { json::to_json(&core.start(&request).await?) })
+            Ok(async move { format.encode(&core.start(&request).await?) })
         })
     }
 }
@@ -590,9 +702,9 @@ pub unsafe extern "C" fn startgate_check(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let requests = document(requests_json, "requests")?;
-            Ok(with_document(core, "check", "requests", requests))
+            Ok(with_document(core, format, "check", "requests", requests))
         })
     }
 }
@@ -612,9 +724,9 @@ pub unsafe extern "C" fn startgate_start_sequence(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let request: SequenceRequest = decoded(request_json, "request")?;
-            Ok(async move { json::to_json(&core.start_sequence(&request).await?) })
+            Ok(async move { format.encode(&core.start_sequence(&request).await?) })
         })
     }
 }
@@ -635,8 +747,8 @@ pub unsafe extern "C" fn startgate_mark_running(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
-            Ok(async move { json::to_json(&core.mark_running(run_id, fencing_token).await?) })
+        json_call(gate, out_json, out_error, |core, format| {
+            Ok(async move { format.encode(&core.mark_running(run_id, fencing_token).await?) })
         })
     }
 }
@@ -655,8 +767,8 @@ pub unsafe extern "C" fn startgate_heartbeat(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
-            Ok(async move { json::to_json(&core.heartbeat(run_id, fencing_token).await?) })
+        json_call(gate, out_json, out_error, |core, format| {
+            Ok(async move { format.encode(&core.heartbeat(run_id, fencing_token).await?) })
         })
     }
 }
@@ -676,9 +788,9 @@ pub unsafe extern "C" fn startgate_complete(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let completion: Completion = decoded(completion_json, "completion")?;
-            Ok(async move { json::to_json(&core.complete(&completion).await?) })
+            Ok(async move { format.encode(&core.complete(&completion).await?) })
         })
     }
 }
@@ -698,9 +810,9 @@ pub unsafe extern "C" fn startgate_cancel(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let reason = optional_text(reason_code, "reason_code")?.map(str::to_string);
-            Ok(async move { json::to_json(&core.cancel(run_id, reason.as_deref()).await?) })
+            Ok(async move { format.encode(&core.cancel(run_id, reason.as_deref()).await?) })
         })
     }
 }
@@ -718,8 +830,8 @@ pub unsafe extern "C" fn startgate_reap_stale(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
-            Ok(async move { json::to_json(&core.reap_stale().await?) })
+        json_call(gate, out_json, out_error, |core, format| {
+            Ok(async move { format.encode(&core.reap_stale().await?) })
         })
     }
 }
@@ -737,8 +849,8 @@ pub unsafe extern "C" fn startgate_get_run(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
-            Ok(async move { json::to_json(&core.get_run(run_id).await?) })
+        json_call(gate, out_json, out_error, |core, format| {
+            Ok(async move { format.encode(&core.get_run(run_id).await?) })
         })
     }
 }
@@ -757,13 +869,13 @@ pub unsafe extern "C" fn startgate_list_runs(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let filter = if filter_json.is_null() {
                 serde_json::Value::Null
             } else {
                 document(filter_json, "filter")?
             };
-            Ok(with_document(core, "list_runs", "filter", filter))
+            Ok(with_document(core, format, "list_runs", "filter", filter))
         })
     }
 }
@@ -781,8 +893,8 @@ pub unsafe extern "C" fn startgate_attempts_for_run(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
-            Ok(async move { json::to_json(&core.attempts_for_run(run_id).await?) })
+        json_call(gate, out_json, out_error, |core, format| {
+            Ok(async move { format.encode(&core.attempts_for_run(run_id).await?) })
         })
     }
 }
@@ -801,9 +913,9 @@ pub unsafe extern "C" fn startgate_upsert_connection(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let connection: ProviderConnection = decoded(connection_json, "connection")?;
-            Ok(async move { json::to_json(&core.upsert_connection(&connection).await?) })
+            Ok(async move { format.encode(&core.upsert_connection(&connection).await?) })
         })
     }
 }
@@ -822,10 +934,10 @@ pub unsafe extern "C" fn startgate_get_connection(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let tenant = text(tenant_id, "tenant_id")?.to_string();
             let id = text(connection_id, "id")?.to_string();
-            Ok(async move { json::to_json(&core.get_connection(&tenant, &id).await?) })
+            Ok(async move { format.encode(&core.get_connection(&tenant, &id).await?) })
         })
     }
 }
@@ -843,9 +955,9 @@ pub unsafe extern "C" fn startgate_list_connections(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let tenant = text(tenant_id, "tenant_id")?.to_string();
-            Ok(async move { json::to_json(&core.list_connections(&tenant).await?) })
+            Ok(async move { format.encode(&core.list_connections(&tenant).await?) })
         })
     }
 }
@@ -863,9 +975,9 @@ pub unsafe extern "C" fn startgate_present(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let result: StartResult = decoded(result_json, "result")?;
-            Ok(std::future::ready(json::to_json(&core.present(&result))))
+            Ok(std::future::ready(format.encode(&core.present(&result))))
         })
     }
 }
@@ -883,9 +995,9 @@ pub unsafe extern "C" fn startgate_present_run(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let run: Run = decoded(run_json, "run")?;
-            Ok(std::future::ready(json::to_json(&core.present_run(&run))))
+            Ok(std::future::ready(format.encode(&core.present_run(&run))))
         })
     }
 }
@@ -926,7 +1038,7 @@ pub unsafe extern "C" fn startgate_call(
 ) -> startgate_status {
     // SAFETY: per the function's contract.
     unsafe {
-        json_call(gate, out_json, out_error, |core| {
+        json_call(gate, out_json, out_error, |core, format| {
             let method = text(method, "method")?.to_string();
             let args = if args_json.is_null() {
                 Vec::new()
@@ -935,7 +1047,16 @@ pub unsafe extern "C" fn startgate_call(
                 // surrounding unsafe block is this function's).
                 CStr::from_ptr(args_json).to_bytes().to_vec()
             };
-            Ok(async move { json::call_bytes(&core, &method, &args).await })
+            Ok(async move {
+                match format {
+                    ResultFormat::Json => {
+                        json::call_bytes_encoded::<AsJson>(&core, &method, &args).await
+                    }
+                    ResultFormat::PhpSerialize => {
+                        json::call_bytes_encoded::<AsPhp>(&core, &method, &args).await
+                    }
+                }
+            })
         })
     }
 }

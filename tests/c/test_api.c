@@ -289,6 +289,22 @@ int main(int argc, char **argv) {
   expect_error(startgate_call(gate, "get_run", "{\"run_id\":1,\"extra\":2}", &out, &err), &err,
                STARTGATE_INVALID_REQUEST, "invalid_request", "extra", "unknown argument");
 
+  /* The result format: PHP's serialize() text from the next call on, back to JSON after. */
+  expect_error(startgate_set_result_format(gate, 7, &err), &err, STARTGATE_INVALID_REQUEST,
+               "invalid_request", "format", "unknown result format");
+  ok(startgate_set_result_format(gate, STARTGATE_RESULT_PHP_SERIALIZE, &err), &err, "php format");
+  ok(startgate_call(gate, "get_run", args, &out, &err), &err, "call get_run, php format");
+  CHECK(strncmp(out, "a:", 2) == 0 && contains(out, "s:6:\"status\";s:9:\"succeeded\";"),
+        "serialize() text: %s", out);
+  startgate_string_free(out);
+  ok(startgate_get_connection(gate, "contoso", "nope", &out, &err), &err, "absent connection, php format");
+  CHECK(strcmp(out, "N;") == 0, "absent connection is N;: %s", out);
+  startgate_string_free(out);
+  ok(startgate_set_result_format(gate, STARTGATE_RESULT_JSON, &err), &err, "json format");
+  ok(startgate_call(gate, "get_run", args, &out, &err), &err, "call get_run, json again");
+  CHECK(contains(out, "\"status\":\"succeeded\""), "JSON again: %s", out);
+  startgate_string_free(out);
+
   /* Foreign, closed and freed handles. */
   int not_a_gate = 7;
   expect_error(startgate_get_run((startgate_gate *)&not_a_gate, 1, &out, &err), &err,
