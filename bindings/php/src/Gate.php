@@ -63,7 +63,8 @@ final class Gate
         self::call(fn ($err) => $ffi->startgate_open_json($json, \FFI::addr($gate), $err));
         $opened = new self($gate);
         // Results come as serialize() text: unserialize() reads a start's
-        // result in half the time json_decode() takes for its JSON.
+        // result in less than half the instructions json_decode() takes for
+        // its JSON (docs/DESIGN.md, section 7).
         self::call(fn ($err) => $ffi->startgate_set_result_format($gate, $ffi->STARTGATE_RESULT_PHP_SERIALIZE, $err));
         return $opened;
     }
