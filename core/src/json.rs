@@ -225,7 +225,8 @@ impl Encoding for AsValue {
     }
 }
 
-struct AsText;
+/// Results as JSON text ([`to_json`]): what the C ABI hands over by default.
+pub struct AsText;
 
 impl Encoding for AsText {
     type Output = String;

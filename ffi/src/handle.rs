@@ -12,7 +12,7 @@ use startgate_core::json::{load_registry, OpenOptions};
 use startgate_core::{input, Error, Gate};
 use startgate_host::ProcessGate;
 
-use super::{invalid, startgate_gate, ResultFormat};
+use super::{invalid, startgate_gate, startgate_result_format};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain inserts and removes: a poisoned lock still holds consistent data.
@@ -168,7 +168,7 @@ impl Handle {
             shared,
             is_shared: share,
             closed: AtomicBool::new(false),
-            format: AtomicU32::new(ResultFormat::Json.to_c()),
+            format: AtomicU32::new(startgate_result_format::STARTGATE_RESULT_JSON as u32),
         });
         lock(handles()).insert(pointer as usize, handle);
         Ok(pointer)
@@ -199,13 +199,15 @@ impl Handle {
     }
 
     /// How this handle writes result documents.
-    pub(crate) fn result_format(&self) -> ResultFormat {
-        ResultFormat::from_c(self.format.load(Ordering::Relaxed)).unwrap_or(ResultFormat::Json)
+    pub(crate) fn result_format(&self) -> startgate_result_format {
+        // Only set_result_format stores here, always a valid value.
+        startgate_result_format::from_u32(self.format.load(Ordering::Relaxed))
+            .unwrap_or(startgate_result_format::STARTGATE_RESULT_JSON)
     }
 
     /// Sets how this handle writes result documents from its next call on.
-    pub(crate) fn set_result_format(&self, format: ResultFormat) {
-        self.format.store(format.to_c(), Ordering::Relaxed);
+    pub(crate) fn set_result_format(&self, format: startgate_result_format) {
+        self.format.store(format as u32, Ordering::Relaxed);
     }
 
     /// Closes this handle (and its pool, unless shared).

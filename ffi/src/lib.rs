@@ -73,56 +73,26 @@ pub enum startgate_result_format {
     STARTGATE_RESULT_PHP_SERIALIZE = 1,
 }
 
-/// A handle's result format, as the library uses it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ResultFormat {
-    Json,
-    PhpSerialize,
-}
-
-impl ResultFormat {
+impl startgate_result_format {
     /// The format a `startgate_result_format` value names, if it names one.
-    pub(crate) fn from_c(value: u32) -> Option<ResultFormat> {
+    fn from_u32(value: u32) -> Option<startgate_result_format> {
         use startgate_result_format::*;
-        match value {
-            v if v == STARTGATE_RESULT_JSON as u32 => Some(ResultFormat::Json),
-            v if v == STARTGATE_RESULT_PHP_SERIALIZE as u32 => Some(ResultFormat::PhpSerialize),
-            _ => None,
-        }
-    }
-
-    /// Its `startgate_result_format` value.
-    pub(crate) fn to_c(self) -> u32 {
-        use startgate_result_format::*;
-        match self {
-            ResultFormat::Json => STARTGATE_RESULT_JSON as u32,
-            ResultFormat::PhpSerialize => STARTGATE_RESULT_PHP_SERIALIZE as u32,
-        }
+        [STARTGATE_RESULT_JSON, STARTGATE_RESULT_PHP_SERIALIZE]
+            .into_iter()
+            .find(|format| *format as u32 == value)
     }
 
     /// Encodes a call's result.
     fn encode<T: serde::Serialize>(self, value: &T) -> Result<String, Error> {
         match self {
-            ResultFormat::Json => json::to_json(value),
-            ResultFormat::PhpSerialize => php::to_serialized(value),
+            startgate_result_format::STARTGATE_RESULT_JSON => json::to_json(value),
+            startgate_result_format::STARTGATE_RESULT_PHP_SERIALIZE => php::to_serialized(value),
         }
     }
 }
 
-/// [`ResultFormat::Json`] for the core's generic calls.
-struct AsJson;
-
-impl json::Encoding for AsJson {
-    type Output = String;
-    fn encode<T: serde::Serialize>(value: &T) -> Result<String, Error> {
-        json::to_json(value)
-    }
-    fn from_value(value: serde_json::Value) -> Result<String, Error> {
-        json::to_json(&value)
-    }
-}
-
-/// [`ResultFormat::PhpSerialize`] for the core's generic calls.
+/// `STARTGATE_RESULT_PHP_SERIALIZE` for the core's generic calls (JSON is
+/// the core's own [`json::AsText`]).
 struct AsPhp;
 
 impl json::Encoding for AsPhp {
@@ -310,25 +280,38 @@ unsafe fn document_bytes<'a>(ptr: *const c_char, name: &str) -> Result<&'a [u8],
     Ok(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }
 
-/// Calls `method` with one named document argument and encodes the result.
+/// Calls `method` with one named document argument and encodes the result
+/// in `format`.
 async fn with_document(
     core: startgate_core::Gate,
-    format: ResultFormat,
+    format: startgate_result_format,
     method: &'static str,
     name: &'static str,
     value: serde_json::Value,
 ) -> Result<String, Error> {
     let mut args = serde_json::Map::new();
     args.insert(name.to_string(), value);
-    let pure = json::PURE_METHODS.contains(&method);
-    match (format, pure) {
-        (ResultFormat::Json, true) => json::call_pure_encoded::<AsJson>(&core, method, args),
-        (ResultFormat::Json, false) => json::call_encoded::<AsJson>(&core, method, args).await,
-        (ResultFormat::PhpSerialize, true) => json::call_pure_encoded::<AsPhp>(&core, method, args),
-        (ResultFormat::PhpSerialize, false) => {
-            json::call_encoded::<AsPhp>(&core, method, args).await
+    match format {
+        startgate_result_format::STARTGATE_RESULT_JSON => {
+            document_call::<json::AsText>(&core, method, args).await
+        }
+        startgate_result_format::STARTGATE_RESULT_PHP_SERIALIZE => {
+            document_call::<AsPhp>(&core, method, args).await
         }
     }
+}
+
+/// [`with_document`]'s call, its result encoded by `E`: a pure method at
+/// once, any other through the store.
+async fn document_call<E: json::Encoding>(
+    core: &startgate_core::Gate,
+    method: &'static str,
+    args: serde_json::Map<String, serde_json::Value>,
+) -> Result<E::Output, Error> {
+    if json::PURE_METHODS.contains(&method) {
+        return json::call_pure_encoded::<E>(core, method, args);
+    }
+    json::call_encoded::<E>(core, method, args).await
 }
 
 /// Opens a handle from the spec `spec` builds and writes it to `*out_gate`.
@@ -378,7 +361,7 @@ unsafe fn json_call<F, Fut>(
     call: F,
 ) -> startgate_status
 where
-    F: FnOnce(startgate_core::Gate, ResultFormat) -> Result<Fut, Error>,
+    F: FnOnce(startgate_core::Gate, startgate_result_format) -> Result<Fut, Error>,
     Fut: std::future::Future<Output = Result<String, Error>>,
 {
     guard(out_error, || {
@@ -614,7 +597,7 @@ pub unsafe extern "C" fn startgate_set_result_format(
     out_error: *mut *mut startgate_error,
 ) -> startgate_status {
     guard(out_error, || {
-        let format = ResultFormat::from_c(format).ok_or_else(|| {
+        let format = startgate_result_format::from_u32(format).ok_or_else(|| {
             invalid(
                 "format",
                 &format!("{format} is not a startgate_result_format (0: JSON, 1: PHP serialize)"),
@@ -1049,10 +1032,10 @@ pub unsafe extern "C" fn startgate_call(
             };
             Ok(async move {
                 match format {
-                    ResultFormat::Json => {
-                        json::call_bytes_encoded::<AsJson>(&core, &method, &args).await
+                    startgate_result_format::STARTGATE_RESULT_JSON => {
+                        json::call_bytes_encoded::<json::AsText>(&core, &method, &args).await
                     }
-                    ResultFormat::PhpSerialize => {
+                    startgate_result_format::STARTGATE_RESULT_PHP_SERIALIZE => {
                         json::call_bytes_encoded::<AsPhp>(&core, &method, &args).await
                     }
                 }
