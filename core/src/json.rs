@@ -385,7 +385,9 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
 }
 
 /// The error of a result that cannot be written as JSON text.
-fn encode_failed(e: impl std::fmt::Display) -> Error {
+/// The error of a result that could not be encoded (`internal`): for every
+/// encoding, the core's and a binding's.
+pub fn encode_failed(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("cannot encode the result: {e}"))
 }
 

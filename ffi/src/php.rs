@@ -1,7 +1,7 @@
-//! Result documents in PHP's `serialize()` format, for a handle whose
-//! result format is `php_serialize` (what the PHP package asks for):
-//! `unserialize()` reads a start's result in about half the time
-//! `json_decode()` takes for the same document as JSON.
+//! Result documents in PHP's `serialize()` format, for a handle set to
+//! `STARTGATE_RESULT_PHP_SERIALIZE` (what the PHP package asks for):
+//! `unserialize()` reads a start's result in less than half the
+//! instructions `json_decode()` takes for the same document as JSON.
 //!
 //! The value written is the one `json_decode($json, true)` gives for the
 //! JSON text the same result would have been: an object or a list is an
@@ -14,20 +14,17 @@ use std::io::Write as _;
 
 use serde::ser::{self, Serialize};
 
-use startgate_core::Error;
+use startgate_core::{json, Error};
 
 /// `value` as PHP `serialize()` text.
 pub(crate) fn to_serialized<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-    let failed = |e: &dyn Display| Error::Internal {
-        message: format!("cannot encode the result: {e}"),
-    };
     // About twice the JSON text (each key and list index is spelled with
     // its type and length): an accepted start's result is 1,530 bytes.
     let mut writer = Writer {
         out: Vec::with_capacity(2048),
     };
-    value.serialize(&mut writer).map_err(|e| failed(&e))?;
-    String::from_utf8(writer.out).map_err(|e| failed(&e))
+    value.serialize(&mut writer).map_err(json::encode_failed)?;
+    String::from_utf8(writer.out).map_err(json::encode_failed)
 }
 
 /// Why a value has no PHP form (only a map key that is not text or an

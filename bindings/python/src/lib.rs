@@ -184,12 +184,6 @@ fn arguments(args: &Bound<'_, PyDict>) -> Result<Map<String, Value>, Error> {
     Ok(map)
 }
 
-fn encode_failed(err: &dyn std::fmt::Display) -> Error {
-    Error::Internal {
-        message: format!("cannot encode the result: {err}"),
-    }
-}
-
 /// Results as Python values, written by serde straight from the core's
 /// types (no `Value` tree, no second walk). Encoding runs where the call
 /// finished, with the GIL taken for it.
@@ -202,7 +196,7 @@ impl json::Encoding for AsPython {
         Python::attach(|py| {
             pythonize::pythonize(py, value)
                 .map(Bound::unbind)
-                .map_err(|e| encode_failed(&e))
+                .map_err(json::encode_failed)
         })
     }
 
@@ -210,7 +204,7 @@ impl json::Encoding for AsPython {
         Python::attach(|py| {
             document::python_from_value(py, &value)
                 .map(Bound::unbind)
-                .map_err(|e| encode_failed(&e))
+                .map_err(json::encode_failed)
         })
     }
 }
@@ -269,7 +263,7 @@ fn answer<'py, O: IntoPython>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     match result.map(|value| value.into_python(py)) {
         Ok(Ok(value)) => (true, value).into_pyobject(py),
-        Ok(Err(err)) => (false, failure(&encode_failed(&err))).into_pyobject(py),
+        Ok(Err(err)) => (false, failure(&json::encode_failed(&err))).into_pyobject(py),
         Err(err) => (false, failure(&err)).into_pyobject(py),
     }
 }
