@@ -192,10 +192,15 @@ impl Handle {
 
     /// The gate to call, reopened in a forked child.
     pub(crate) fn gate(&self) -> Result<Gate, Error> {
+        Ok(self.live()?.gate)
+    }
+
+    /// The gate to call, with the runtime to call it on.
+    pub(crate) fn live(&self) -> Result<startgate_host::Live, Error> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(startgate_host::closed_error());
         }
-        self.shared.gate()
+        self.shared.live()
     }
 
     /// How this handle writes result documents.

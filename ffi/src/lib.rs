@@ -32,7 +32,7 @@ mod handle;
 mod php;
 
 use handle::{Handle, OpenSpec};
-use startgate_host::block_on;
+use startgate_host::{block_on, block_on_in};
 
 /// The outcome of a call. The values are stable: a retired value stays reserved.
 #[repr(u32)]
@@ -370,8 +370,8 @@ where
         }
         let handle = Handle::lookup(gate)?;
         let format = handle.result_format();
-        let core = handle.gate()?;
-        let json = block_on(call(core, format)?)??;
+        let live = handle.live()?;
+        let json = block_on_in(live.runtime, call(live.gate, format)?)?;
         // SAFETY: checked non-NULL above.
         unsafe { give(out, json) }
     })

@@ -21,7 +21,7 @@ use serde_json::{Map, Number, Value};
 use startgate::input::{self, Place};
 use startgate::json::{self, load_registry, OpenOptions};
 use startgate::Error;
-use startgate_host::{block_on, poll_once, runtime, Polled, ProcessGate};
+use startgate_host::{block_on_in, poll_once_in, Live, Polled, ProcessGate};
 
 mod document;
 use document::{Document, Field};
@@ -300,8 +300,11 @@ impl NativeGate {
         let converted = arguments(&args);
         let result = py.detach(|| {
             let args = converted?;
-            let gate = self.inner.gate()?;
-            block_on(json::call_encoded::<E>(&gate, &method, args))?
+            let live = self.inner.live()?;
+            block_on_in(
+                live.runtime,
+                json::call_encoded::<E>(&live.gate, &method, args),
+            )
         });
         answer(py, result)
     }
@@ -320,12 +323,12 @@ impl NativeGate {
         let converted = arguments(&args);
         let polled = py.detach(move || -> Result<Option<Result<E::Output, Error>>, Error> {
             let args = converted?;
-            let gate = self.inner.gate()?;
+            let Live { gate, runtime } = self.inner.live()?;
             let call = async move { json::call_encoded::<E>(&gate, &method, args).await };
-            match poll_once(call)? {
+            match poll_once_in(runtime, call) {
                 Polled::Ready(result) => Ok(Some(result)),
                 Polled::Pending(call) => {
-                    runtime()?.spawn(async move {
+                    runtime.spawn(async move {
                         let result = call.await;
                         Python::attach(|py| {
                             let args = match answer(py, result) {
