@@ -384,7 +384,6 @@ fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
     input::parse(what, json)
 }
 
-/// The error of a result that cannot be written as JSON text.
 /// The error of a result that could not be encoded (`internal`): for every
 /// encoding, the core's and a binding's.
 pub fn encode_failed(e: impl std::fmt::Display) -> Error {
