@@ -32,7 +32,7 @@ mod handle;
 mod php;
 
 use handle::{Handle, OpenSpec};
-use startgate_host::{block_on, block_on_in};
+use startgate_host::block_on_in;
 
 /// The outcome of a call. The values are stable: a retired value stays reserved.
 #[repr(u32)]
@@ -643,8 +643,8 @@ pub unsafe extern "C" fn startgate_migrate(
     out_error: *mut *mut startgate_error,
 ) -> startgate_status {
     guard(out_error, || {
-        let core = Handle::lookup(gate)?.gate()?;
-        block_on(core.migrate())?
+        let live = Handle::lookup(gate)?.live()?;
+        block_on_in(live.runtime, live.gate.migrate())
     })
 }
 
