@@ -955,6 +955,70 @@ pub fn call_pure_document_encoded<E: Encoding>(
     pure::<E>(gate, method, pure_args(method, args)?)
 }
 
+/// Decodes a method's document argument straight from a binding's own
+/// values into its type, for [`decode_document`]: the Python binding reads
+/// a plain request this way, without a [`Value`] tree in between.
+pub trait DocumentDecoder {
+    /// The document as `T`, or `None` when the binding cannot vouch for it:
+    /// then the call takes the checked path ([`call_encoded`]), which
+    /// decodes the same document or refuses it in the words every surface
+    /// uses. `Some` must be exactly what that path would decode: the same
+    /// `T`, and only for a document it would accept.
+    fn decode<T: serde::de::DeserializeOwned>(self) -> Option<T>;
+}
+
+/// A method's document argument already decoded into its type, by
+/// [`decode_document`]; [`call_decoded_encoded`] makes the call.
+pub struct DecodedDocument(Decoded);
+
+enum Decoded {
+    Start(StartRequest),
+    StartSequence(SequenceRequest),
+    Complete(Completion),
+    UpsertConnection(ProviderConnection),
+    // Boxed: a result is three times the size of any request.
+    Present(Box<StartResult>),
+    PresentRun(Run),
+}
+
+/// `method` called with its document argument `name` alone (see
+/// [`takes_document`]), decoded by `decoder`; `None` when `name` is not
+/// `method`'s document or the decoder declines.
+pub fn decode_document<D: DocumentDecoder>(
+    method: &str,
+    name: &str,
+    decoder: D,
+) -> Option<DecodedDocument> {
+    let decoded = match (method, name) {
+        ("start", "request") => Decoded::Start(decoder.decode()?),
+        ("start_sequence", "request") => Decoded::StartSequence(decoder.decode()?),
+        ("complete", "completion") => Decoded::Complete(decoder.decode()?),
+        ("upsert_connection", "connection") => Decoded::UpsertConnection(decoder.decode()?),
+        ("present", "result") => Decoded::Present(Box::new(decoder.decode()?)),
+        ("present_run", "run") => Decoded::PresentRun(decoder.decode()?),
+        _ => return None,
+    };
+    Some(DecodedDocument(decoded))
+}
+
+/// The call of a [`DecodedDocument`], its result encoded by `E`: what
+/// [`call_encoded`] does once it has decoded the same document.
+pub async fn call_decoded_encoded<E: Encoding>(
+    gate: &Gate,
+    document: DecodedDocument,
+) -> Result<E::Output> {
+    match document.0 {
+        Decoded::Start(request) => E::encode(&gate.start(&request).await?),
+        Decoded::StartSequence(request) => E::encode(&gate.start_sequence(&request).await?),
+        Decoded::Complete(completion) => E::encode(&gate.complete(&completion).await?),
+        Decoded::UpsertConnection(connection) => {
+            E::encode(&gate.upsert_connection(&connection).await?)
+        }
+        Decoded::Present(result) => E::encode(&gate.present(&result)),
+        Decoded::PresentRun(run) => E::encode(&gate.present_run(&run)),
+    }
+}
+
 async fn dispatch<E: Encoding>(
     gate: &Gate,
     method: &str,
@@ -1086,6 +1150,36 @@ mod tests {
     use super::*;
 
     const OPAQUE: [&str; 2] = ["params", "summary"];
+
+    /// A decoder that declines, recording that it was asked.
+    struct Asked<'a>(&'a std::cell::Cell<bool>);
+
+    impl DocumentDecoder for Asked<'_> {
+        fn decode<T: serde::de::DeserializeOwned>(self) -> Option<T> {
+            self.0.set(true);
+            None
+        }
+    }
+
+    #[test]
+    fn decode_document_asks_for_exactly_the_documents_call_reads_as_documents() {
+        let names = [
+            "request",
+            "completion",
+            "connection",
+            "result",
+            "run",
+            "filter",
+            "run_id",
+        ];
+        for method in METHODS {
+            for name in names {
+                let asked = std::cell::Cell::new(false);
+                assert!(decode_document(method, name, Asked(&asked)).is_none());
+                assert_eq!(asked.get(), takes_document(method, name), "{method} {name}");
+            }
+        }
+    }
 
     /// What renaming a `Value` tree key by key gives (the Node surface's
     /// conversion before [`to_camel_json`]).

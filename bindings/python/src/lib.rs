@@ -3,7 +3,11 @@
 //! converted here, with the checks only this side can make (a lone surrogate,
 //! a NaN, a key that is not a string, nesting deeper than the limit; see
 //! `startgate::input`), then handed to the core's `call_encoded`, which checks
-//! and decodes them exactly as it does for every other surface. Results come
+//! and decodes them exactly as it does for every other surface. A method's
+//! document made only of plain values (a start's request, most often) is
+//! read straight into the core's type instead (`decode.rs`), with no JSON
+//! value in between; anything it cannot vouch for takes the path above, which
+//! decides every refusal. Results come
 //! back as Python values, or, where the Python layer asks (the contract's
 //! shapes), as a `Document` it reads one field at a time (`document.rs`).
 //! Every call answers `(True, result)` or
@@ -23,7 +27,9 @@ use startgate::json::{self, load_registry, OpenOptions};
 use startgate::Error;
 use startgate_host::{block_on_in, poll_once_in, Live, Polled, ProcessGate};
 
+mod decode;
 mod document;
+use decode::PyDecoder;
 use document::{Document, Field};
 
 /// `(code, message, cause, field)` of an error; `cause` is the driver's error
@@ -184,6 +190,49 @@ fn arguments(args: &Bound<'_, PyDict>) -> Result<Map<String, Value>, Error> {
     Ok(map)
 }
 
+/// A call's arguments as the core takes them.
+// Not boxed: one per call, moved once into the call's future; a box would
+// be an allocation per start for the rarer variant's sake.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    /// A method's plain document, alone, read straight into its type
+    /// (`decode`): no JSON value in between.
+    Decoded(json::DecodedDocument),
+    /// Named values, for the checked path.
+    Values(Map<String, Value>),
+}
+
+/// Reads a call's arguments, with the GIL: a method's document given alone
+/// is decoded straight into its type where `decode` can vouch for it; any
+/// other arguments, and any document it declines, are converted to values
+/// for the checked path, which decides every refusal.
+fn prepare(method: &str, args: &Bound<'_, PyDict>) -> Result<Prepared, Error> {
+    if args.len() == 1 {
+        if let Some((name, value)) = args.iter().next() {
+            if let Ok(name) = name.cast::<PyString>() {
+                if let Ok(name) = name.to_str() {
+                    if let Some(decoded) = json::decode_document(method, name, PyDecoder(&value)) {
+                        return Ok(Prepared::Decoded(decoded));
+                    }
+                }
+            }
+        }
+    }
+    arguments(args).map(Prepared::Values)
+}
+
+/// Makes the call of [`prepare`]'s arguments, its result encoded by `E`.
+async fn call_prepared<E: json::Encoding>(
+    gate: &startgate::Gate,
+    method: &str,
+    prepared: Prepared,
+) -> Result<E::Output, Error> {
+    match prepared {
+        Prepared::Decoded(document) => json::call_decoded_encoded::<E>(gate, document).await,
+        Prepared::Values(args) => json::call_encoded::<E>(gate, method, args).await,
+    }
+}
+
 /// Results as Python values, written by serde straight from the core's
 /// types (no `Value` tree, no second walk). Encoding runs where the call
 /// finished, with the GIL taken for it.
@@ -297,13 +346,13 @@ impl NativeGate {
         E: json::Encoding,
         E::Output: IntoPython + Send,
     {
-        let converted = arguments(&args);
+        let prepared = prepare(&method, &args);
         let result = py.detach(|| {
-            let args = converted?;
+            let prepared = prepared?;
             let live = self.inner.live()?;
             block_on_in(
                 live.runtime,
-                json::call_encoded::<E>(&live.gate, &method, args),
+                call_prepared::<E>(&live.gate, &method, prepared),
             )
         });
         answer(py, result)
@@ -320,11 +369,11 @@ impl NativeGate {
         E: json::Encoding + 'static,
         E::Output: IntoPython + Send + 'static,
     {
-        let converted = arguments(&args);
+        let prepared = prepare(&method, &args);
         let polled = py.detach(move || -> Result<Option<Result<E::Output, Error>>, Error> {
-            let args = converted?;
+            let prepared = prepared?;
             let Live { gate, runtime } = self.inner.live()?;
-            let call = async move { json::call_encoded::<E>(&gate, &method, args).await };
+            let call = async move { call_prepared::<E>(&gate, &method, prepared).await };
             match poll_once_in(runtime, call) {
                 Polled::Ready(result) => Ok(Some(result)),
                 Polled::Pending(call) => {
