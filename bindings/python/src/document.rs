@@ -15,7 +15,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyAttributeError, PyKeyError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyType};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A JSON object of a result, read one field at a time (see the module).
@@ -140,13 +140,15 @@ impl Field {
         let state = instance
             .getattr(intern!(py, "__dict__"))?
             .cast_into::<PyDict>()?;
-        let value = match state.get_item(intern!(py, "raw"))? {
-            Some(raw) if !raw.is_none() => raw.get_item(name)?,
-            _ => match state.get_item(intern!(py, "_document"))? {
-                Some(document) if !document.is_none() => match document.cast::<Document>() {
-                    Ok(document) => document.get().item(py, name.to_str()?)?,
-                    Err(_) => document.get_item(name)?,
-                },
+        // An instance holds a `_document` until its `raw` is first read, and
+        // then `raw` alone: the common case is found first.
+        let value = match state.get_item(intern!(py, "_document"))? {
+            Some(document) if !document.is_none() => match document.cast::<Document>() {
+                Ok(document) => document.get().item(py, name.to_str()?)?,
+                Err(_) => document.get_item(name)?,
+            },
+            _ => match state.get_item(intern!(py, "raw"))? {
+                Some(raw) if !raw.is_none() => raw.get_item(name)?,
                 _ => {
                     return Err(PyAttributeError::new_err(format!(
                         "'{}' object has no attribute '{}'",
@@ -157,11 +159,73 @@ impl Field {
             },
         };
         let value = match &this.decode {
-            Some(decode) => decode.bind(py).call1((value,))?,
+            Some(decode) => match decode.bind(py).cast::<Shape>() {
+                Ok(shape) => shape.get().make(value)?,
+                Err(_) => decode.bind(py).call1((value,))?,
+            },
             None => value,
         };
         state.set_item(name, &value)?;
         Ok(value)
+    }
+}
+
+/// Makes instances of one of the result dataclasses (`_types._Decoded`:
+/// `StartResult`, `Run`, …) from a document, as their `from_dict` does,
+/// without running Python: a new instance whose `__dict__` holds the
+/// `Document` (or, for a mapping, its `raw` dict) for its fields to read.
+/// `None` stays `None`. Native because a start's result and its run were
+/// made by two Python frames each, on every call.
+#[pyclass(module = "startgate._native", frozen)]
+pub struct Shape {
+    class: Py<PyType>,
+    /// The class's `__new__` (`object.__new__`: the dataclass's `__init__`
+    /// is not run, as `from_dict` does not run it).
+    new: Py<PyAny>,
+}
+
+impl Shape {
+    /// An instance for `value` (a `Document` or a mapping), or `None`.
+    pub fn make<'py>(&self, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = value.py();
+        if value.is_none() {
+            return Ok(value);
+        }
+        let class = self.class.bind(py);
+        let instance = self.new.bind(py).call1((class,))?;
+        let state = instance
+            .getattr(intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
+        if value.is_instance_of::<Document>() {
+            state.set_item(intern!(py, "_document"), value)?;
+        } else {
+            let raw = py.get_type::<PyDict>().call1((value,))?;
+            state.set_item(intern!(py, "raw"), raw)?;
+        }
+        Ok(instance)
+    }
+}
+
+#[pymethods]
+impl Shape {
+    #[new]
+    fn py_new(class: Bound<'_, PyType>) -> PyResult<Shape> {
+        let new = class.getattr(intern!(class.py(), "__new__"))?.unbind();
+        Ok(Shape {
+            class: class.unbind(),
+            new,
+        })
+    }
+
+    /// The class instances are made of.
+    #[getter]
+    fn cls(&self, py: Python<'_>) -> Py<PyType> {
+        self.class.clone_ref(py)
+    }
+
+    /// An instance for `value` (see the class), or `None` for `None`.
+    fn __call__<'py>(&self, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.make(value)
     }
 }
 

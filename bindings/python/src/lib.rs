@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -30,7 +31,7 @@ use startgate_host::{block_on_in, poll_once_in, Live, Polled, ProcessGate};
 mod decode;
 mod document;
 use decode::PyDecoder;
-use document::{Document, Field};
+use document::{Document, Field, Shape};
 
 /// `(code, message, cause, field)` of an error; `cause` is the driver's error
 /// text and `field` the offending field of an `invalid_request`, if any.
@@ -336,12 +337,13 @@ struct NativeGate {
 }
 
 impl NativeGate {
-    fn call_encoded<'py, E>(
+    /// Makes the call, blocking without the GIL; the result as a Python value.
+    fn call_encoded<E>(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         method: String,
-        args: Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyTuple>>
+        args: Bound<'_, PyDict>,
+    ) -> Result<Py<PyAny>, Error>
     where
         E: json::Encoding,
         E::Output: IntoPython + Send,
@@ -354,8 +356,10 @@ impl NativeGate {
                 live.runtime,
                 call_prepared::<E>(&live.gate, &method, prepared),
             )
-        });
-        answer(py, result)
+        })?;
+        result
+            .into_python(py)
+            .map_err(|err| json::encode_failed(&err))
     }
 
     fn call_async_encoded<'py, E>(
@@ -441,20 +445,37 @@ impl NativeGate {
     }
 
     /// Calls `method` with a dict of named arguments, blocking (without the
-    /// GIL) until the answer. With `document`, a result that is an object
-    /// comes back as a `Document` (read one field at a time).
-    #[pyo3(signature = (method, args, document = false))]
+    /// GIL) until the answer, and answers as the Python layer's methods do:
+    /// the result made by `decode`, or the contract's exception raised.
+    /// `decode` is a [`Shape`] (the result comes as a `Document`, read one
+    /// field at a time), a function of the result's Python value, or `None`
+    /// (the value itself). The `startgate` logger's level is taken before
+    /// the call, and the call's records are delivered to it before this
+    /// returns (see `set_layer`).
+    #[pyo3(signature = (method, args, decode = None))]
     fn call<'py>(
         &self,
         py: Python<'py>,
         method: String,
         args: Bound<'py, PyDict>,
-        document: bool,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        if document {
+        decode: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        sync_log_level(py)?;
+        let shape = decode.as_ref().and_then(|d| d.cast::<Shape>().ok());
+        let result = if shape.is_some() {
             self.call_encoded::<AsDocument>(py, method, args)
         } else {
             self.call_encoded::<AsPython>(py, method, args)
+        };
+        deliver_logs(py)?;
+        let value = match result {
+            Ok(value) => value.into_bound(py),
+            Err(err) => return Err(raised(py, &err)),
+        };
+        match (shape, &decode) {
+            (Some(shape), _) => shape.get().make(value),
+            (None, Some(decode)) => decode.call1((value,)),
+            (None, None) => Ok(value),
         }
     }
 
@@ -499,6 +520,90 @@ fn set_contract_values(py: Python<'_>, convert: Py<PyAny>, below: usize) {
     let _ = CONTRACT_VALUES.set(py, (convert, below));
 }
 
+/// What the Python layer registers once (`set_layer`): its `error_for`,
+/// the `startgate` logger and `_log.deliver`.
+struct Layer {
+    error_for: Py<PyAny>,
+    logger: Py<PyAny>,
+    deliver: Py<PyAny>,
+}
+
+static LAYER: PyOnceLock<Layer> = PyOnceLock::new();
+
+/// Registers the Python layer's `error_for(code, message, cause, field)`
+/// (the contract's exception for a failure), the `startgate` logger, and
+/// `deliver()` (logs the records collected since the last delivery). The
+/// first registration in a process stays.
+#[pyfunction]
+fn set_layer(py: Python<'_>, error_for: Py<PyAny>, logger: Py<PyAny>, deliver: Py<PyAny>) {
+    // Err only means one is registered already.
+    let _ = LAYER.set(
+        py,
+        Layer {
+            error_for,
+            logger,
+            deliver,
+        },
+    );
+}
+
+/// The library level that lets through what a `logging` level does: the
+/// most verbose one at or above it (trace is 5, below `DEBUG`).
+fn level_for(level: i64) -> Option<startgate::log::LogLevel> {
+    use startgate::log::LogLevel;
+    match level {
+        ..=5 => Some(LogLevel::Trace),
+        6..=10 => Some(LogLevel::Debug),
+        11..=20 => Some(LogLevel::Info),
+        21..=30 => Some(LogLevel::Warn),
+        31..=40 => Some(LogLevel::Error),
+        _ => None,
+    }
+}
+
+/// Collects records at what the `startgate` logger lets through now (the
+/// application may change its level or disable it at any time), so the
+/// library builds no record the logger would drop; returns that level's
+/// name, or `None` when nothing is collected.
+#[pyfunction]
+fn sync_log_level(py: Python<'_>) -> PyResult<Option<&'static str>> {
+    let Some(layer) = LAYER.get(py) else {
+        return Ok(None);
+    };
+    let logger = layer.logger.bind(py);
+    let wanted = if logger.getattr(intern!(py, "disabled"))?.is_truthy()? {
+        None
+    } else {
+        let level: i64 = logger
+            .call_method0(intern!(py, "getEffectiveLevel"))?
+            .extract()?;
+        level_for(level)
+    };
+    if wanted != startgate::log::host_level() {
+        startgate::log::set_host_level(wanted);
+    }
+    Ok(wanted.map(|level| level.as_str()))
+}
+
+/// Hands the call's records to `logging` on this thread, if any are collected.
+fn deliver_logs(py: Python<'_>) -> PyResult<()> {
+    match LAYER.get(py) {
+        Some(layer) if startgate::log::host_level().is_some() => layer.deliver.call0(py).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// The contract's exception for `err`, made by the Python layer's `error_for`.
+fn raised(py: Python<'_>, err: &Error) -> PyErr {
+    let Some(layer) = LAYER.get(py) else {
+        return pyo3::exceptions::PyRuntimeError::new_err(err.to_string());
+    };
+    match layer.error_for.call1(py, failure(err)) {
+        Ok(exception) => PyErr::from_value(exception.into_bound(py)),
+        Err(raised) => raised,
+    }
+}
+
 /// The library version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -537,6 +642,9 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<NativeGate>()?;
     module.add_class::<Document>()?;
     module.add_class::<Field>()?;
+    module.add_class::<Shape>()?;
+    module.add_function(wrap_pyfunction!(set_layer, module)?)?;
+    module.add_function(wrap_pyfunction!(sync_log_level, module)?)?;
     module.add_function(wrap_pyfunction!(version, module)?)?;
     module.add_function(wrap_pyfunction!(set_contract_values, module)?)?;
     module.add_function(wrap_pyfunction!(set_log_level, module)?)?;

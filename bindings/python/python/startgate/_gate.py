@@ -30,6 +30,15 @@ from ._types import (
 )
 
 _native.set_contract_values(contract_value, _CONTRACT_DEPTH)
+_native.set_layer(error_for, _log.LOGGER, _log.deliver_records)
+
+# The result classes, made by the native module from a call's Document
+# (see `_native.Shape`): no Python frame per result.
+_START_RESULT = _native.Shape(StartResult)
+_RUN = _native.Shape(Run)
+_COMPLETION_RESULT = _native.Shape(CompletionResult)
+_REAP_RESULT = _native.Shape(ReapResult)
+_PRESENTATION = _native.Shape(Presentation)
 
 T = TypeVar("T")
 Request = Union[Mapping[str, Any], None]
@@ -174,15 +183,9 @@ class Gate:
         )
         return cls(_open(url, registry, registry_toml, options))
 
-    def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T], document: bool = False) -> T:
-        # `document`: the result is one of the contract's shapes, whose class
-        # reads a native Document one field at a time.
-        _log.sync_level()
-        return _settle(self._native.call(method, args, document), decode)
-
     def migrate(self) -> None:
         """Applies the schema migrations (idempotent)."""
-        return self._call("migrate", {}, _none)
+        return self._native.call("migrate", {}, _none)
 
     def start(
         self,
@@ -201,12 +204,12 @@ class Gate:
         """The one start path: accepted / deduped / scope_busy / blocked / denied."""
         doc = _document(request, _START, (operation, tenant_id, actor, provider_connection_id, subject, params,
                                           initiator, tenant_active))
-        return self._call("start", {"request": doc}, StartResult.from_dict, document=True)
+        return self._native.call("start", {"request": doc}, _START_RESULT)
 
     def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
         """What ``start`` would answer for each request, writing nothing; an
         invalid request gets its exception in place."""
-        return self._call("check", {"requests": _requests(requests)}, _checked)
+        return self._native.call("check", {"requests": _requests(requests)}, _checked)
 
     def start_sequence(
         self,
@@ -226,17 +229,17 @@ class Gate:
         """Starts operations in order on one scope; later steps are ``pending``."""
         doc = _document(request, _SEQUENCE, (operations, sequence, tenant_id, actor, provider_connection_id,
                                              subject, params, initiator, tenant_active))
-        return self._call("start_sequence", {"request": doc}, StartResult.from_dict, document=True)
+        return self._native.call("start_sequence", {"request": doc}, _START_RESULT)
 
     def mark_running(self, run_id: int, fencing_token: int) -> Run:
         """The worker took the run. ``InvalidTransition`` means: stop."""
-        return self._call(
-            "mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True
+        return self._native.call(
+            "mark_running", {"run_id": run_id, "fencing_token": fencing_token}, _RUN
         )
 
     def heartbeat(self, run_id: int, fencing_token: int) -> Run:
         """Extends a running run's lease."""
-        return self._call("heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True)
+        return self._native.call("heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, _RUN)
 
     def complete(
         self,
@@ -251,20 +254,20 @@ class Gate:
     ) -> CompletionResult:
         """Ends a run; dispatch ``next`` when it is accepted."""
         doc = _document(completion, _COMPLETION, (run_id, fencing_token, outcome, reason_code, summary))
-        return self._call("complete", {"completion": doc}, CompletionResult.from_dict, document=True)
+        return self._native.call("complete", {"completion": doc}, _COMPLETION_RESULT)
 
     def cancel(self, run_id: int, reason_code: Optional[str] = None) -> CompletionResult:
         """Cancels a pending or active run (an operator's decision)."""
-        return self._call(
-            "cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict, document=True
+        return self._native.call(
+            "cancel", {"run_id": run_id, "reason_code": reason_code}, _COMPLETION_RESULT
         )
 
     def reap_stale(self) -> ReapResult:
         """Ends stale runs; admits pending runs of the scopes this frees."""
-        return self._call("reap_stale", {}, ReapResult.from_dict, document=True)
+        return self._native.call("reap_stale", {}, _REAP_RESULT)
 
     def get_run(self, run_id: int) -> Run:
-        return self._call("get_run", {"run_id": run_id}, Run.from_dict, document=True)
+        return self._native.call("get_run", {"run_id": run_id}, _RUN)
 
     def list_runs(
         self,
@@ -277,40 +280,40 @@ class Gate:
     ) -> List[Run]:
         """Runs matching the filter, newest first."""
         doc = _document(None, _FILTER, (tenant_id, operation, status, active, limit))
-        return self._call("list_runs", {"filter": doc}, _runs)
+        return self._native.call("list_runs", {"filter": doc}, _runs)
 
     def attempts_for_run(self, run_id: int) -> List[StartAttempt]:
         """The audit rows of the attempts that created, were refused by, or replaced a run."""
-        return self._call("attempts_for_run", {"run_id": run_id}, _attempts)
+        return self._native.call("attempts_for_run", {"run_id": run_id}, _attempts)
 
     def upsert_connection(self, connection: Union[ProviderConnection, Mapping[str, Any]]) -> ProviderConnection:
         """Records a provider connection's readiness facts."""
-        return self._call("upsert_connection", {"connection": _document(connection)}, ProviderConnection.from_dict)
+        return self._native.call("upsert_connection", {"connection": _document(connection)}, ProviderConnection.from_dict)
 
     def get_connection(self, tenant_id: str, id: str) -> Optional[ProviderConnection]:
-        return self._call("get_connection", {"tenant_id": tenant_id, "id": id}, _connection)
+        return self._native.call("get_connection", {"tenant_id": tenant_id, "id": id}, _connection)
 
     def list_connections(self, tenant_id: str) -> List[ProviderConnection]:
-        return self._call("list_connections", {"tenant_id": tenant_id}, _connections)
+        return self._native.call("list_connections", {"tenant_id": tenant_id}, _connections)
 
     def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
         """Operator feedback for a start result."""
-        return self._call("present", {"result": result}, Presentation.from_dict, document=True)
+        return self._native.call("present", {"result": result}, _PRESENTATION)
 
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same reason catalogue."""
-        return self._call("present_run", {"run": run}, Presentation.from_dict, document=True)
+        return self._native.call("present_run", {"run": run}, _PRESENTATION)
 
     def advance_clock(self, seconds: float) -> None:
         """Moves a manual clock forward (tests, demos)."""
-        return self._call("advance_clock", {"seconds": seconds}, _none)
+        return self._native.call("advance_clock", {"seconds": seconds}, _none)
 
     def metrics(self) -> Dict[str, Any]:
         """What this gate did in this process since it opened: ``starts``
         (operation → outcome → count), ``blocked`` (primary reason → count),
         ``takeovers``, ``reaped_runs``, ``errors`` (code → count) and
         ``latency`` (call kind → ``calls``, ``p50_us``, ``p99_us``). No database."""
-        return self._call("metrics", {}, _plain)
+        return self._native.call("metrics", {}, _plain)
 
     def close(self) -> None:
         """Closes the pool; later calls raise ``StoreUnavailable``."""
@@ -366,9 +369,9 @@ class AsyncGate:
         loop = asyncio.get_running_loop()
         return cls(await loop.run_in_executor(None, _open, url, registry, registry_toml, options))
 
-    async def _call(
-        self, method: str, args: Dict[str, Any], decode: Callable[[Any], T], document: bool = False
-    ) -> T:
+    async def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
+        # A `Shape` result comes as a native Document, read one field at a time.
+        document = type(decode) is _native.Shape
         loop = asyncio.get_running_loop()
         waiting: "List[asyncio.Future[Tuple[bool, Any]]]" = []
 
@@ -405,7 +408,7 @@ class AsyncGate:
     ) -> StartResult:
         doc = _document(request, _START, (operation, tenant_id, actor, provider_connection_id, subject, params,
                                           initiator, tenant_active))
-        return await self._call("start", {"request": doc}, StartResult.from_dict, document=True)
+        return await self._call("start", {"request": doc}, _START_RESULT)
 
     async def check(self, requests: Sequence[Mapping[str, Any]]) -> List[Union[StartResult, Error]]:
         return await self._call("check", {"requests": _requests(requests)}, _checked)
@@ -427,16 +430,16 @@ class AsyncGate:
     ) -> StartResult:
         doc = _document(request, _SEQUENCE, (operations, sequence, tenant_id, actor, provider_connection_id,
                                              subject, params, initiator, tenant_active))
-        return await self._call("start_sequence", {"request": doc}, StartResult.from_dict, document=True)
+        return await self._call("start_sequence", {"request": doc}, _START_RESULT)
 
     async def mark_running(self, run_id: int, fencing_token: int) -> Run:
         return await self._call(
-            "mark_running", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True
+            "mark_running", {"run_id": run_id, "fencing_token": fencing_token}, _RUN
         )
 
     async def heartbeat(self, run_id: int, fencing_token: int) -> Run:
         return await self._call(
-            "heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, Run.from_dict, document=True
+            "heartbeat", {"run_id": run_id, "fencing_token": fencing_token}, _RUN
         )
 
     async def complete(
@@ -451,18 +454,18 @@ class AsyncGate:
         summary: Optional[Mapping[str, Any]] = None,
     ) -> CompletionResult:
         doc = _document(completion, _COMPLETION, (run_id, fencing_token, outcome, reason_code, summary))
-        return await self._call("complete", {"completion": doc}, CompletionResult.from_dict, document=True)
+        return await self._call("complete", {"completion": doc}, _COMPLETION_RESULT)
 
     async def cancel(self, run_id: int, reason_code: Optional[str] = None) -> CompletionResult:
         return await self._call(
-            "cancel", {"run_id": run_id, "reason_code": reason_code}, CompletionResult.from_dict, document=True
+            "cancel", {"run_id": run_id, "reason_code": reason_code}, _COMPLETION_RESULT
         )
 
     async def reap_stale(self) -> ReapResult:
-        return await self._call("reap_stale", {}, ReapResult.from_dict, document=True)
+        return await self._call("reap_stale", {}, _REAP_RESULT)
 
     async def get_run(self, run_id: int) -> Run:
-        return await self._call("get_run", {"run_id": run_id}, Run.from_dict, document=True)
+        return await self._call("get_run", {"run_id": run_id}, _RUN)
 
     async def list_runs(
         self,
@@ -491,15 +494,15 @@ class AsyncGate:
     def present(self, result: Union[StartResult, Mapping[str, Any]]) -> Presentation:
         """Operator feedback for a start result. Touches no database, so it is
         a plain call, not a coroutine."""
-        return _settle(self._native.call("present", {"result": result}, document=True), Presentation.from_dict)
+        return self._native.call("present", {"result": result}, _PRESENTATION)
 
     def present_run(self, run: Union[Run, Mapping[str, Any]]) -> Presentation:
         """Run-detail wording, from the same catalogue. A plain call, as present."""
-        return _settle(self._native.call("present_run", {"run": run}, document=True), Presentation.from_dict)
+        return self._native.call("present_run", {"run": run}, _PRESENTATION)
 
     def metrics(self) -> Dict[str, Any]:
         """As :meth:`Gate.metrics`. A plain call, as present."""
-        return _settle(self._native.call("metrics", {}), _plain)
+        return self._native.call("metrics", {}, _plain)
 
     async def advance_clock(self, seconds: float) -> None:
         return await self._call("advance_clock", {"seconds": seconds}, _none)

@@ -38,29 +38,26 @@ LEVELS: Dict[str, int] = {
 # Names a record's fields may not take (LogRecord's own attributes).
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
+# The level the library collects at, as `sync_level` last set it (asyncio
+# calls; a blocking call syncs and delivers in the native module).
 _collecting: Optional[str] = None
-
-
-def _native_level(level: int) -> Optional[str]:
-    for name in ("trace", "debug", "info", "warn", "error"):
-        if level <= LEVELS[name]:
-            return name
-    return None
 
 
 def sync_level() -> None:
     """Tells the library what the ``startgate`` logger lets through now."""
     global _collecting
-    wanted = None if LOGGER.disabled else _native_level(LOGGER.getEffectiveLevel())
-    if wanted != _collecting:
-        _native.set_log_level(wanted)
-        _collecting = wanted
+    _collecting = _native.sync_log_level()
 
 
 def deliver() -> None:
     """Logs the records collected since the last delivery, on this thread."""
-    if _collecting is None:
-        return
+    if _collecting is not None:
+        deliver_records()
+
+
+def deliver_records() -> None:
+    """Logs the records waiting, if any: what the native module calls after
+    a blocking call while it collects."""
     for level, message, fields in _native.take_logs():
         extra: Dict[str, Any] = {
             (f"field_{key}" if key in _RESERVED else key): value for key, value in fields.items()
