@@ -100,14 +100,21 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
             return Err(decline());
         }
         let depth = self.depth + 1;
+        // A visitor may stop before the end (a struct read from a list takes
+        // as many items as it has fields): what is left over is refused by
+        // the checked path ("invalid length"), so it declines here.
         if let Ok(dict) = value.cast::<PyDict>() {
-            let items = dict.iter();
-            return visitor.visit_map(Entries {
-                items,
+            let mut entries = Entries {
+                items: dict.iter(),
                 value: None,
                 depth,
                 text: self.text,
-            });
+            };
+            let visited = visitor.visit_map(&mut entries)?;
+            return match entries.items.next() {
+                None => Ok(visited),
+                Some(_) => Err(decline()),
+            };
         }
         let items: Vec<Bound<'_, PyAny>> = match value.cast::<PyList>() {
             Ok(list) => list.iter().collect(),
@@ -117,11 +124,16 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
                 .iter()
                 .collect(),
         };
-        visitor.visit_seq(Items {
+        let mut items = Items {
             items: items.into_iter(),
             depth,
             text: self.text,
-        })
+        };
+        let visited = visitor.visit_seq(&mut items)?;
+        match items.items.len() {
+            0 => Ok(visited),
+            _ => Err(decline()),
+        }
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {

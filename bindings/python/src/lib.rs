@@ -10,11 +10,13 @@
 //! decides every refusal. Results come
 //! back as Python values, or, where the Python layer asks (the contract's
 //! shapes), as a `Document` it reads one field at a time (`document.rs`).
-//! Every call answers `(True, result)` or
-//! `(False, (code, message, cause, field))`; the Python layer turns those into
-//! typed objects and exceptions. Blocking calls release the GIL; asynchronous
-//! calls run on the same process-wide runtime and report through a callback
-//! the Python layer hands over to its event loop.
+//! A blocking call (`NativeGate.call`) answers as the Python layer's method
+//! does: the result made into its class (a [`Shape`]), or the contract's
+//! exception raised, with the logger's level taken and the call's records
+//! delivered around it (`set_layer`). Blocking calls release the GIL;
+//! asynchronous calls run on the same process-wide runtime, answer
+//! `(True, result)` or `(False, (code, message, cause, field))`, and report
+//! through a callback the Python layer hands over to its event loop.
 
 use std::sync::Arc;
 
@@ -521,7 +523,7 @@ fn set_contract_values(py: Python<'_>, convert: Py<PyAny>, below: usize) {
 }
 
 /// What the Python layer registers once (`set_layer`): its `error_for`,
-/// the `startgate` logger and `_log.deliver`.
+/// the `startgate` logger and `_log.deliver_records`.
 struct Layer {
     error_for: Py<PyAny>,
     logger: Py<PyAny>,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Any, Dict
+import random
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -131,6 +133,23 @@ def test_what_the_plain_path_cannot_vouch_for_is_refused_by_the_checked_path(
         assert gate.list_runs() == [] and gate.attempts_for_run(1) == []
 
 
+def test_a_struct_written_as_a_list_must_have_no_items_left_over(sqlite_url: str) -> None:
+    """JSON data may give a struct as the list of its fields in order; a list
+    with more items than the struct has fields is refused, whichever path
+    reads it, and one with exactly as many is read."""
+    with Gate.open(sqlite_url, REGISTRY) as gate:
+        gate.migrate()
+        gate.upsert_connection(ready())
+        with pytest.raises(InvalidRequest) as refused:
+            gate.start({"operation": "inventory.sync", "tenant_id": "contoso",
+                        "actor": ["alice", True, ["inventory.sync"], "extra"]})
+        assert refused.value.field == "actor"
+        assert "invalid length 4" in str(refused.value)
+        assert gate.list_runs() == []
+        result = gate.start({"operation": "inventory.sync", "tenant_id": "contoso", "actor": ("alice", True, ["inventory.sync"])})
+        assert result.outcome == "accepted" and result.run is not None and result.run.actor_id == "alice"
+
+
 def test_a_document_nested_past_the_limit_is_refused(sqlite_url: str) -> None:
     deep: Any = []
     for _ in range(200):
@@ -143,3 +162,84 @@ def test_a_document_nested_past_the_limit_is_refused(sqlite_url: str) -> None:
         assert refused.value.field == "request"
         assert "nested deeper" in str(refused.value)
         assert gate.list_runs() == []
+
+
+# Per field: values a request may hold, then values it may not.
+_CHOICES: Dict[str, Tuple[List[Any], List[Any]]] = {
+    "operation": (["inventory.sync", "restore.execute"], ["no.such.operation", 5, None, ["inventory.sync"]]),
+    "tenant_id": (["contoso", "fabrikam"], ["", 7, ["contoso"], None]),
+    "actor": (
+        [
+            ALICE,
+            {"id": "bob", "is_member": False, "capabilities": []},
+            ["alice", True, ["inventory.sync"]],
+            ("alice", True, ("inventory.sync", "restore.execute")),
+        ],
+        [
+            ("alice", True),
+            ["alice", True, ["inventory.sync"], "extra"],
+            {"id": "alice", "is_member": True},
+            {"id": "alice", "is_member": 1, "capabilities": ["inventory.sync"]},
+            {"id": "alice", "is_member": True, "capabilities": ("inventory.sync", 3)},
+            {"id": "alice", "is_member": True, "capabilities": [], "role": "admin"},
+            "alice",
+        ],
+    ),
+    "provider_connection_id": (["graph", "missing", None], [3]),
+    "subject": (["policy 7", None, ""], [1.5]),
+    "initiator": (["user", "system", "schedule"], ["bogus", 1, None]),
+    "tenant_active": ([True, False], [0, "yes", None]),
+}
+
+
+def _random_request(rng: random.Random) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """A request document, twice: once plain, once with a datetime where the
+    plain one has its text, which makes the plain path decline it."""
+    doc: Dict[str, Any] = {}
+    for name, (valid, invalid) in _CHOICES.items():
+        roll = rng.random()
+        if roll < 0.06:
+            continue  # missing
+        doc[name] = rng.choice(invalid if roll < 0.12 else valid)
+    if rng.random() < 0.05:
+        doc["bogus"] = 1
+    when = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
+    inner = {"n": rng.choice([1, -1, 2**63, 0.5, "x", None, [1, 2], {"k": "v"}])}
+    if rng.random() < 0.5:
+        plain, checked = dict(inner, t="2026-01-01T09:00:00Z"), dict(inner, t=when)
+    else:
+        plain, checked = [inner, "2026-01-01T09:00:00Z"], [inner, when]
+    return dict(doc, params=plain), dict(doc, params=checked)
+
+
+def _answer(gate: Gate, doc: Dict[str, Any]) -> Any:
+    try:
+        return gate.start(doc).to_dict()
+    except Exception as error:  # every refusal is the contract's exception; its words are compared
+        return type(error).__name__, getattr(error, "field", None), str(error)
+
+
+def test_random_documents_get_the_same_answer_by_either_path(tmp_path: Any) -> None:
+    """Two gates with the same history: one is given plain documents (read
+    straight into the core's type where the plain path can), the other the
+    same documents with a datetime in `params` (which only the checked path
+    reads, as the same text). Every answer, accepted or refused, is the same."""
+    rng = random.Random(15)
+    gates = [Gate.open(f"sqlite://{tmp_path}/{name}.db", REGISTRY, manual_clock="2026-01-01T09:00:00Z")
+             for name in ("plain", "checked")]
+    try:
+        for gate in gates:
+            gate.migrate()
+            for tenant in ("contoso", "fabrikam"):
+                gate.upsert_connection(ready(tenant))
+        kinds = collections.Counter()
+        for _ in range(600):
+            plain, checked = _random_request(rng)
+            answer = _answer(gates[0], plain)
+            assert answer == _answer(gates[1], checked), plain
+            kinds[answer[0] if isinstance(answer, tuple) else answer["outcome"]] += 1
+        # The documents reach every kind of answer, not only refusals.
+        assert kinds["InvalidRequest"] > 50 and kinds["accepted"] >= 2 and len(kinds) >= 4, kinds
+    finally:
+        for gate in gates:
+            gate.close()
