@@ -26,12 +26,11 @@ pub(crate) struct PyDecoder<'a, 'py>(pub(crate) &'a Bound<'py, PyAny>);
 impl DocumentDecoder for PyDecoder<'_, '_> {
     fn decode<T: serde::de::DeserializeOwned>(self) -> Option<T> {
         let text = Cell::new(0);
-        let decoded = T::deserialize(Walk {
-            value: self.0.clone(),
+        let root = Level {
             depth: 0,
             text: &text,
-        })
-        .ok()?;
+        };
+        let decoded = T::deserialize(root.walk(self.0.clone())).ok()?;
         // The checked path measures a larger document exactly; leave it that.
         (text.get() <= MAX_JSON_BYTES / 2).then_some(decoded)
     }
@@ -53,11 +52,33 @@ fn text<'a>(s: &'a Bound<'_, PyString>, total: &Cell<usize>) -> Result<&'a str, 
     Ok(s)
 }
 
-/// One Python value at `depth` (the document itself is 0).
-struct Walk<'a, 'py> {
-    value: Bound<'py, PyAny>,
+/// Where a value sits: its depth (the document itself is 0), and the text
+/// counted so far in the whole document.
+#[derive(Clone, Copy)]
+struct Level<'a> {
     depth: usize,
     text: &'a Cell<usize>,
+}
+
+impl<'a> Level<'a> {
+    /// `value`, read at this level.
+    fn walk<'py>(self, value: Bound<'py, PyAny>) -> Walk<'a, 'py> {
+        Walk { value, level: self }
+    }
+
+    /// The level of the items of a dict or list at this one.
+    fn below(self) -> Level<'a> {
+        Level {
+            depth: self.depth + 1,
+            ..self
+        }
+    }
+}
+
+/// One Python value, at its level.
+struct Walk<'a, 'py> {
+    value: Bound<'py, PyAny>,
+    level: Level<'a>,
 }
 
 impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
@@ -74,7 +95,7 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
             return visitor.visit_bool(b.is_true());
         }
         if let Ok(s) = value.cast::<PyString>() {
-            return visitor.visit_str(text(s, self.text)?);
+            return visitor.visit_str(text(s, self.level.text)?);
         }
         if let Ok(i) = value.cast::<PyInt>() {
             if let Ok(n) = i.extract::<i64>() {
@@ -94,12 +115,12 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
         let nested = value.is_instance_of::<PyDict>()
             || value.is_instance_of::<PyList>()
             || value.is_instance_of::<PyTuple>();
-        if !nested || self.depth >= MAX_DEPTH {
+        if !nested || self.level.depth >= MAX_DEPTH {
             // One of the contract's objects, something JSON cannot hold, or
             // too deep: the checked path converts or refuses it.
             return Err(decline());
         }
-        let depth = self.depth + 1;
+        let level = self.level.below();
         // A visitor may stop before the end (a struct read from a list takes
         // as many items as it has fields): what is left over is refused by
         // the checked path ("invalid length"), so it declines here.
@@ -107,8 +128,7 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
             let mut entries = Entries {
                 items: dict.iter(),
                 value: None,
-                depth,
-                text: self.text,
+                level,
             };
             let visited = visitor.visit_map(&mut entries)?;
             return match entries.items.next() {
@@ -126,8 +146,7 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
         };
         let mut items = Items {
             items: items.into_iter(),
-            depth,
-            text: self.text,
+            level,
         };
         let visited = visitor.visit_seq(&mut items)?;
         match items.items.len() {
@@ -161,7 +180,7 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         let s = self.value.cast::<PyString>().map_err(|_| decline())?;
-        let name: StrDeserializer<'_, Error> = text(s, self.text)?.into_deserializer();
+        let name: StrDeserializer<'_, Error> = text(s, self.level.text)?.into_deserializer();
         visitor.visit_enum(name)
     }
 
@@ -176,8 +195,8 @@ impl<'de> de::Deserializer<'de> for Walk<'_, '_> {
 struct Entries<'a, 'py> {
     items: pyo3::types::iter::BoundDictIterator<'py>,
     value: Option<Bound<'py, PyAny>>,
-    depth: usize,
-    text: &'a Cell<usize>,
+    /// The level of the values.
+    level: Level<'a>,
 }
 
 impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
@@ -192,25 +211,21 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_> {
         };
         let key = key.cast_into::<PyString>().map_err(|_| decline())?;
         self.value = Some(value);
-        let key: StrDeserializer<'_, Error> = text(&key, self.text)?.into_deserializer();
+        let key: StrDeserializer<'_, Error> = text(&key, self.level.text)?.into_deserializer();
         seed.deserialize(key).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let value = self.value.take().ok_or_else(decline)?;
-        seed.deserialize(Walk {
-            value,
-            depth: self.depth,
-            text: self.text,
-        })
+        seed.deserialize(self.level.walk(value))
     }
 }
 
 /// A list's or tuple's items.
 struct Items<'a, 'py> {
     items: std::vec::IntoIter<Bound<'py, PyAny>>,
-    depth: usize,
-    text: &'a Cell<usize>,
+    /// The level of the items.
+    level: Level<'a>,
 }
 
 impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
@@ -223,12 +238,7 @@ impl<'de> de::SeqAccess<'de> for Items<'_, '_> {
         let Some(value) = self.items.next() else {
             return Ok(None);
         };
-        seed.deserialize(Walk {
-            value,
-            depth: self.depth,
-            text: self.text,
-        })
-        .map(Some)
+        seed.deserialize(self.level.walk(value)).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
