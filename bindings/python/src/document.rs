@@ -217,12 +217,6 @@ impl Shape {
         })
     }
 
-    /// The class instances are made of.
-    #[getter]
-    fn cls(&self, py: Python<'_>) -> Py<PyType> {
-        self.class.clone_ref(py)
-    }
-
     /// An instance for `value` (see the class), or `None` for `None`.
     fn __call__<'py>(&self, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         self.make(value)

@@ -612,19 +612,6 @@ fn version() -> &'static str {
     startgate::VERSION
 }
 
-/// Collects log records at `level` ("error", "warn", "info", "debug",
-/// "trace") and more severe for `take_logs`; `None` stops collecting.
-#[pyfunction]
-fn set_log_level(level: Option<&str>) -> PyResult<Option<Failure>> {
-    let level = match level.map(|name| startgate::log::LogLevel::named("level", name)) {
-        None => None,
-        Some(Ok(level)) => Some(level),
-        Some(Err(err)) => return Ok(Some(failure(&err))),
-    };
-    startgate::log::set_host_level(level);
-    Ok(None)
-}
-
 /// The log records collected since the last call, oldest first, as
 /// `(level, message, fields)`; called on the Python thread after each call.
 #[pyfunction]
@@ -649,7 +636,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(sync_log_level, module)?)?;
     module.add_function(wrap_pyfunction!(version, module)?)?;
     module.add_function(wrap_pyfunction!(set_contract_values, module)?)?;
-    module.add_function(wrap_pyfunction!(set_log_level, module)?)?;
     module.add_function(wrap_pyfunction!(take_logs, module)?)?;
     startgate::log::install();
     Ok(())

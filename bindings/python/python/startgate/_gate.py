@@ -32,13 +32,13 @@ from ._types import (
 _native.set_contract_values(contract_value, _CONTRACT_DEPTH)
 _native.set_layer(error_for, _log.LOGGER, _log.deliver_records)
 
-# The result classes, made by the native module from a call's Document
-# (see `_native.Shape`): no Python frame per result.
-_START_RESULT = _native.Shape(StartResult)
-_RUN = _native.Shape(Run)
-_COMPLETION_RESULT = _native.Shape(CompletionResult)
-_REAP_RESULT = _native.Shape(ReapResult)
-_PRESENTATION = _native.Shape(Presentation)
+# The result classes' shapes, with which the native module makes a call's
+# result from its Document: no Python frame per result.
+_START_RESULT: "_native.Shape[StartResult]" = StartResult._shape
+_RUN: "_native.Shape[Run]" = Run._shape
+_COMPLETION_RESULT: "_native.Shape[CompletionResult]" = CompletionResult._shape
+_REAP_RESULT: "_native.Shape[ReapResult]" = ReapResult._shape
+_PRESENTATION: "_native.Shape[Presentation]" = Presentation._shape
 
 T = TypeVar("T")
 Request = Union[Mapping[str, Any], None]

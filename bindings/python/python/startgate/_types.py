@@ -12,7 +12,7 @@ import enum
 import functools
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
+from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union, cast
 
 from ._native import Document, Field, Shape
 
@@ -163,14 +163,14 @@ class _Decoded:
 
     __slots__ = ()
 
+    # Makes an instance from a document: the native `Shape` of the class,
+    # which `_decoded` gives each one, and which the native module makes a
+    # call's result with.
+    _shape: ClassVar["Shape[Any]"]
+
     @classmethod
     def from_dict(cls: Type[D], doc: Union[Mapping[str, Any], Document]) -> D:
-        obj = cls.__new__(cls)
-        if isinstance(doc, Document):
-            obj.__dict__["_document"] = doc
-        else:
-            obj.__dict__["raw"] = dict(doc)
-        return obj
+        return cast(D, cls._shape(doc))
 
     def __getstate__(self) -> Dict[str, Any]:
         # A copy or a pickle holds the document as a dict, not the native Document.
@@ -218,6 +218,7 @@ def _decoded(**decoders: Callable[[Any], Any]) -> Callable[[Type[D]], Type[D]]:
         for name in names:
             setattr(cls, name, Field(name, decoders.get(name)))
         setattr(cls, "raw", _Raw())
+        setattr(cls, "_shape", Shape(cls))
         return cls
 
     return apply
@@ -321,14 +322,10 @@ class Run(_Decoded):
         return dict(self.raw)
 
 
-# A start's run, made natively (no Python frame per read of `result.run`).
-_run = Shape(Run)
-
-
 @_decoded(
     outcome=_enum_of(Outcome),
-    run=_run,
-    holder=_run,
+    run=Run._shape,
+    holder=Run._shape,
     reasons=_tuple_of(Reason.from_dict),
     pending=_tuple_of(Run.from_dict),
 )
@@ -359,7 +356,7 @@ class StartResult(_Decoded):
 
 @_decoded(
     run=Run.from_dict,
-    next=lambda doc: None if doc is None else StartResult.from_dict(doc),
+    next=StartResult._shape,
     next_blocked=_tuple_of(StartResult.from_dict),
 )
 @dataclass(frozen=True)
