@@ -200,6 +200,12 @@ pub fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(encode_failed)
 }
 
+/// A call's result as an [`Encoding`] receives it: serializable, and owned
+/// (`Send + Sync + 'static`) so that the encoding may keep it.
+pub trait CallResult: serde::Serialize + Send + Sync + 'static {}
+
+impl<T: serde::Serialize + Send + Sync + 'static> CallResult for T {}
+
 /// How a call's result leaves the library: as a `Value` tree, as JSON text
 /// for the C ABI, or in a binding's own form written straight from the
 /// result (Python's values, Node's camelCased text), through
@@ -207,8 +213,9 @@ pub fn to_value<T: serde::Serialize>(value: &T) -> Result<Value> {
 pub trait Encoding {
     /// What a call answers with.
     type Output;
-    /// Encodes a call's result.
-    fn encode<T: serde::Serialize>(value: &T) -> Result<Self::Output>;
+    /// Encodes a call's result. The result is handed over, so an encoding
+    /// may keep it and convert it later, field by field (Python's results).
+    fn encode<T: CallResult>(value: T) -> Result<Self::Output>;
     /// A result that is already a `Value` (taken as it is, not re-encoded).
     fn from_value(value: Value) -> Result<Self::Output>;
 }
@@ -217,8 +224,8 @@ struct AsValue;
 
 impl Encoding for AsValue {
     type Output = Value;
-    fn encode<T: serde::Serialize>(value: &T) -> Result<Value> {
-        to_value(value)
+    fn encode<T: CallResult>(value: T) -> Result<Value> {
+        to_value(&value)
     }
     fn from_value(value: Value) -> Result<Value> {
         Ok(value)
@@ -230,8 +237,8 @@ pub struct AsText;
 
 impl Encoding for AsText {
     type Output = String;
-    fn encode<T: serde::Serialize>(value: &T) -> Result<String> {
-        to_json(value)
+    fn encode<T: CallResult>(value: T) -> Result<String> {
+        to_json(&value)
     }
     fn from_value(value: Value) -> Result<String> {
         to_json(&value)
@@ -826,12 +833,12 @@ fn pure<E: Encoding>(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<E::Ou
         "present" => {
             let result: StartResult = a.document("result")?;
             a.done()?;
-            E::encode(&gate.present(&result))?
+            E::encode(gate.present(&result))?
         }
         "present_run" => {
             let run: Run = a.document("run")?;
             a.done()?;
-            E::encode(&gate.present_run(&run))?
+            E::encode(gate.present_run(&run))?
         }
         "advance_clock" => {
             let seconds = a.take("seconds")?;
@@ -853,7 +860,7 @@ fn pure<E: Encoding>(gate: &Gate, method: &str, mut a: Args<'_>) -> Result<E::Ou
         }
         "metrics" => {
             a.done()?;
-            E::encode(&gate.metrics())?
+            E::encode(gate.metrics())?
         }
         other => {
             return Err(Error::internal(format!("{other} is not a pure method")));
@@ -1008,14 +1015,14 @@ pub async fn call_decoded_encoded<E: Encoding>(
     document: DecodedDocument,
 ) -> Result<E::Output> {
     match document.0 {
-        Decoded::Start(request) => E::encode(&gate.start(&request).await?),
-        Decoded::StartSequence(request) => E::encode(&gate.start_sequence(&request).await?),
-        Decoded::Complete(completion) => E::encode(&gate.complete(&completion).await?),
+        Decoded::Start(request) => E::encode(gate.start(&request).await?),
+        Decoded::StartSequence(request) => E::encode(gate.start_sequence(&request).await?),
+        Decoded::Complete(completion) => E::encode(gate.complete(&completion).await?),
         Decoded::UpsertConnection(connection) => {
-            E::encode(&gate.upsert_connection(&connection).await?)
+            E::encode(gate.upsert_connection(&connection).await?)
         }
-        Decoded::Present(result) => E::encode(&gate.present(&result)),
-        Decoded::PresentRun(run) => E::encode(&gate.present_run(&run)),
+        Decoded::Present(result) => E::encode(gate.present(&result)),
+        Decoded::PresentRun(run) => E::encode(gate.present_run(&run)),
     }
 }
 
@@ -1043,7 +1050,7 @@ async fn dispatch_args<E: Encoding>(gate: &Gate, mut a: Args<'_>) -> Result<E::O
         "start" => {
             let request: StartRequest = a.document("request")?;
             a.done()?;
-            E::encode(&gate.start(&request).await?)?
+            E::encode(gate.start(&request).await?)?
         }
         "check" => {
             let requests = parse_requests(a.take("requests")?, "requests")?;
@@ -1053,7 +1060,7 @@ async fn dispatch_args<E: Encoding>(gate: &Gate, mut a: Args<'_>) -> Result<E::O
         "start_sequence" => {
             let request: SequenceRequest = a.document("request")?;
             a.done()?;
-            E::encode(&gate.start_sequence(&request).await?)?
+            E::encode(gate.start_sequence(&request).await?)?
         }
         "mark_running" | "heartbeat" => {
             let (run_id, token) = (a.int("run_id")?, a.int("fencing_token")?);
@@ -1063,27 +1070,27 @@ async fn dispatch_args<E: Encoding>(gate: &Gate, mut a: Args<'_>) -> Result<E::O
             } else {
                 gate.mark_running(run_id, token).await?
             };
-            E::encode(&run)?
+            E::encode(run)?
         }
         "complete" => {
             let completion: Completion = a.document("completion")?;
             a.done()?;
-            E::encode(&gate.complete(&completion).await?)?
+            E::encode(gate.complete(&completion).await?)?
         }
         "cancel" => {
             let run_id = a.int("run_id")?;
             let reason = a.optional_string("reason_code")?;
             a.done()?;
-            E::encode(&gate.cancel(run_id, reason.as_deref()).await?)?
+            E::encode(gate.cancel(run_id, reason.as_deref()).await?)?
         }
         "reap_stale" => {
             a.done()?;
-            E::encode(&gate.reap_stale().await?)?
+            E::encode(gate.reap_stale().await?)?
         }
         "get_run" => {
             let run_id = a.int("run_id")?;
             a.done()?;
-            E::encode(&gate.get_run(run_id).await?)?
+            E::encode(gate.get_run(run_id).await?)?
         }
         "list_runs" => {
             let filter: RunFilter = match a.optional("filter") {
@@ -1094,12 +1101,12 @@ async fn dispatch_args<E: Encoding>(gate: &Gate, mut a: Args<'_>) -> Result<E::O
                 None => RunFilter::default(),
             };
             a.done()?;
-            E::encode(&gate.list_runs(&filter).await?)?
+            E::encode(gate.list_runs(&filter).await?)?
         }
         "attempts_for_run" => {
             let run_id = a.int("run_id")?;
             a.done()?;
-            E::encode(&gate.attempts_for_run(run_id).await?)?
+            E::encode(gate.attempts_for_run(run_id).await?)?
         }
         "list_attempts" => {
             let tenant = a.optional_string("tenant_id")?;
@@ -1113,25 +1120,25 @@ async fn dispatch_args<E: Encoding>(gate: &Gate, mut a: Args<'_>) -> Result<E::O
                     })?,
             };
             a.done()?;
-            E::encode(&gate.list_attempts(tenant.as_deref(), limit).await?)?
+            E::encode(gate.list_attempts(tenant.as_deref(), limit).await?)?
         }
         "upsert_connection" => {
             let connection: ProviderConnection = a.document("connection")?;
             a.done()?;
-            E::encode(&gate.upsert_connection(&connection).await?)?
+            E::encode(gate.upsert_connection(&connection).await?)?
         }
         "get_connection" => {
             let (tenant, id) = (a.string("tenant_id")?, a.string("id")?);
             a.done()?;
-            E::encode(&gate.get_connection(&tenant, &id).await?)?
+            E::encode(gate.get_connection(&tenant, &id).await?)?
         }
         "default_connection" | "list_connections" => {
             let tenant = a.string("tenant_id")?;
             a.done()?;
             if method == "default_connection" {
-                E::encode(&gate.default_connection(&tenant).await?)?
+                E::encode(gate.default_connection(&tenant).await?)?
             } else {
-                E::encode(&gate.list_connections(&tenant).await?)?
+                E::encode(gate.list_connections(&tenant).await?)?
             }
         }
         "present" | "present_run" | "advance_clock" | "metrics" => pure::<E>(gate, method, a)?,

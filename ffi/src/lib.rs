@@ -97,8 +97,8 @@ struct AsPhp;
 
 impl json::Encoding for AsPhp {
     type Output = String;
-    fn encode<T: serde::Serialize>(value: &T) -> Result<String, Error> {
-        php::to_serialized(value)
+    fn encode<T: json::CallResult>(value: T) -> Result<String, Error> {
+        php::to_serialized(&value)
     }
     fn from_value(value: serde_json::Value) -> Result<String, Error> {
         php::to_serialized(&value)

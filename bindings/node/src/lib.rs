@@ -84,11 +84,11 @@ struct AsCamel;
 impl contract::Encoding for AsCamel {
     type Output = Camel;
 
-    fn encode<T: serde::Serialize>(value: &T) -> startgate::Result<Camel> {
-        match contract::to_camel_json(value, &OPAQUE)? {
+    fn encode<T: contract::CallResult>(value: T) -> startgate::Result<Camel> {
+        match contract::to_camel_json(&value, &OPAQUE)? {
             Some(camel) => Ok(Camel::Text(camel)),
             // A wide integer must reach JavaScript as a BigInt: value by value.
-            None => contract::to_value(value).map(Camel::of),
+            None => contract::to_value(&value).map(Camel::of),
         }
     }
 

@@ -1,75 +1,100 @@
-//! A result as JSON text that becomes Python values one field at a time.
+//! A result that becomes Python values one field at a time.
 //!
 //! A caller of `start` reads its outcome and its run's id, and rarely more;
 //! building every field of the result and of its run as Python objects (and
-//! freeing them) costs a start more than the rest of the binding. A
-//! [`Document`] keeps the result as the text serde writes (in the contract's
-//! field order); reading a field scans the object's keys up to it and
-//! converts only its value, and an object value becomes a `Document` of its
-//! own. `to_dict` converts the whole object, in document order. The text is
-//! always serde's own output (a `Document` cannot be made from Python), so
-//! the scan only has to find where values end, not check them.
+//! freeing them), or first writing the result as JSON text to read back,
+//! costs a start more than the rest of the binding. A [`Document`] keeps the
+//! core's own result (the value the call returned, shared) and a path into
+//! it; reading a field serializes the value down that path, converting only
+//! the field's value (by `pythonize`, as the binding's other results are
+//! converted), and an object value becomes a `Document` of its own, one
+//! field further down. `to_dict` converts the whole object, in the order
+//! serde writes its fields (the contract's order, as in the JSON text).
 
+use std::fmt;
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyAttributeError, PyKeyError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyType};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use pyo3::types::{PyDict, PyString, PyType};
+use serde::ser::{self, Serialize, Serializer};
 
-/// A JSON object of a result, read one field at a time (see the module).
+/// A call's result kept for a [`Document`]: any of the core's results
+/// (`startgate::json::CallResult`), type-erased.
+pub trait Source: Send + Sync {
+    /// What is at `path` below this value (see [`seek`]).
+    fn seek<'py>(&self, py: Python<'py>, path: &[Box<str>], leaf: Leaf) -> PyResult<Found<'py>>;
+}
+
+impl<T: Serialize + Send + Sync> Source for T {
+    fn seek<'py>(&self, py: Python<'py>, path: &[Box<str>], leaf: Leaf) -> PyResult<Found<'py>> {
+        seek(self, py, path, leaf)
+    }
+}
+
+/// What [`seek`] makes of the value it finds.
+#[derive(Clone, Copy)]
+pub enum Leaf {
+    /// An object stays where it is ([`Found::Object`]); anything else
+    /// becomes Python values.
+    Item,
+    /// The whole value as Python values, objects as dicts.
+    Whole,
+    /// The whole value as JSON text.
+    Json,
+}
+
+/// The value at a path.
+#[derive(Default)]
+pub enum Found<'py> {
+    /// A Python value.
+    Value(Bound<'py, PyAny>),
+    /// An object, left unconverted (`Leaf::Item`).
+    Object,
+    /// JSON text (`Leaf::Json`).
+    Json(String),
+    /// Nothing at that path.
+    #[default]
+    Missing,
+}
+
+/// An object in a result, read one field at a time (see the module).
 #[pyclass(module = "startgate._native", frozen)]
 pub struct Document {
-    text: Arc<str>,
-    /// Where the object starts in `text` (its `{`); it runs to its matching `}`.
-    start: usize,
+    root: Arc<dyn Source>,
+    /// The field names from `root` down to this object.
+    path: Box<[Box<str>]>,
 }
 
 impl Document {
-    /// The object at `start` of `text`, which serde wrote; `None` unless a
-    /// JSON object starts there.
-    pub fn new(text: Arc<str>, start: usize) -> Option<Document> {
-        (text.as_bytes().get(start) == Some(&b'{')).then_some(Document { text, start })
-    }
-
-    /// Where the value of field `key` starts, if the object has that field.
-    fn find(&self, key: &str) -> Option<usize> {
-        let bytes = self.text.as_bytes();
-        let mut at = self.start + 1;
-        loop {
-            at = skip_space(bytes, at);
-            if bytes.get(at) != Some(&b'"') {
-                return None; // `}`: no such field.
-            }
-            let name_end = string_end(bytes, at)?;
-            let name = &self.text[at..name_end];
-            at = skip_space(bytes, name_end);
-            if bytes.get(at) != Some(&b':') {
-                return None;
-            }
-            at = skip_space(bytes, at + 1);
-            if key_is(name, key) {
-                return Some(at);
-            }
-            at = skip_space(bytes, value_end(bytes, at)?);
-            match bytes.get(at) {
-                Some(b',') => at += 1,
-                _ => return None,
-            }
-        }
+    /// The result `root` as a `Document`, if it is an object.
+    pub fn root(py: Python<'_>, root: Arc<dyn Source>) -> Option<Document> {
+        let is_object = matches!(root.seek(py, &[], Leaf::Item), Ok(Found::Object));
+        is_object.then(|| Document {
+            root,
+            path: Box::new([]),
+        })
     }
 
     /// The value of field `key`: a `Document` for an object, Python values
     /// for anything else.
-    fn item<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        let Some(at) = self.find(key) else {
-            return Err(PyKeyError::new_err(key.to_string()));
-        };
-        if let Some(document) = Document::new(Arc::clone(&self.text), at) {
-            return Ok(Bound::new(py, document)?.into_any());
+    pub fn item<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+        let mut path = Vec::with_capacity(self.path.len() + 1);
+        path.extend(self.path.iter().cloned());
+        path.push(Box::from(key));
+        match self.root.seek(py, &path, Leaf::Item)? {
+            Found::Value(value) => Ok(value),
+            Found::Object => Ok(Bound::new(
+                py,
+                Document {
+                    root: Arc::clone(&self.root),
+                    path: path.into_boxed_slice(),
+                },
+            )?
+            .into_any()),
+            Found::Json(_) | Found::Missing => Err(PyKeyError::new_err(key.to_string())),
         }
-        python_from_text(py, &self.text[at..])
     }
 }
 
@@ -83,12 +108,17 @@ impl Document {
 
     /// The whole object as a dict, in document order.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        python_from_text(py, &self.text[self.start..])
+        match self.root.seek(py, &self.path, Leaf::Whole)? {
+            Found::Value(value) => Ok(value),
+            _ => Err(PyValueError::new_err("cannot read a result")),
+        }
     }
 
-    fn __repr__(&self) -> String {
-        let end = value_end(self.text.as_bytes(), self.start).unwrap_or(self.text.len());
-        format!("Document({})", &self.text[self.start..end])
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        match self.root.seek(py, &self.path, Leaf::Json)? {
+            Found::Json(text) => Ok(format!("Document({text})")),
+            _ => Err(PyValueError::new_err("cannot read a result")),
+        }
     }
 }
 
@@ -223,149 +253,298 @@ impl Shape {
     }
 }
 
-/// Whether the JSON string `quoted` (quotes included) is `key`.
-fn key_is(quoted: &str, key: &str) -> bool {
-    let inner = &quoted[1..quoted.len() - 1];
-    if !inner.contains('\\') {
-        return inner == key;
-    }
-    serde_json::from_str::<String>(quoted).is_ok_and(|name| name == key)
-}
-
-fn skip_space(bytes: &[u8], mut at: usize) -> usize {
-    while matches!(bytes.get(at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-        at += 1;
-    }
-    at
-}
-
-/// Where the string starting at `at` (its opening quote) ends, past its closing quote.
-fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
-    let mut i = at + 1;
-    loop {
-        match bytes.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => i += 2,
-            _ => i += 1,
-        }
-    }
-}
-
-/// Where the value starting at `at` ends.
-fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
-    match bytes.get(at)? {
-        b'"' => string_end(bytes, at),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = at;
-            loop {
-                match bytes.get(i)? {
-                    b'"' => {
-                        i = string_end(bytes, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let mut i = at;
-            while !matches!(
-                bytes.get(i),
-                None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
-            ) {
-                i += 1;
-            }
-            Some(i)
-        }
-    }
-}
-
-/// The JSON value at the start of `json` as Python values, objects as dicts
-/// in document order; what follows the value is not read.
-pub fn python_from_text<'py>(py: Python<'py>, json: &str) -> PyResult<Bound<'py, PyAny>> {
-    let mut reader = serde_json::Deserializer::from_str(json);
-    ToPython(py)
-        .deserialize(&mut reader)
-        .map_err(|err| PyValueError::new_err(format!("cannot read a result: {err}")))
-}
-
-/// A JSON value as Python values, by the same conversion as [`python_from_text`].
-pub fn python_from_value<'py>(
+/// What is at `path` below `value`, made as `leaf` says. Serializing
+/// `value` walks it: at each object on the way, the field named next is
+/// followed and every other field is passed over unconverted.
+pub fn seek<'py, V: Serialize + ?Sized>(
+    value: &V,
     py: Python<'py>,
-    value: &serde_json::Value,
+    path: &[Box<str>],
+    leaf: Leaf,
+) -> PyResult<Found<'py>> {
+    let Some((key, rest)) = path.split_first() else {
+        return Ok(match leaf {
+            Leaf::Item if value.serialize(IsObject).unwrap_or(false) => Found::Object,
+            Leaf::Item | Leaf::Whole => Found::Value(python_from(py, value)?),
+            Leaf::Json => Found::Json(
+                serde_json::to_string(value)
+                    .map_err(|err| PyValueError::new_err(format!("cannot read a result: {err}")))?,
+            ),
+        });
+    };
+    value
+        .serialize(Descend {
+            py,
+            key,
+            rest,
+            leaf,
+        })
+        .map_err(|Failed(err)| err)
+}
+
+/// A value as Python values, objects as dicts in the order serde writes
+/// their fields.
+pub fn python_from<'py, V: Serialize + ?Sized>(
+    py: Python<'py>,
+    value: &V,
 ) -> PyResult<Bound<'py, PyAny>> {
-    ToPython(py)
-        .deserialize(value)
+    pythonize::pythonize(py, value)
         .map_err(|err| PyValueError::new_err(format!("cannot convert a result: {err}")))
 }
 
-/// Builds Python values as serde reads JSON: no tree in between.
-#[derive(Clone, Copy)]
-struct ToPython<'py>(Python<'py>);
+/// A failure while seeking: the Python exception to raise.
+#[derive(Debug)]
+struct Failed(PyErr);
 
-impl<'de, 'py> DeserializeSeed<'de> for ToPython<'py> {
-    type Value = Bound<'py, PyAny>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
-fn failed<E: de::Error>(err: PyErr) -> E {
-    E::custom(err)
+impl std::error::Error for Failed {}
+
+impl ser::Error for Failed {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Failed(PyValueError::new_err(format!(
+            "cannot read a result: {msg}"
+        )))
+    }
 }
 
-impl<'de, 'py> Visitor<'de> for ToPython<'py> {
-    type Value = Bound<'py, PyAny>;
+/// Follows field `key` of an object (then `rest` below it); anything that
+/// is not an object has no fields.
+struct Descend<'py, 'p> {
+    py: Python<'py>,
+    key: &'p str,
+    rest: &'p [Box<str>],
+    leaf: Leaf,
+}
 
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JSON data")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(PyBool::new(self.0, v).to_owned().into_any())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(PyInt::new(self.0, v).into_any())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(PyInt::new(self.0, v).into_any())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(PyFloat::new(self.0, v).into_any())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(PyString::new(self.0, v).into_any())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(self.0.None().into_bound(self.0))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.visit_unit()
-    }
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        self.deserialize(deserializer)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(self)? {
-            items.push(item);
+/// The fields of an object being passed over, until `key`'s is found.
+struct Fields<'py, 'p> {
+    to: Descend<'py, 'p>,
+    found: Option<Found<'py>>,
+    /// Whether the map key just written is `key` (for maps).
+    next_is_key: bool,
+}
+
+impl<'py> Fields<'py, '_> {
+    fn field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Failed> {
+        if self.found.is_none() {
+            self.found = Some(seek(value, self.to.py, self.to.rest, self.to.leaf).map_err(Failed)?);
         }
-        Ok(PyList::new(self.0, items).map_err(failed)?.into_any())
+        Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let dict = PyDict::new(self.0);
-        while let Some(key) = map.next_key_seed(self)? {
-            let value = map.next_value_seed(self)?;
-            dict.set_item(key, value).map_err(failed)?;
+
+    fn end(self) -> Result<Found<'py>, Failed> {
+        Ok(self.found.unwrap_or(Found::Missing))
+    }
+}
+
+impl<'py> ser::SerializeStruct for Fields<'py, '_> {
+    type Ok = Found<'py>;
+    type Error = Failed;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Failed> {
+        if name == self.to.key {
+            self.field(value)?;
         }
-        Ok(dict.into_any())
+        Ok(())
+    }
+    fn end(self) -> Result<Found<'py>, Failed> {
+        Fields::end(self)
+    }
+}
+
+impl<'py> ser::SerializeMap for Fields<'py, '_> {
+    type Ok = Found<'py>;
+    type Error = Failed;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Failed> {
+        self.next_is_key = key.serialize(KeyIs(self.to.key)).unwrap_or(false);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Failed> {
+        if std::mem::take(&mut self.next_is_key) {
+            self.field(value)?;
+        }
+        Ok(())
+    }
+    fn end(self) -> Result<Found<'py>, Failed> {
+        Fields::end(self)
+    }
+}
+
+/// The methods of a serializer for everything that is not an object: no
+/// fields to follow, the serializer's `Ok::default()` (`Missing`, `false`),
+/// except that `Some` and a newtype are looked through.
+macro_rules! not_an_object {
+    () => {
+        not_an_object! {
+            scalars { serialize_bool(bool); serialize_i8(i8); serialize_i16(i16);
+            serialize_i32(i32); serialize_i64(i64); serialize_u8(u8); serialize_u16(u16);
+            serialize_u32(u32); serialize_u64(u64); serialize_f32(f32); serialize_f64(f64);
+            serialize_char(char); serialize_bytes(&[u8]); serialize_none(); serialize_unit();
+            serialize_unit_struct(&'static str);
+            serialize_unit_variant(&'static str, u32, &'static str); }
+            compounds { serialize_seq(Option<usize>) -> SerializeSeq;
+            serialize_tuple(usize) -> SerializeTuple;
+            serialize_tuple_struct(&'static str, usize) -> SerializeTupleStruct;
+            serialize_tuple_variant(&'static str, u32, &'static str, usize) -> SerializeTupleVariant;
+            serialize_struct_variant(&'static str, u32, &'static str, usize) -> SerializeStructVariant; }
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Self::Ok, Self::Error> {
+            value.serialize(self)
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<Self::Ok, Self::Error> {
+            value.serialize(self)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<Self::Ok, Self::Error> {
+            Ok(Self::Ok::default())
+        }
+    };
+    (scalars { $($scalar:ident($($arg:ty),*);)* } compounds { $($compound:ident($($c:ty),*) -> $kind:ident;)* }) => {
+        $(fn $scalar(self, $(_: $arg),*) -> Result<Self::Ok, Self::Error> {
+            Ok(Self::Ok::default())
+        })*
+        $(fn $compound(self, $(_: $c),*) -> Result<Self::$kind, Self::Error> {
+            Ok(Skip(Self::Ok::default()))
+        })*
+    };
+}
+
+impl<'py, 'p> Serializer for Descend<'py, 'p> {
+    type Ok = Found<'py>;
+    type Error = Failed;
+    type SerializeSeq = Skip<Found<'py>>;
+    type SerializeTuple = Skip<Found<'py>>;
+    type SerializeTupleStruct = Skip<Found<'py>>;
+    type SerializeTupleVariant = Skip<Found<'py>>;
+    type SerializeMap = Fields<'py, 'p>;
+    type SerializeStruct = Fields<'py, 'p>;
+    type SerializeStructVariant = Skip<Found<'py>>;
+
+    not_an_object!();
+
+    fn serialize_str(self, _: &str) -> Result<Found<'py>, Failed> {
+        Ok(Found::Missing)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Fields<'py, 'p>, Failed> {
+        Ok(Fields {
+            to: self,
+            found: None,
+            next_is_key: false,
+        })
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Fields<'py, 'p>, Failed> {
+        self.serialize_map(None)
+    }
+}
+
+/// The associated types and the non-object methods of a serializer that
+/// answers a yes or no (`IsObject`, `KeyIs`), passing over every item.
+macro_rules! answers_whether {
+    () => {
+        type Ok = bool;
+        type Error = Failed;
+        type SerializeSeq = Skip<bool>;
+        type SerializeTuple = Skip<bool>;
+        type SerializeTupleStruct = Skip<bool>;
+        type SerializeTupleVariant = Skip<bool>;
+        type SerializeMap = Skip<bool>;
+        type SerializeStruct = Skip<bool>;
+        type SerializeStructVariant = Skip<bool>;
+
+        not_an_object!();
+    };
+}
+
+/// Whether a value is an object (a struct or a map, looking through `Some`
+/// and newtypes), without converting anything.
+struct IsObject;
+
+impl Serializer for IsObject {
+    answers_whether!();
+
+    fn serialize_str(self, _: &str) -> Result<bool, Failed> {
+        Ok(false)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Skip<bool>, Failed> {
+        Ok(Skip(true))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Skip<bool>, Failed> {
+        Ok(Skip(true))
+    }
+}
+
+/// Whether a map key is the string `.0` (the contract's maps have string
+/// keys; no other key is a field name).
+struct KeyIs<'k>(&'k str);
+
+impl Serializer for KeyIs<'_> {
+    answers_whether!();
+
+    fn serialize_str(self, key: &str) -> Result<bool, Failed> {
+        Ok(key == self.0)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Skip<bool>, Failed> {
+        Ok(Skip(false))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Skip<bool>, Failed> {
+        Ok(Skip(false))
+    }
+}
+
+/// A compound whose items are passed over; it answers `.0`.
+struct Skip<O>(O);
+
+macro_rules! skip {
+    ($($trait:ident: $method:ident($($name:ty),*);)*) => {
+        $(impl<O> ser::$trait for Skip<O> {
+            type Ok = O;
+            type Error = Failed;
+            fn $method<T: Serialize + ?Sized>(&mut self, $(_: $name,)* _: &T) -> Result<(), Failed> {
+                Ok(())
+            }
+            fn end(self) -> Result<O, Failed> {
+                Ok(self.0)
+            }
+        })*
+    };
+}
+
+skip! {
+    SerializeSeq: serialize_element();
+    SerializeTuple: serialize_element();
+    SerializeTupleStruct: serialize_field();
+    SerializeTupleVariant: serialize_field();
+    SerializeStruct: serialize_field(&'static str);
+    SerializeStructVariant: serialize_field(&'static str);
+}
+
+impl<O> ser::SerializeMap for Skip<O> {
+    type Ok = O;
+    type Error = Failed;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, _: &T) -> Result<(), Failed> {
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, _: &T) -> Result<(), Failed> {
+        Ok(())
+    }
+    fn end(self) -> Result<O, Failed> {
+        Ok(self.0)
     }
 }

@@ -244,48 +244,33 @@ struct AsPython;
 impl json::Encoding for AsPython {
     type Output = Py<PyAny>;
 
-    fn encode<T: serde::Serialize>(value: &T) -> Result<Py<PyAny>, Error> {
+    fn encode<T: json::CallResult>(value: T) -> Result<Py<PyAny>, Error> {
         Python::attach(|py| {
-            pythonize::pythonize(py, value)
+            document::python_from(py, &value)
                 .map(Bound::unbind)
-                .map_err(json::encode_failed)
+                .map_err(|err| json::encode_failed(&err))
         })
     }
 
     fn from_value(value: Value) -> Result<Py<PyAny>, Error> {
-        Python::attach(|py| {
-            document::python_from_value(py, &value)
-                .map(Bound::unbind)
-                .map_err(json::encode_failed)
-        })
+        Self::encode(value)
     }
 }
 
-/// Results as JSON text, handed to Python as a [`Document`]: the fields a
-/// caller reads become Python values, and only those (see `document`). The
-/// text is written where the call finished, without the GIL.
+/// Results kept as the core returned them, handed to Python as a
+/// [`Document`]: the fields a caller reads become Python values, and only
+/// those (see `document`). Nothing is converted where the call finished.
 struct AsDocument;
 
-/// A result encoded by [`AsDocument`].
-enum Encoded {
-    Object(Document),
-    /// Not an object (a list, a scalar): converted whole.
-    Other(Arc<str>),
-}
-
 impl json::Encoding for AsDocument {
-    type Output = Encoded;
+    type Output = Arc<dyn document::Source>;
 
-    fn encode<T: serde::Serialize>(value: &T) -> Result<Encoded, Error> {
-        let text: Arc<str> = json::to_json(value)?.into();
-        Ok(match Document::new(Arc::clone(&text), 0) {
-            Some(document) => Encoded::Object(document),
-            None => Encoded::Other(text),
-        })
+    fn encode<T: json::CallResult>(value: T) -> Result<Self::Output, Error> {
+        Ok(Arc::new(value))
     }
 
-    fn from_value(value: Value) -> Result<Encoded, Error> {
-        Self::encode(&value)
+    fn from_value(value: Value) -> Result<Self::Output, Error> {
+        Self::encode(value)
     }
 }
 
@@ -300,11 +285,18 @@ impl IntoPython for Py<PyAny> {
     }
 }
 
-impl IntoPython for Encoded {
+/// An object becomes a [`Document`]; anything else (a list, a scalar) is
+/// converted whole.
+impl IntoPython for Arc<dyn document::Source> {
     fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match self {
-            Encoded::Object(document) => Ok(Py::new(py, document)?.into_any()),
-            Encoded::Other(text) => document::python_from_text(py, &text).map(Bound::unbind),
+        if let Some(document) = Document::root(py, Arc::clone(&self)) {
+            return Ok(Py::new(py, document)?.into_any());
+        }
+        match self.seek(py, &[], document::Leaf::Whole)? {
+            document::Found::Value(value) => Ok(value.unbind()),
+            _ => Err(pyo3::exceptions::PyValueError::new_err(
+                "cannot read a result",
+            )),
         }
     }
 }
@@ -620,7 +612,7 @@ fn take_logs(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     startgate::log::deliver(|record| records.push(record));
     let list = PyList::empty(py);
     for record in records {
-        let fields = document::python_from_value(py, &Value::Object(record.fields))?;
+        let fields = document::python_from(py, &record.fields)?;
         list.append((record.level.as_str(), record.message, fields))?;
     }
     Ok(list)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from startgate import Gate, StartResult
+from startgate._native import Document
 
 from conftest import ALICE, REGISTRY, ready
 
@@ -124,9 +125,9 @@ def test_document_results_keep_field_order_and_exact_fractions(sqlite_url: str) 
 
 
 def test_document_fields_after_tricky_text_read_right(sqlite_url: str) -> None:
-    """Reading a field scans past the values before it: strings holding
-    quotes, backslashes, brackets and non-ASCII text, and nested objects and
-    lists, end where they end."""
+    """Reading a field passes over the values before it unconverted: strings
+    holding quotes, backslashes, brackets and non-ASCII text, and nested
+    objects and lists, do not disturb the fields after them."""
     tricky = {
         'q"}': 'x}],\\"{',
         "nested": {"k": "{[", "list": [{"a": "]"}, [], {}], "e": ""},
@@ -144,3 +145,49 @@ def test_document_fields_after_tricky_text_read_right(sqlite_url: str) -> None:
         assert result.run.params == tricky
         assert result.pending == () and result.provider_connection_id == "graph"
         assert result.to_dict()["run"]["params"] == tricky
+
+
+def _document_matches(document: Any, whole: Any, path: str) -> int:
+    """Every field of `document` read by name equals `whole` (its `to_dict`),
+    an object field being a Document one level down; returns the fields read."""
+    assert type(document) is Document and document.to_dict() == whole, path
+    assert list(document.to_dict()) == list(whole), path
+    with pytest.raises(KeyError):
+        document["no_such_field"]
+    read = 0
+    for key, value in whole.items():
+        item = document[key]
+        if isinstance(value, dict):
+            read += _document_matches(item, value, f"{path}.{key}")
+        else:
+            assert type(item) is not Document and item == value, f"{path}.{key}"
+            read += 1
+    return read
+
+
+def test_a_document_reads_each_field_as_the_whole_conversion_has_it(sqlite_url: str) -> None:
+    """A result's Document, read field by field down every object, gives what
+    converting it whole gives, for each kind of result read through one."""
+    with Gate.open(sqlite_url, REGISTRY, manual_clock="2026-01-01T09:00:00Z") as gate:
+        gate.migrate()
+        gate.upsert_connection(ready())
+        params = {"n": 1, "nested": {"list": [{"a": 1}, []], "none": None}, "f": 0.1}
+        documents = []
+
+        def kept(result: Any) -> Any:
+            # Taken before anything reads the whole result (which lets it go).
+            documents.append((type(result).__name__, vars(result)["_document"]))
+            return result
+
+        accepted = kept(gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE, params=params))
+        deduped = kept(gate.start(operation="inventory.sync", tenant_id="contoso", actor=ALICE, params=params))
+        kept(gate.start(operation="inventory.sync", tenant_id="nobody", actor=ALICE))
+        assert accepted.run is not None and deduped.outcome == "deduped"
+        kept(gate.get_run(accepted.run.id))
+        kept(gate.present_run(accepted.run))
+        kept(gate.present(accepted))
+        read = 0
+        for name, document in documents:
+            read += _document_matches(document, document.to_dict(), name)
+        assert read >= 100
+        assert repr(documents[1][1]).startswith('Document({"outcome":"deduped","operation":"inventory.sync"')
