@@ -206,6 +206,13 @@ pub fn host_level() -> Option<LogLevel> {
     LogLevel::from_rank(routing().host_level.load(Ordering::Relaxed))
 }
 
+/// Whether records (or a count of dropped ones) wait for the host: a host
+/// may skip [`deliver`], and whatever it costs to set up, when none do.
+pub fn waiting() -> bool {
+    let routing = routing();
+    routing.dropped.load(Ordering::Relaxed) > 0 || !lock(&routing.waiting).is_empty()
+}
+
 /// Hands the records waiting for the host to `sink`, oldest first, on the
 /// calling thread. One thread delivers at a time; a delivery asked for while
 /// another runs (including from inside `sink`) leaves its records to it.

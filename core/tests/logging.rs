@@ -27,8 +27,16 @@ const SECRET_PARAM: &str = "param-secret-7d1f";
 const SECRET_PASSWORD: &str = "url-secret-93ac";
 
 fn records() -> Vec<LogRecord> {
+    // Nothing else logs while a test collects: `waiting` is exact here.
+    let waiting = log::waiting();
     let mut out = Vec::new();
     log::deliver(|record| out.push(record));
+    assert_eq!(
+        waiting,
+        !out.is_empty(),
+        "waiting() tells whether records wait"
+    );
+    assert!(!log::waiting(), "delivered records wait no more");
     out
 }
 

@@ -579,10 +579,14 @@ fn sync_log_level(py: Python<'_>) -> PyResult<Option<&'static str>> {
     Ok(wanted.map(|level| level.as_str()))
 }
 
-/// Hands the call's records to `logging` on this thread, if any are collected.
+/// Hands the call's records to `logging` on this thread, if any are
+/// collected (a call at the default level, `WARNING`, mostly has none, and
+/// then no Python frame runs).
 fn deliver_logs(py: Python<'_>) -> PyResult<()> {
     match LAYER.get(py) {
-        Some(layer) if startgate::log::host_level().is_some() => layer.deliver.call0(py).map(drop),
+        Some(layer) if startgate::log::host_level().is_some() && startgate::log::waiting() => {
+            layer.deliver.call0(py).map(drop)
+        }
         _ => Ok(()),
     }
 }
