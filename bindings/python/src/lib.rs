@@ -14,9 +14,11 @@
 //! does: the result made into its class (a [`Shape`]), or the contract's
 //! exception raised, with the logger's level taken and the call's records
 //! delivered around it (`set_layer`). Blocking calls release the GIL;
-//! asynchronous calls run on the same process-wide runtime, answer
-//! `(True, result)` or `(False, (code, message, cause, field))`, and report
-//! through a callback the Python layer hands over to its event loop.
+//! asynchronous calls run on the same process-wide runtime: one that
+//! finishes without waiting answers at once, as a blocking call does, and
+//! one that waits reports `(True, result)` or `(False, (code, message,
+//! cause, field))` through a callback the Python layer hands over to its
+//! event loop.
 
 use std::sync::Arc;
 
@@ -356,13 +358,16 @@ impl NativeGate {
             .map_err(|err| json::encode_failed(&err))
     }
 
-    fn call_async_encoded<'py, E>(
+    /// Runs the call as far as it goes without waiting: `Some` with its
+    /// answer when it finished so, else `None` with the call spawned on the
+    /// runtime, `done(ok, payload)` called when it finishes (see `call_async`).
+    fn call_async_encoded<E>(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         method: String,
-        args: Bound<'py, PyDict>,
+        args: Bound<'_, PyDict>,
         done: Py<PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>>
+    ) -> PyResult<Option<Result<Py<PyAny>, Error>>>
     where
         E: json::Encoding + 'static,
         E::Output: IntoPython + Send + 'static,
@@ -392,11 +397,41 @@ impl NativeGate {
                 }
             }
         });
-        match polled {
-            Ok(Some(result)) => answer(py, result).map(Some),
-            Ok(None) => Ok(None),
-            Err(err) => answer::<E::Output>(py, Err(err)).map(Some),
-        }
+        Ok(match polled.and_then(|finished| finished.transpose()) {
+            Ok(Some(output)) => Some(
+                output
+                    .into_python(py)
+                    .map_err(|err| json::encode_failed(&err)),
+            ),
+            Ok(None) => None,
+            Err(err) => Some(Err(err)),
+        })
+    }
+}
+
+/// How `call` and `call_async` make a result: with the [`Shape`] given as
+/// `decode` (the result comes as a `Document`), else as Python values.
+fn shape_of<'a, 'py>(decode: &'a Option<Bound<'py, PyAny>>) -> Option<&'a Bound<'py, Shape>> {
+    decode.as_ref().and_then(|d| d.cast::<Shape>().ok())
+}
+
+/// A finished call's answer, as the Python layer's methods give it: its
+/// records delivered, then the result made by `decode` (see `call`), or the
+/// contract's exception raised.
+fn settle<'py>(
+    py: Python<'py>,
+    result: Result<Py<PyAny>, Error>,
+    decode: &Option<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    deliver_logs(py)?;
+    let value = match result {
+        Ok(value) => value.into_bound(py),
+        Err(err) => return Err(raised(py, &err)),
+    };
+    match (shape_of(decode), decode) {
+        (Some(shape), _) => shape.get().make(value),
+        (None, Some(decode)) => decode.call1((value,)),
+        (None, None) => Ok(value),
     }
 }
 
@@ -455,42 +490,40 @@ impl NativeGate {
         decode: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         sync_log_level(py)?;
-        let shape = decode.as_ref().and_then(|d| d.cast::<Shape>().ok());
-        let result = if shape.is_some() {
+        let result = if shape_of(&decode).is_some() {
             self.call_encoded::<AsDocument>(py, method, args)
         } else {
             self.call_encoded::<AsPython>(py, method, args)
         };
-        deliver_logs(py)?;
-        let value = match result {
-            Ok(value) => value.into_bound(py),
-            Err(err) => return Err(raised(py, &err)),
-        };
-        match (shape, &decode) {
-            (Some(shape), _) => shape.get().make(value),
-            (None, Some(decode)) => decode.call1((value,)),
-            (None, None) => Ok(value),
-        }
+        settle(py, result, &decode)
     }
 
-    /// Runs the call as far as it goes without waiting: a call that needs no
-    /// wait (SQLite on a free connection) answers here, `(ok, payload)`, with
-    /// no hop to the runtime's threads. Otherwise returns `None` and the call
-    /// continues on the runtime; `done(ok, payload)` is called (with the GIL,
-    /// on a runtime thread) when it finishes. `document` as for `call`.
-    #[pyo3(signature = (method, args, done, document = false))]
+    /// Runs the call as far as it goes without waiting. A call that needs no
+    /// wait (SQLite on a free connection) answers here as `call` does, with
+    /// no hop to the runtime's threads: `(result,)`, or the contract's
+    /// exception raised. Otherwise returns `None` and the call continues on
+    /// the runtime; `done(ok, payload)` is called (with the GIL, on a
+    /// runtime thread) when it finishes, `payload` the result's value (a
+    /// `Document` when `decode` is a `Shape`) or `(code, message, cause,
+    /// field)`, for the Python layer to settle in its event loop.
+    #[pyo3(signature = (method, args, done, decode = None))]
     fn call_async<'py>(
         &self,
         py: Python<'py>,
         method: String,
         args: Bound<'py, PyDict>,
         done: Py<PyAny>,
-        document: bool,
+        decode: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        if document {
-            self.call_async_encoded::<AsDocument>(py, method, args, done)
+        sync_log_level(py)?;
+        let finished = if shape_of(&decode).is_some() {
+            self.call_async_encoded::<AsDocument>(py, method, args, done)?
         } else {
-            self.call_async_encoded::<AsPython>(py, method, args, done)
+            self.call_async_encoded::<AsPython>(py, method, args, done)?
+        };
+        match finished {
+            Some(result) => Ok(Some(PyTuple::new(py, [settle(py, result, &decode)?])?)),
+            None => Ok(None),
         }
     }
 
@@ -557,12 +590,10 @@ fn level_for(level: i64) -> Option<startgate::log::LogLevel> {
 
 /// Collects records at what the `startgate` logger lets through now (the
 /// application may change its level or disable it at any time), so the
-/// library builds no record the logger would drop; returns that level's
-/// name, or `None` when nothing is collected.
-#[pyfunction]
-fn sync_log_level(py: Python<'_>) -> PyResult<Option<&'static str>> {
+/// library builds no record the logger would drop.
+fn sync_log_level(py: Python<'_>) -> PyResult<()> {
     let Some(layer) = LAYER.get(py) else {
-        return Ok(None);
+        return Ok(());
     };
     let logger = layer.logger.bind(py);
     let wanted = if logger.getattr(intern!(py, "disabled"))?.is_truthy()? {
@@ -576,7 +607,7 @@ fn sync_log_level(py: Python<'_>) -> PyResult<Option<&'static str>> {
     if wanted != startgate::log::host_level() {
         startgate::log::set_host_level(wanted);
     }
-    Ok(wanted.map(|level| level.as_str()))
+    Ok(())
 }
 
 /// Hands the call's records to `logging` on this thread, if any are
@@ -629,7 +660,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Field>()?;
     module.add_class::<Shape>()?;
     module.add_function(wrap_pyfunction!(set_layer, module)?)?;
-    module.add_function(wrap_pyfunction!(sync_log_level, module)?)?;
     module.add_function(wrap_pyfunction!(version, module)?)?;
     module.add_function(wrap_pyfunction!(set_contract_values, module)?)?;
     module.add_function(wrap_pyfunction!(take_logs, module)?)?;

@@ -90,7 +90,7 @@ def _document(base: Any, names: Tuple[str, ...] = (), values: Tuple[Any, ...] = 
 
 def _settle(answer: Tuple[bool, Any], decode: Callable[[Any], T]) -> T:
     # The call's log records reach `logging` on this thread before it returns.
-    _log.deliver()
+    _log.deliver_records()
     ok, payload = answer
     if ok:
         return decode(payload)
@@ -370,8 +370,6 @@ class AsyncGate:
         return cls(await loop.run_in_executor(None, _open, url, registry, registry_toml, options))
 
     async def _call(self, method: str, args: Dict[str, Any], decode: Callable[[Any], T]) -> T:
-        # A `Shape` result comes as a native Document, read one field at a time.
-        document = type(decode) is _native.Shape
         loop = asyncio.get_running_loop()
         waiting: "List[asyncio.Future[Tuple[bool, Any]]]" = []
 
@@ -379,12 +377,12 @@ class AsyncGate:
             loop.call_soon_threadsafe(_resolve, waiting, ok, payload)
 
         # A call that needs no wait (SQLite on a free connection) is answered
-        # at once, without a round trip through the runtime's threads, and
-        # without a future.
-        _log.sync_level()
-        answered = self._native.call_async(method, args, done, document)
+        # at once by the native module, as `Gate`'s calls are (the result
+        # made, or the exception raised), without a round trip through the
+        # runtime's threads and without a future.
+        answered = self._native.call_async(method, args, done, decode)
         if answered is not None:
-            return _settle(answered, decode)
+            return answered[0]
         future = loop.create_future()
         waiting.append(future)
         return _settle(await future, decode)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from . import _native
 
@@ -38,26 +38,10 @@ LEVELS: Dict[str, int] = {
 # Names a record's fields may not take (LogRecord's own attributes).
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
-# The level the library collects at, as `sync_level` last set it (asyncio
-# calls; a blocking call syncs and delivers in the native module).
-_collecting: Optional[str] = None
-
-
-def sync_level() -> None:
-    """Tells the library what the ``startgate`` logger lets through now."""
-    global _collecting
-    _collecting = _native.sync_log_level()
-
-
-def deliver() -> None:
-    """Logs the records collected since the last delivery, on this thread."""
-    if _collecting is not None:
-        deliver_records()
-
-
 def deliver_records() -> None:
-    """Logs the records waiting, if any: what the native module calls after
-    a blocking call while it collects."""
+    """Logs the records waiting, if any, on this thread: what the native
+    module calls when a call finishes while the logger collects, and what an
+    ``AsyncGate`` call that waited calls in the event loop's thread."""
     for level, message, fields in _native.take_logs():
         extra: Dict[str, Any] = {
             (f"field_{key}" if key in _RESERVED else key): value for key, value in fields.items()
