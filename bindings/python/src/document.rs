@@ -24,12 +24,35 @@ use serde::ser::{self, Serialize, Serializer};
 /// (`startgate::json::CallResult`), type-erased.
 pub trait Source: Send + Sync {
     /// What is at `path` below this value (see [`seek`]).
-    fn seek<'py>(&self, py: Python<'py>, path: &[Box<str>], leaf: Leaf) -> PyResult<Found<'py>>;
+    fn seek<'py>(&self, py: Python<'py>, path: Path<'_>, leaf: Leaf) -> PyResult<Found<'py>>;
 }
 
 impl<T: Serialize + Send + Sync> Source for T {
-    fn seek<'py>(&self, py: Python<'py>, path: &[Box<str>], leaf: Leaf) -> PyResult<Found<'py>> {
+    fn seek<'py>(&self, py: Python<'py>, path: Path<'_>, leaf: Leaf) -> PyResult<Found<'py>> {
         seek(self, py, path, leaf)
+    }
+}
+
+/// Field names from a result down to a value: a `Document`'s own path, and
+/// the field being read below it, if any (a read makes no new path unless
+/// it finds an object).
+#[derive(Clone, Copy, Default)]
+pub struct Path<'a> {
+    parents: &'a [Box<str>],
+    last: Option<&'a str>,
+}
+
+impl<'a> Path<'a> {
+    fn of(parents: &'a [Box<str>], last: Option<&'a str>) -> Path<'a> {
+        Path { parents, last }
+    }
+
+    /// The first name and the path after it; `None` at the value itself.
+    fn split_first(self) -> Option<(&'a str, Path<'a>)> {
+        match self.parents.split_first() {
+            Some((first, parents)) => Some((first, Path { parents, ..self })),
+            None => self.last.map(|last| (last, Path::default())),
+        }
     }
 }
 
@@ -70,7 +93,10 @@ pub struct Document {
 impl Document {
     /// The result `root` as a `Document`, if it is an object.
     pub fn root(py: Python<'_>, root: Arc<dyn Source>) -> Option<Document> {
-        let is_object = matches!(root.seek(py, &[], Leaf::Item), Ok(Found::Object));
+        let is_object = matches!(
+            root.seek(py, Path::default(), Leaf::Item),
+            Ok(Found::Object)
+        );
         is_object.then(|| Document {
             root,
             path: Box::new([]),
@@ -80,19 +106,19 @@ impl Document {
     /// The value of field `key`: a `Document` for an object, Python values
     /// for anything else.
     pub fn item<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        let mut path = Vec::with_capacity(self.path.len() + 1);
-        path.extend(self.path.iter().cloned());
-        path.push(Box::from(key));
-        match self.root.seek(py, &path, Leaf::Item)? {
+        match self
+            .root
+            .seek(py, Path::of(&self.path, Some(key)), Leaf::Item)?
+        {
             Found::Value(value) => Ok(value),
-            Found::Object => Ok(Bound::new(
-                py,
-                Document {
+            Found::Object => {
+                let path = self.path.iter().cloned().chain([Box::from(key)]);
+                let document = Document {
                     root: Arc::clone(&self.root),
-                    path: path.into_boxed_slice(),
-                },
-            )?
-            .into_any()),
+                    path: path.collect(),
+                };
+                Ok(Bound::new(py, document)?.into_any())
+            }
             Found::Json(_) | Found::Missing => Err(PyKeyError::new_err(key.to_string())),
         }
     }
@@ -108,14 +134,17 @@ impl Document {
 
     /// The whole object as a dict, in document order.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self.root.seek(py, &self.path, Leaf::Whole)? {
+        match self
+            .root
+            .seek(py, Path::of(&self.path, None), Leaf::Whole)?
+        {
             Found::Value(value) => Ok(value),
             _ => Err(PyValueError::new_err("cannot read a result")),
         }
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        match self.root.seek(py, &self.path, Leaf::Json)? {
+        match self.root.seek(py, Path::of(&self.path, None), Leaf::Json)? {
             Found::Json(text) => Ok(format!("Document({text})")),
             _ => Err(PyValueError::new_err("cannot read a result")),
         }
@@ -167,9 +196,7 @@ impl Field {
         let py = slf.py();
         let this = slf.get();
         let name = this.name.bind(py);
-        let state = instance
-            .getattr(intern!(py, "__dict__"))?
-            .cast_into::<PyDict>()?;
+        let state = instance_dict(instance)?;
         // An instance holds a `_document` until its `raw` is first read, and
         // then `raw` alone: the common case is found first.
         let value = match state.get_item(intern!(py, "_document"))? {
@@ -223,9 +250,7 @@ impl Shape {
         }
         let class = self.class.bind(py);
         let instance = self.new.bind(py).call1((class,))?;
-        let state = instance
-            .getattr(intern!(py, "__dict__"))?
-            .cast_into::<PyDict>()?;
+        let state = instance_dict(&instance)?;
         if value.is_instance_of::<Document>() {
             state.set_item(intern!(py, "_document"), value)?;
         } else {
@@ -253,13 +278,29 @@ impl Shape {
     }
 }
 
+/// An instance's `__dict__` (made if it has none yet), read as
+/// `object.__dict__` reads it rather than looked up as an attribute: each
+/// field read and each result made takes it.
+fn instance_dict<'py>(instance: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    // SAFETY: `instance` is a live object and the GIL is held (its `py`);
+    // the function returns a new reference, or NULL with an exception set
+    // (an object without a `__dict__`), which `from_owned_ptr_or_err` takes.
+    let dict = unsafe {
+        Bound::from_owned_ptr_or_err(
+            instance.py(),
+            pyo3::ffi::PyObject_GenericGetDict(instance.as_ptr(), std::ptr::null_mut()),
+        )?
+    };
+    Ok(dict.cast_into::<PyDict>()?)
+}
+
 /// What is at `path` below `value`, made as `leaf` says. Serializing
 /// `value` walks it: at each object on the way, the field named next is
 /// followed and every other field is passed over unconverted.
 pub fn seek<'py, V: Serialize + ?Sized>(
     value: &V,
     py: Python<'py>,
-    path: &[Box<str>],
+    path: Path<'_>,
     leaf: Leaf,
 ) -> PyResult<Found<'py>> {
     let Some((key, rest)) = path.split_first() else {
@@ -317,7 +358,7 @@ impl ser::Error for Failed {
 struct Descend<'py, 'p> {
     py: Python<'py>,
     key: &'p str,
-    rest: &'p [Box<str>],
+    rest: Path<'p>,
     leaf: Leaf,
 }
 

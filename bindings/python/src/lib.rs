@@ -294,7 +294,7 @@ impl IntoPython for Arc<dyn document::Source> {
         if let Some(document) = Document::root(py, Arc::clone(&self)) {
             return Ok(Py::new(py, document)?.into_any());
         }
-        match self.seek(py, &[], document::Leaf::Whole)? {
+        match self.seek(py, document::Path::default(), document::Leaf::Whole)? {
             document::Found::Value(value) => Ok(value.unbind()),
             _ => Err(pyo3::exceptions::PyValueError::new_err(
                 "cannot read a result",
@@ -553,6 +553,9 @@ struct Layer {
     error_for: Py<PyAny>,
     logger: Py<PyAny>,
     deliver: Py<PyAny>,
+    /// Whether the logger's class keeps `logging.Logger`'s own
+    /// `getEffectiveLevel`, which the native module then follows itself.
+    own_levels: bool,
 }
 
 static LAYER: PyOnceLock<Layer> = PyOnceLock::new();
@@ -562,7 +565,15 @@ static LAYER: PyOnceLock<Layer> = PyOnceLock::new();
 /// `deliver()` (logs the records collected since the last delivery). The
 /// first registration in a process stays.
 #[pyfunction]
-fn set_layer(py: Python<'_>, error_for: Py<PyAny>, logger: Py<PyAny>, deliver: Py<PyAny>) {
+fn set_layer(
+    py: Python<'_>,
+    error_for: Py<PyAny>,
+    logger: Py<PyAny>,
+    deliver: Py<PyAny>,
+) -> PyResult<()> {
+    let name = intern!(py, "getEffectiveLevel");
+    let standard = py.import("logging")?.getattr("Logger")?.getattr(name)?;
+    let own_levels = logger.bind(py).get_type().getattr(name)?.is(&standard);
     // Err only means one is registered already.
     let _ = LAYER.set(
         py,
@@ -570,8 +581,29 @@ fn set_layer(py: Python<'_>, error_for: Py<PyAny>, logger: Py<PyAny>, deliver: P
             error_for,
             logger,
             deliver,
+            own_levels,
         },
     );
+    Ok(())
+}
+
+/// `logger.getEffectiveLevel()` as `logging.Logger` computes it (the first
+/// level set, from the logger up through its parents, else `NOTSET`), read
+/// from the attributes without running its Python frame on every call.
+fn effective_level(logger: &Bound<'_, PyAny>) -> PyResult<i64> {
+    let py = logger.py();
+    let mut current = logger.clone();
+    loop {
+        let level: i64 = current.getattr(intern!(py, "level"))?.extract()?;
+        if level != 0 {
+            return Ok(level);
+        }
+        let parent = current.getattr(intern!(py, "parent"))?;
+        if parent.is_none() {
+            return Ok(0);
+        }
+        current = parent;
+    }
 }
 
 /// The library level that lets through what a `logging` level does: the
@@ -599,9 +631,13 @@ fn sync_log_level(py: Python<'_>) -> PyResult<()> {
     let wanted = if logger.getattr(intern!(py, "disabled"))?.is_truthy()? {
         None
     } else {
-        let level: i64 = logger
-            .call_method0(intern!(py, "getEffectiveLevel"))?
-            .extract()?;
+        let level: i64 = if layer.own_levels {
+            effective_level(logger)?
+        } else {
+            logger
+                .call_method0(intern!(py, "getEffectiveLevel"))?
+                .extract()?
+        };
         level_for(level)
     };
     if wanted != startgate::log::host_level() {

@@ -80,6 +80,24 @@ def test_the_loggers_level_decides_what_is_collected(sqlite_url: str, caplog: py
         assert len([r for r in caplog.records if r.name == "startgate"]) == 1
 
 
+def test_a_loggers_unset_level_is_its_parents(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The ``startgate`` logger with no level of its own collects at the
+    root logger's level, whatever it is at each call."""
+    assert logging.getLogger("startgate").level == logging.NOTSET
+    caplog.set_level(logging.DEBUG)
+    with Gate.open(sqlite_url, REGISTRY) as gate:
+        gate.migrate()
+        gate.list_runs()
+        assert [r.call for r in caplog.records if r.name == "startgate"] == ["list_runs"]
+        caplog.clear()
+        logging.getLogger().setLevel(logging.WARNING)
+        gate.list_runs()
+        assert not [r for r in caplog.records if r.name == "startgate"]
+        logging.getLogger().setLevel(logging.DEBUG)
+        gate.list_runs()
+        assert [r.call for r in caplog.records if r.name == "startgate"] == ["list_runs"]
+
+
 def test_asyncio_records_arrive_in_the_loops_thread(url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="startgate")
 

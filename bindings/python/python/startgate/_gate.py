@@ -202,6 +202,12 @@ class Gate:
         tenant_active: Optional[bool] = None,
     ) -> StartResult:
         """The one start path: accepted / deduped / scope_busy / blocked / denied."""
+        # A request dict given alone, the common case, goes as it is: this
+        # test is `_document`'s first, without its call (a start's hot path).
+        if (type(request) is dict and operation is None and tenant_id is None and actor is None
+                and provider_connection_id is None and subject is None and params is None
+                and initiator is None and tenant_active is None):
+            return self._native.call("start", {"request": request}, _START_RESULT)
         doc = _document(request, _START, (operation, tenant_id, actor, provider_connection_id, subject, params,
                                           initiator, tenant_active))
         return self._native.call("start", {"request": doc}, _START_RESULT)
@@ -404,6 +410,12 @@ class AsyncGate:
         initiator: Union[Initiator, str, None] = None,
         tenant_active: Optional[bool] = None,
     ) -> StartResult:
+        # A request dict given alone, the common case, goes as it is: this
+        # test is `_document`'s first, without its call (a start's hot path).
+        if (type(request) is dict and operation is None and tenant_id is None and actor is None
+                and provider_connection_id is None and subject is None and params is None
+                and initiator is None and tenant_active is None):
+            return await self._call("start", {"request": request}, _START_RESULT)
         doc = _document(request, _START, (operation, tenant_id, actor, provider_connection_id, subject, params,
                                           initiator, tenant_active))
         return await self._call("start", {"request": doc}, _START_RESULT)
