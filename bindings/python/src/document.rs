@@ -313,14 +313,19 @@ pub fn seek<'py, V: Serialize + ?Sized>(
             ),
         });
     };
-    value
-        .serialize(Descend {
-            py,
-            key,
-            rest,
-            leaf,
-        })
-        .map_err(|Failed(err)| err)
+    let mut found = None;
+    let walked = value.serialize(Descend {
+        py,
+        key,
+        rest,
+        leaf,
+        found: &mut found,
+    });
+    match walked {
+        Ok(nothing) => Ok(nothing),
+        Err(Failed::Found) => Ok(found.unwrap_or_default()),
+        Err(Failed::Raised(err)) => Err(err),
+    }
 }
 
 /// A value as Python values, objects as dicts in the order serde writes
@@ -333,13 +338,22 @@ pub fn python_from<'py, V: Serialize + ?Sized>(
         .map_err(|err| PyValueError::new_err(format!("cannot convert a result: {err}")))
 }
 
-/// A failure while seeking: the Python exception to raise.
+/// Why a walk stopped before its end.
 #[derive(Debug)]
-struct Failed(PyErr);
+enum Failed {
+    /// The field was found (and is in `Descend::found`): the fields after
+    /// it need not be passed over.
+    Found,
+    /// The Python exception to raise.
+    Raised(PyErr),
+}
 
 impl fmt::Display for Failed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        match self {
+            Failed::Found => f.write_str("found"),
+            Failed::Raised(err) => err.fmt(f),
+        }
     }
 }
 
@@ -347,7 +361,7 @@ impl std::error::Error for Failed {}
 
 impl ser::Error for Failed {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Failed(PyValueError::new_err(format!(
+        Failed::Raised(PyValueError::new_err(format!(
             "cannot read a result: {msg}"
         )))
     }
@@ -360,26 +374,27 @@ struct Descend<'py, 'p> {
     key: &'p str,
     rest: Path<'p>,
     leaf: Leaf,
+    /// What was found at `key`, set as the walk stops with `Failed::Found`.
+    found: &'p mut Option<Found<'py>>,
 }
 
 /// The fields of an object being passed over, until `key`'s is found.
 struct Fields<'py, 'p> {
     to: Descend<'py, 'p>,
-    found: Option<Found<'py>>,
     /// Whether the map key just written is `key` (for maps).
     next_is_key: bool,
 }
 
 impl<'py> Fields<'py, '_> {
+    /// `key`'s value: what is below it is sought, and the walk stops.
     fn field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Failed> {
-        if self.found.is_none() {
-            self.found = Some(seek(value, self.to.py, self.to.rest, self.to.leaf).map_err(Failed)?);
-        }
-        Ok(())
+        let found = seek(value, self.to.py, self.to.rest, self.to.leaf).map_err(Failed::Raised)?;
+        *self.to.found = Some(found);
+        Err(Failed::Found)
     }
 
     fn end(self) -> Result<Found<'py>, Failed> {
-        Ok(self.found.unwrap_or(Found::Missing))
+        Ok(Found::Missing)
     }
 }
 
@@ -486,7 +501,6 @@ impl<'py, 'p> Serializer for Descend<'py, 'p> {
     fn serialize_map(self, _: Option<usize>) -> Result<Fields<'py, 'p>, Failed> {
         Ok(Fields {
             to: self,
-            found: None,
             next_is_key: false,
         })
     }
