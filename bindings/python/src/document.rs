@@ -91,36 +91,40 @@ pub struct Document {
 }
 
 impl Document {
-    /// The result `root` as a `Document`, if it is an object.
-    pub fn root(py: Python<'_>, root: Arc<dyn Source>) -> Option<Document> {
-        let is_object = matches!(
-            root.seek(py, Path::default(), Leaf::Item),
-            Ok(Found::Object)
-        );
-        is_object.then(|| Document {
-            root,
-            path: Box::new([]),
-        })
+    /// What is at `parents` and then `last` below `root`: a `Document` for
+    /// an object, Python values for anything else, `None` for nothing.
+    fn at<'py>(
+        py: Python<'py>,
+        root: &Arc<dyn Source>,
+        parents: &[Box<str>],
+        last: Option<&str>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match root.seek(py, Path::of(parents, last), Leaf::Item)? {
+            Found::Value(value) => Ok(Some(value)),
+            Found::Object => {
+                let path = parents.iter().cloned().chain(last.map(Box::from));
+                let document = Document {
+                    root: Arc::clone(root),
+                    path: path.collect(),
+                };
+                Ok(Some(Bound::new(py, document)?.into_any()))
+            }
+            Found::Json(_) | Found::Missing => Ok(None),
+        }
+    }
+
+    /// A call's result for Python: a `Document` if it is an object, else
+    /// its Python values.
+    pub fn of_result(py: Python<'_>, root: Arc<dyn Source>) -> PyResult<Bound<'_, PyAny>> {
+        Document::at(py, &root, &[], None)?
+            .ok_or_else(|| PyValueError::new_err("cannot read a result"))
     }
 
     /// The value of field `key`: a `Document` for an object, Python values
     /// for anything else.
     pub fn item<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        match self
-            .root
-            .seek(py, Path::of(&self.path, Some(key)), Leaf::Item)?
-        {
-            Found::Value(value) => Ok(value),
-            Found::Object => {
-                let path = self.path.iter().cloned().chain([Box::from(key)]);
-                let document = Document {
-                    root: Arc::clone(&self.root),
-                    path: path.collect(),
-                };
-                Ok(Bound::new(py, document)?.into_any())
-            }
-            Found::Json(_) | Found::Missing => Err(PyKeyError::new_err(key.to_string())),
-        }
+        Document::at(py, &self.root, &self.path, Some(key))?
+            .ok_or_else(|| PyKeyError::new_err(key.to_string()))
     }
 }
 

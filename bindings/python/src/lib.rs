@@ -291,15 +291,7 @@ impl IntoPython for Py<PyAny> {
 /// converted whole.
 impl IntoPython for Arc<dyn document::Source> {
     fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        if let Some(document) = Document::root(py, Arc::clone(&self)) {
-            return Ok(Py::new(py, document)?.into_any());
-        }
-        match self.seek(py, document::Path::default(), document::Leaf::Whole)? {
-            document::Found::Value(value) => Ok(value.unbind()),
-            _ => Err(pyo3::exceptions::PyValueError::new_err(
-                "cannot read a result",
-            )),
-        }
+        Document::of_result(py, self).map(Bound::unbind)
     }
 }
 
