@@ -315,9 +315,9 @@ pub async fn roundtrips(admin_url: &str, pgbouncer: bool) -> BenchResult<Section
          simple query runs each of its statements). Steady state: every call was made once before to \
          prepare its statements. Behind a transaction pooler every statement runs in its own short \
          transaction with an unnamed prepared statement, so each costs a parse and an execute round trip \
-         plus BEGIN/COMMIT. On SQLite the accepted path is one `BEGIN IMMEDIATE` transaction with five \
-         statements (read the connection, read the scope's latest run, insert the run, read it back, \
-         insert the audit row), in process; SQLite builds no temporary b-tree for any of them.",
+         plus BEGIN/COMMIT. On SQLite the accepted path is one `BEGIN IMMEDIATE` transaction with four \
+         statements (read the connection, read the scope's latest run, insert the run, insert the \
+         audit row), in process; SQLite builds no temporary b-tree for any of them.",
         tables.join("\n")
     );
     Ok(Section::new(

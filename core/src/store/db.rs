@@ -140,6 +140,15 @@ impl Conn<'_> {
     }
 
     /// Runs a statement; returns the number of rows it touched.
+    /// The rowid of the last row a SQLite connection inserted; `None` on
+    /// PostgreSQL, whose statements return what they insert.
+    pub(crate) fn last_insert_rowid(&self) -> Option<i64> {
+        match &self.db {
+            Db::Sqlite(c) => Some(c.last_insert_rowid()),
+            Db::Pg(..) => None,
+        }
+    }
+
     pub(crate) async fn execute(
         &mut self,
         template: &'static str,

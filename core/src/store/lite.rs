@@ -167,6 +167,11 @@ impl LiteConnection {
         self.conn.execute_batch(sql).map_err(to_sqlx)
     }
 
+    /// The rowid of the last row this connection inserted.
+    pub(crate) fn last_insert_rowid(&self) -> i64 {
+        self.conn.last_insert_rowid()
+    }
+
     /// The rows of `sql` with `params`.
     pub(crate) async fn rows<R: LiteRow>(
         &mut self,
@@ -486,9 +491,7 @@ mod tests {
     /// (`OpenEphemeral`): each would be opened, filled and closed per start.
     #[tokio::test]
     async fn the_accepted_path_builds_no_temporary_b_tree() {
-        use crate::store::ops::{
-            SQLITE_INSERTED_RUN, SQLITE_INSERT_QUEUED, SQLITE_LATEST_ADMITTED,
-        };
+        use crate::store::ops::{SQLITE_INSERT_QUEUED, SQLITE_LATEST_ADMITTED};
         use crate::store::sql::{Dialect, SqlText};
         let options = LiteOptions {
             file: None,
@@ -497,11 +500,7 @@ mod tests {
         let mut conn = LiteConnection::open(&options).await.unwrap();
         migrate(&mut conn).await.unwrap();
         let sql = SqlText::new(Dialect::Sqlite);
-        for template in [
-            SQLITE_LATEST_ADMITTED,
-            SQLITE_INSERT_QUEUED,
-            SQLITE_INSERTED_RUN,
-        ] {
+        for template in [SQLITE_LATEST_ADMITTED, SQLITE_INSERT_QUEUED] {
             let text = sql.render(template);
             let opcodes = opcodes(&conn, &text);
             assert!(

@@ -291,9 +291,11 @@ pub(crate) async fn insert_queued(
     if matches!(conn.db, Db::Sqlite(_)) {
         return insert_queued_sqlite(conn, plan, connection_id, replaced, now).await;
     }
+    let params_text = plan.params_json();
     let params = queued_params(
         plan,
         connection_id,
+        params_text.as_deref(),
         replaced,
         [
             now.as_micros().into(),
@@ -334,20 +336,16 @@ pub(crate) const SQLITE_INSERT_QUEUED: &str = concat!(
     "ON CONFLICT DO NOTHING"
 );
 
-/// The run this connection inserted last.
-pub(crate) const SQLITE_INSERTED_RUN: &str = concat!(
-    "SELECT ",
-    run_columns!(),
-    " FROM {runs} WHERE id = last_insert_rowid()"
-);
-
-/// [`insert_queued`] on SQLite: read the scope's latest admitted run, insert
-/// with `VALUES`, read the row back by rowid. The one statement PostgreSQL
-/// runs would make SQLite fill temporary b-trees, opened and closed per
-/// start: for the subquery's row, for the selected row (an `INSERT … SELECT`
-/// that reads the table it writes is buffered whole) and for `RETURNING`.
-/// The transaction holds the database's write lock (`BEGIN IMMEDIATE`), so
-/// nothing changes between the statements.
+/// [`insert_queued`] on SQLite: read the scope's latest admitted run, then
+/// insert with `VALUES`. The one statement PostgreSQL runs would make SQLite
+/// fill temporary b-trees, opened and closed per start: for the subquery's
+/// row, for the selected row (an `INSERT … SELECT` that reads the table it
+/// writes is buffered whole) and for `RETURNING`. The transaction holds the
+/// database's write lock (`BEGIN IMMEDIATE`), so nothing changes between the
+/// statements. The run answered is the row inserted, converted as a read
+/// converts it: every column is a value bound here or a constant, and the id
+/// is the connection's last rowid (reading the row back cost a tenth of a
+/// start).
 async fn insert_queued_sqlite(
     conn: &mut Conn<'_>,
     plan: &Plan<'_>,
@@ -367,25 +365,47 @@ async fn insert_queued_sqlite(
         ),
         None => (1, now.as_micros()),
     };
+    let stale_at = admitted_at.saturating_add(dispatch_us(plan.op.dispatch_timeout));
+    let params_text = plan.params_json();
     let params = queued_params(
         plan,
         connection_id,
+        params_text.as_deref(),
         replaced,
-        [
-            admitted_at.into(),
-            admitted_at
-                .saturating_add(dispatch_us(plan.op.dispatch_timeout))
-                .into(),
-            token.into(),
-        ],
+        [admitted_at.into(), stale_at.into(), token.into()],
     );
     let inserted = conn.execute(SQLITE_INSERT_QUEUED, &params).await?;
     if inserted == 0 {
         return Ok(None);
     }
-    // Read back by rowid rather than with RETURNING, which SQLite buffers
-    // in a temporary b-tree of its own.
-    let row: RunRow = conn.fetch_one(SQLITE_INSERTED_RUN, args![]).await?;
+    let id = conn
+        .last_insert_rowid()
+        .ok_or_else(|| Error::internal("a SQLite insert without a rowid"))?;
+    let row = RunRow {
+        id,
+        operation: plan.op.name.clone(),
+        tenant_id: plan.tenant_id.to_owned(),
+        provider_connection_id: Some(connection_id.to_owned()),
+        subject: plan.subject.map(str::to_owned),
+        status: RunStatus::Queued.as_str().to_owned(),
+        initiator: plan.initiator.as_str().to_owned(),
+        actor_id: plan.actor_id.to_owned(),
+        params: params_text,
+        fencing_token: Some(token),
+        tenant_active: plan.tenant_active,
+        reason_code: None,
+        reasons: None,
+        summary: None,
+        sequence_id: None,
+        sequence_position: None,
+        replaced_run_id: replaced,
+        created_at: admitted_at,
+        status_changed_at: admitted_at,
+        queued_at: Some(admitted_at),
+        started_at: None,
+        finished_at: None,
+        stale_at: Some(stale_at),
+    };
     Ok(Some(row.into_run(true)?))
 }
 
@@ -394,6 +414,7 @@ async fn insert_queued_sqlite(
 fn queued_params<'a, const N: usize>(
     plan: &'a Plan<'_>,
     connection_id: &'a str,
+    params_text: Option<&'a str>,
     replaced: Option<i64>,
     rest: [Param<'a>; N],
 ) -> Vec<Param<'a>> {
@@ -405,7 +426,7 @@ fn queued_params<'a, const N: usize>(
         plan.subject.into(),
         plan.initiator.as_str().into(),
         plan.actor_id.into(),
-        plan.params_json().into(),
+        params_text.into(),
         plan.lease_us().into(),
         plan.tenant_active.into(),
         replaced.into(),
