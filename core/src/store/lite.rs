@@ -292,6 +292,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "checks without temporary tables",
         sql: include_str!("../../../migrations/sqlite/0003_checks_without_temporary_tables.sql"),
     },
+    Migration {
+        version: 4,
+        description: "stale runs through the scope lock",
+        sql: include_str!("../../../migrations/sqlite/0004_stale_runs_through_the_scope_lock.sql"),
+    },
 ];
 
 fn migration_failed(message: String) -> Error {
@@ -487,18 +492,24 @@ mod tests {
             .count()
     }
 
-    /// SQLite's statements of an accepted start fill no temporary b-tree
-    /// (`OpenEphemeral`): each would be opened, filled and closed per start.
-    #[tokio::test]
-    async fn the_accepted_path_builds_no_temporary_b_tree() {
-        use crate::store::ops::{SQLITE_INSERT_QUEUED, SQLITE_LATEST_ADMITTED};
-        use crate::store::sql::{Dialect, SqlText};
+    /// A migrated in-memory database.
+    async fn migrated_in_memory() -> LiteConnection {
         let options = LiteOptions {
             file: None,
             busy_timeout: Duration::from_secs(1),
         };
         let mut conn = LiteConnection::open(&options).await.unwrap();
         migrate(&mut conn).await.unwrap();
+        conn
+    }
+
+    /// SQLite's statements of an accepted start fill no temporary b-tree
+    /// (`OpenEphemeral`): each would be opened, filled and closed per start.
+    #[tokio::test]
+    async fn the_accepted_path_builds_no_temporary_b_tree() {
+        use crate::store::ops::{SQLITE_INSERT_QUEUED, SQLITE_LATEST_ADMITTED};
+        use crate::store::sql::{Dialect, SqlText};
+        let conn = migrated_in_memory().await;
         let sql = SqlText::new(Dialect::Sqlite);
         for template in [SQLITE_LATEST_ADMITTED, SQLITE_INSERT_QUEUED] {
             let text = sql.render(template);
@@ -523,6 +534,60 @@ mod tests {
              ON CONFLICT DO NOTHING RETURNING id",
         );
         assert_eq!(ephemeral_tables(&conn, &fused), 3, "{fused}");
+    }
+
+    /// `reap_stale` finds stale runs through the scope lock, the index of
+    /// exactly the active runs, whatever the history holds: stale runs have
+    /// no index of their own (migration 4) and the table is never scanned.
+    #[tokio::test]
+    async fn stale_runs_are_found_through_the_scope_lock() {
+        use crate::store::ops::REAP_STALE;
+        use crate::store::sql::{Dialect, SqlText};
+        let conn = migrated_in_memory().await;
+        let indexes = query(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'operation_runs' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        );
+        assert_eq!(
+            indexes,
+            [
+                ["Text(\"operation_runs_by_tenant\")"],
+                ["Text(\"operation_runs_fencing\")"],
+                ["Text(\"operation_runs_one_active_per_scope\")"],
+                ["Text(\"operation_runs_pending\")"],
+            ]
+        );
+        // A history of terminal runs, and the planner's statistics of it.
+        conn.conn
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+                 INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, status, \
+                 initiator, actor_id, lease_us, tenant_active, created_at, status_changed_at, \
+                 fencing_token) SELECT 'inventory.sync', 't', 'c' || i, 'succeeded', 'user', 'a', \
+                 1, 1, 1, 1, 1 FROM n; ANALYZE;",
+            )
+            .unwrap();
+        let sql = SqlText::new(Dialect::Sqlite).render(REAP_STALE);
+        // The plan's steps (its parameters left unbound).
+        let mut statement = conn
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let mut rows = statement.raw_query();
+        let mut details = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            details.push(row.get::<_, String>(3).unwrap());
+        }
+        assert!(
+            details.iter().any(|d| d
+                == "SCAN operation_runs USING INDEX operation_runs_one_active_per_scope"),
+            "{details:?}"
+        );
+        assert!(
+            !details.iter().any(|d| d == "SCAN operation_runs"),
+            "{details:?}"
+        );
     }
 
     const RUN: &str = "INSERT INTO operation_runs (operation, tenant_id, provider_connection_id, \
@@ -569,7 +634,7 @@ mod tests {
         assert_eq!(before[0].len(), 2);
         assert_eq!(before[2][0], ["Text(\"operation_runs\")", "Integer(3)"]);
 
-        migrate(&mut conn).await.unwrap();
+        migrate_with(&mut conn, &MIGRATIONS[..3]).await.unwrap();
 
         let after: Vec<_> = [tables, audit, sequence, indexes]
             .iter()
