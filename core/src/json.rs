@@ -434,8 +434,8 @@ fn camel_into(key: &str, out: &mut String) {
 }
 
 /// [`camel`] of an ASCII key, appended to `out` as bytes: about 150
-/// instructions a key where splitting a `str` and walking its chars took
-/// 440 (an accepted start's result renames sixteen keys).
+/// instructions a key, where splitting a `str` and walking its chars took
+/// 440 for each key it renamed (an accepted start's result has sixteen).
 fn camel_ascii(key: &[u8], out: &mut Vec<u8>) {
     let mut parts = key.split(|&byte| byte == b'_');
     out.extend_from_slice(parts.next().unwrap_or_default());
