@@ -2,7 +2,7 @@
 //!
 //! SQLite admits one writer at a time, and most of a small write's cost is
 //! its commit: every page the transaction changed is written to the WAL
-//! again, with its checksum (a start changes nine pages, one per table and
+//! again, with its checksum (a start changes eight pages, one per table and
 //! index it touches). When other writers of this process are already waiting,
 //! a finished write transaction is not committed: it is handed, still open,
 //! to the next writer, which does its work in it under a savepoint, and so on
