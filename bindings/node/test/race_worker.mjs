@@ -1,7 +1,9 @@
 // One racing Node process: random starts on hot scopes, runs driven to an end
 // or abandoned (they go stale and are taken over), occasional reaps. Prints one
 // JSON line per accepted result, in the event format of `startgate-stress check`.
-// Usage: node race_worker.mjs URL WORKER ITERATIONS
+// Usage: node race_worker.mjs URL WORKER ITERATIONS. It makes at least ITERATIONS
+// calls and goes on for at least RACE_MS, so that abandoned runs go stale and are
+// taken over however fast the calls are.
 import { join } from 'node:path'
 
 import { Gate } from 'startgate'
@@ -20,7 +22,10 @@ const random = (n) => {
 const gate = await Gate.open(url, { registry: join(repo, 'tests', 'race_registry.toml'), statementTimeoutMs: 20000, acquireTimeoutMs: 20000 })
 const actor = { id: `node-${worker}`, isMember: true, capabilities: ['sync'] }
 const owned = new Map()
-for (let i = 0; i < Number(iterations); i++) {
+const RACE_MS = 2000
+const until = Date.now() + RACE_MS
+let calls = 0
+for (; calls < Number(iterations) || Date.now() < until; calls++) {
   const roll = random(100)
   let current = null
   try {
@@ -54,5 +59,5 @@ for (let i = 0; i < Number(iterations); i++) {
     owned.delete(current) // taken over or reaped: stop working on it
   }
 }
-console.log(JSON.stringify({ event: 'summary', calls: Number(iterations), counts: {} }))
+console.log(JSON.stringify({ event: 'summary', calls, counts: {} }))
 await gate.close()

@@ -3,6 +3,8 @@
 // completion or abandoned (they go stale and are taken over), occasional reaps.
 // Prints one JSON line per accepted result, in the event format of
 // `startgate-stress check`. Usage: race_worker.php URL WORKER ITERATIONS
+// It makes at least ITERATIONS calls and goes on for at least RACE_SECONDS, so
+// that abandoned runs go stale and are taken over however fast the calls are.
 
 declare(strict_types=1);
 
@@ -25,7 +27,9 @@ $emit = static function (array $result) use (&$owned): void {
         $owned[] = ['id' => $run['id'], 'token' => $run['fencing_token'], 'running' => false];
     }
 };
-for ($i = 0; $i < (int) $iterations; $i++) {
+const RACE_SECONDS = 2;
+$until = hrtime(true) + RACE_SECONDS * 1_000_000_000;
+for ($i = 0; $i < (int) $iterations || hrtime(true) < $until; $i++) {
     $roll = mt_rand(0, 99);
     try {
         if ($owned === [] || $roll < 40) {
@@ -61,4 +65,4 @@ for ($i = 0; $i < (int) $iterations; $i++) {
     }
     $owned = array_values($owned);
 }
-echo json_encode(['event' => 'summary', 'calls' => (int) $iterations, 'counts' => (object) $counts]), "\n";
+echo json_encode(['event' => 'summary', 'calls' => $i, 'counts' => (object) $counts]), "\n";

@@ -1,7 +1,9 @@
 """One racing Python process: random starts on hot scopes, runs driven to an end
 or abandoned (they go stale and are taken over), occasional reaps. Prints one
 JSON line per accepted result, in the event format of `startgate-stress check`.
-Usage: race_worker.py URL WORKER ITERATIONS"""
+Usage: race_worker.py URL WORKER ITERATIONS. It makes at least ITERATIONS calls
+and goes on for at least RACE_SECONDS, so that abandoned runs go stale and are
+taken over however fast the calls are."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import json
 import pathlib
 import random
 import sys
+import time
 
 import startgate
 from startgate import Gate
 
 REGISTRY = pathlib.Path(__file__).resolve().parents[3] / "tests" / "race_registry.toml"
+RACE_SECONDS = 2.0
 
 
 def main() -> None:
@@ -22,7 +26,10 @@ def main() -> None:
     gate = Gate.open(url, REGISTRY, statement_timeout_ms=20000, acquire_timeout_ms=20000)
     actor = {"id": f"py-{worker}", "is_member": True, "capabilities": ["sync"]}
     owned: dict = {}
-    for _ in range(iterations):
+    until = time.monotonic() + RACE_SECONDS
+    calls = 0
+    while calls < iterations or time.monotonic() < until:
+        calls += 1
         roll = rng.randrange(100)
         current = None
         try:
@@ -50,7 +57,7 @@ def main() -> None:
         except startgate.InvalidTransition:
             # Taken over or reaped: this worker must stop working on it.
             owned.pop(current, None)
-    print(json.dumps({"event": "summary", "calls": iterations, "counts": {}}), flush=True)
+    print(json.dumps({"event": "summary", "calls": calls, "counts": {}}), flush=True)
 
 
 if __name__ == "__main__":
