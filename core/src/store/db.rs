@@ -139,7 +139,6 @@ impl Conn<'_> {
         }
     }
 
-    /// Runs a statement; returns the number of rows it touched.
     /// The rowid of the last row a SQLite connection inserted; `None` on
     /// PostgreSQL, whose statements return what they insert.
     pub(crate) fn last_insert_rowid(&self) -> Option<i64> {
@@ -149,6 +148,7 @@ impl Conn<'_> {
         }
     }
 
+    /// Runs a statement; returns the number of rows it touched.
     pub(crate) async fn execute(
         &mut self,
         template: &'static str,
