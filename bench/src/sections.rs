@@ -14,6 +14,21 @@ use crate::setup::{self, err, BenchResult};
 use crate::stats::{process_cpu_us, server_cpu_us, Latencies, Rounds};
 use crate::{Scale, Section, Target};
 
+/// Which SQLite VFS the primitive's connection used, for the tables' notes.
+fn primitive_vfs() -> String {
+    match std::env::var("STARTGATE_BENCH_PRIMITIVE_VFS") {
+        Ok(vfs) => format!(
+            "On SQLite the primitive's connection (and the steps' of table 1b) opens with the VFS `{vfs}` \
+             (`STARTGATE_BENCH_PRIMITIVE_VFS`)."
+        ),
+        Err(_) => "On SQLite the gate's connections write a commit's WAL frames in one system call \
+                   (its `startgate-unix` VFS, docs/DESIGN.md); the primitive's connection (and the steps' of \
+                   table 1b) uses SQLite's own `unix` VFS, as a bare statement would \
+                   (`STARTGATE_BENCH_PRIMITIVE_VFS=startgate-unix` measures it through the gate's)."
+            .to_string(),
+    }
+}
+
 /// The bare statement, issued from the same process with the same driver as
 /// the gate's, on one dedicated connection per client: no pool, no pings,
 /// nothing but the statement's own round trip. The database's own limit. On
@@ -55,7 +70,18 @@ impl Primitive {
             } else {
                 // The gate's SQLite settings: WAL, synchronous=NORMAL.
                 let path = url.trim_start_matches("sqlite://");
-                let conn = rusqlite::Connection::open(path).map_err(err("primitive connect"))?;
+                // SQLite's own `unix` VFS unless STARTGATE_BENCH_PRIMITIVE_VFS
+                // names another registered one, such as the gate's
+                // `startgate-unix` (registered once the gate has opened).
+                let conn = match std::env::var("STARTGATE_BENCH_PRIMITIVE_VFS") {
+                    Ok(vfs) => rusqlite::Connection::open_with_flags_and_vfs(
+                        path,
+                        rusqlite::OpenFlags::default(),
+                        &vfs,
+                    ),
+                    Err(_) => rusqlite::Connection::open(path),
+                }
+                .map_err(err("primitive connect"))?;
                 conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
                     .map_err(err("primitive pragmas"))?;
                 conn.busy_timeout(Duration::from_secs(60))
@@ -358,10 +384,11 @@ pub async fn latency(stores: &[Store], scale: &Scale) -> BenchResult<Section> {
          with the same partial unique index, from the same process and driver. A start also reads the \
          connection, runs five readiness checks, computes the fencing token and writes the audit row. \
          Over TLS (`sslmode=require`, a pooled connection: the handshake is paid once per connection) \
-         both pay encryption on every call.",
+         both pay encryption on every call. {}",
         rows.join("\n"),
         scale.latency_ops,
-        scale.rounds
+        scale.rounds,
+        primitive_vfs()
     );
     Ok(Section::new(
         "1. Accepted-path start latency vs the primitive",
@@ -436,11 +463,12 @@ pub async fn breakdown(stores: &[Store], scale: &Scale) -> BenchResult<Section> 
          into `operation_runs` (its real width, indexes and constraints); the run row and its audit row (on \
          PostgreSQL one statement, one round trip; on SQLite one `BEGIN IMMEDIATE` transaction of two \
          statements); the whole `start` (adds the connection lookup, five readiness checks, the fencing token \
-         and the client-side work).",
+         and the client-side work). {}",
         steps.join(" | "),
         rows.join("\n"),
         scale.latency_ops,
-        scale.rounds
+        scale.rounds,
+        primitive_vfs()
     );
     Ok(Section::new(
         "1b. Where the accepted path's time goes",

@@ -109,14 +109,31 @@ impl LiteConnection {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // SQLite's own VFS, with a commit's WAL frames written in one call
+        // (see `wal`); SQLite's default if it could not be registered. A
+        // URL's `vfs=…` still chooses its own.
+        let vfs = match super::wal::register() {
+            Ok(()) => super::wal::NAME.to_str().unwrap_or_default(),
+            Err(_) => "",
+        };
         let conn = match &options.file {
             None => Connection::open_in_memory_with_flags(flags),
-            Some(file) if file.query.is_empty() => Connection::open_with_flags(&file.path, flags),
+            Some(file) if vfs.is_empty() && file.query.is_empty() => {
+                Connection::open_with_flags(&file.path, flags)
+            }
+            Some(file) if file.query.is_empty() => {
+                Connection::open_with_flags_and_vfs(&file.path, flags, vfs)
+            }
             // The URL's query goes to SQLite as a URI's (mode=…, cache=…, vfs=…).
-            Some(file) => Connection::open_with_flags(
-                format!("file:{}?{}", file.path.display(), file.query),
-                flags | OpenFlags::SQLITE_OPEN_URI,
-            ),
+            Some(file) => {
+                let uri = format!("file:{}?{}", file.path.display(), file.query);
+                let flags = flags | OpenFlags::SQLITE_OPEN_URI;
+                if vfs.is_empty() {
+                    Connection::open_with_flags(uri, flags)
+                } else {
+                    Connection::open_with_flags_and_vfs(uri, flags, vfs)
+                }
+            }
         }
         .map_err(to_sqlx)?;
         let mut lite = LiteConnection {

@@ -481,6 +481,7 @@ macro_rules! leased {
 mod fast;
 mod group;
 mod pool;
+mod wal;
 
 impl Store {
     pub(crate) async fn open(
