@@ -11,12 +11,14 @@
 //! write fails the commit as it did before.
 //!
 //! Only appended frames are collected: a 24-byte header, then its page.
-//! Anything else on the WAL file (a read, a sync, a truncation, its size, the
-//! WAL's own header, a write that is not an append, such as SQLite rewriting
-//! the checksums of frames a transaction wrote twice) first writes what is
-//! collected. The WAL of a database file that does not promise powersafe
-//! overwrite (where SQLite pads a commit and splits a frame around a sync) is
-//! passed through unchanged, and so is every other file.
+//! Anything else on the WAL file first writes what is collected: a read, a
+//! sync, a truncation, its size, and any other write, which is written
+//! through: the WAL's own header, a page written again in place, and a
+//! frame's header rewritten right after SQLite read that frame (to fix the
+//! checksums of frames a transaction wrote twice). The WAL of a database file
+//! that does not promise powersafe overwrite (where SQLite pads a commit and
+//! splits a frame around a sync) is passed through unchanged, and so is
+//! every other file.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
@@ -83,9 +85,9 @@ struct WalFile {
     collected: Vec<u8>,
     /// The file offset of `collected[0]`.
     start: i64,
-    /// The end of the furthest write through this handle since the WAL
-    /// last restarted: a write ending at or before it rewrites frames.
-    high_water: i64,
+    /// Where the last read since the last write read: SQLite reads a whole
+    /// frame just before it rewrites that frame's header in place.
+    read_at: Option<i64>,
     /// A frame's header was collected: its page comes next.
     page_next: bool,
     /// That frame commits a transaction.
@@ -168,7 +170,7 @@ unsafe extern "C" fn open(
             },
             collected: Vec::new(),
             start: 0,
-            high_water: 0,
+            read_at: None,
             page_next: false,
             commit: false,
         },
@@ -208,21 +210,23 @@ unsafe extern "C" fn write(
     let Ok(len) = usize::try_from(amount) else {
         return ffi::SQLITE_IOERR_WRITE;
     };
-    let size = i64::from(amount);
     let wal = &mut *file.cast::<WalFile>();
-    if offset == 0 {
-        // The WAL restarts: its header is written anew at the start.
-        wal.high_water = 0;
-    }
-    let end = offset + size;
-    let rewrite = end <= wal.high_water;
-    wal.high_water = wal.high_water.max(end);
-    let appends = wal.collected.is_empty()
-        || usize::try_from(offset - wal.start).is_ok_and(|at| at == wal.collected.len());
-    // Collected: a frame's header, then its page, appended. Anything else is
-    // written through, after what is collected.
-    let page = wal.page_next;
-    if rewrite || !appends || !(page || len == FRAME_HEADER) {
+    let rewrite = wal.read_at.take() == Some(offset);
+    // Collected: a frame's header, then its page, appended. A collection
+    // starts with a header that is not a rewrite of the frame just read (a
+    // checksum rewritten in place). Anything else is written through,
+    // after what is collected.
+    let collects = if wal.collected.is_empty() {
+        len == FRAME_HEADER && !rewrite
+    } else {
+        usize::try_from(offset - wal.start).is_ok_and(|at| at == wal.collected.len())
+            && (wal.page_next || len == FRAME_HEADER)
+    };
+    if !collects {
+        #[cfg(test)]
+        if len == FRAME_HEADER {
+            tests::HEADERS_WRITTEN_THROUGH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         return after_flush!(file, xWrite, data, amount, offset);
     }
     let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
@@ -230,7 +234,7 @@ unsafe extern "C" fn write(
         wal.start = offset;
     }
     wal.collected.extend_from_slice(bytes);
-    if page {
+    if wal.page_next {
         wal.page_next = false;
         // The commit is complete once its frame's page is in.
         if wal.commit || wal.collected.len() >= COLLECT_LIMIT {
@@ -261,12 +265,11 @@ unsafe extern "C" fn read(
     amount: c_int,
     offset: i64,
 ) -> c_int {
+    (*file.cast::<WalFile>()).read_at = Some(offset);
     after_flush!(file, xRead, data, amount, offset)
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    let wal = &mut *file.cast::<WalFile>();
-    wal.high_water = wal.high_water.min(size);
     after_flush!(file, xTruncate, size)
 }
 
@@ -367,6 +370,9 @@ mod tests {
     /// Writes of collected frames, in this test process.
     pub(super) static COLLECTED_WRITES: AtomicU64 = AtomicU64::new(0);
 
+    /// Frame headers written through (SQLite rewriting checksums in place).
+    pub(super) static HEADERS_WRITTEN_THROUGH: AtomicU64 = AtomicU64::new(0);
+
     /// The tests that count collected writes run one at a time.
     static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -390,6 +396,17 @@ mod tests {
         conn
     }
 
+    /// What a process starting now would read if the writer's process died
+    /// here: a copy of the database and its WAL, without the shared memory,
+    /// so SQLite rebuilds its WAL index from the frames and their checksums.
+    fn after_a_crash(path: &std::path::Path) -> (i64, i64, i64) {
+        let copy = TempDb::new("wal-vfs-crash");
+        std::fs::copy(path, &copy.path).unwrap();
+        let wal = |p: &std::path::Path| format!("{}-wal", p.display());
+        std::fs::copy(wal(path), wal(&copy.path)).unwrap();
+        content(&reader(&copy.path))
+    }
+
     /// (rows, sum of values, total length of the padding), as `conn` reads them.
     fn content(conn: &Connection) -> (i64, i64, i64) {
         conn.query_row(
@@ -405,8 +422,10 @@ mod tests {
     /// checkpoints and restarts of the WAL, transactions that spill pages
     /// and write a page twice, so SQLite rewrites their frames' checksums,
     /// a rollback after a spill, the WAL truncated to its size limit), a
-    /// reader on SQLite's own VFS reads what the writer committed, and the
-    /// database is intact. Collected writes happened: this is the VFS at work.
+    /// reader on SQLite's own VFS reads what the writer committed, so does a
+    /// process that recovers the files as they are (every frame's checksum
+    /// is right on disk), and the database is intact. Collected writes
+    /// happened: this is the VFS at work.
     #[test]
     fn every_commit_is_in_the_file_when_it_returns() {
         let _counting = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
@@ -424,6 +443,7 @@ mod tests {
         .unwrap();
         let other = reader(&db.path);
         let before = COLLECTED_WRITES.load(Ordering::Relaxed);
+        let rewritten = HEADERS_WRITTEN_THROUGH.load(Ordering::Relaxed);
         let mut expected = (0i64, 0i64, 0i64);
         for round in 0..60i64 {
             match round % 4 {
@@ -433,8 +453,10 @@ mod tests {
                         .unwrap();
                     expected = (expected.0 + 1, expected.1 + round, expected.2 + 1);
                 }
-                // More pages than the cache holds, each page written twice.
+                // More pages than the cache holds, each page written twice,
+                // and no checkpoint after the commit (which reads the WAL).
                 2 => {
+                    conn.execute_batch("PRAGMA wal_autocheckpoint = 0").unwrap();
                     let tx = conn.unchecked_transaction().unwrap();
                     for i in 0..200i64 {
                         tx.execute(
@@ -471,8 +493,13 @@ mod tests {
                 }
             }
             assert_eq!(content(&other), expected, "after round {round}");
+            assert_eq!(after_a_crash(&db.path), expected, "after round {round}");
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 20")
+                .unwrap();
         }
         assert!(COLLECTED_WRITES.load(Ordering::Relaxed) > before + 30);
+        // The transactions that wrote pages twice made SQLite rewrite checksums.
+        assert!(HEADERS_WRITTEN_THROUGH.load(Ordering::Relaxed) > rewritten);
         drop(conn);
         let fresh = reader(&db.path);
         assert_eq!(content(&fresh), expected);
@@ -519,5 +546,37 @@ mod tests {
                 "{query}: {collected} collected writes"
             );
         }
+    }
+
+    /// Two connections of the VFS take turns on one file whose WAL restarts
+    /// every few commits, each restart by either: both go on collecting
+    /// (one write per commit, not a fallback to a write per frame once the
+    /// other restarted the WAL), and a reader reads every commit.
+    #[test]
+    fn connections_taking_turns_across_restarts_collect_every_commit() {
+        let _counting = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
+        let db = TempDb::new("wal-vfs-turns");
+        let settings = "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4;";
+        let first = writer(&db.path, "", settings);
+        first
+            .execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL)",
+            )
+            .unwrap();
+        let second = writer(&db.path, "", settings);
+        let other = reader(&db.path);
+        let before = COLLECTED_WRITES.load(Ordering::Relaxed);
+        let commits = 200i64;
+        for i in 0..commits {
+            let conn = if i % 3 == 0 { &first } else { &second };
+            conn.execute("INSERT INTO t (v, pad) VALUES (?1, 'x')", [i])
+                .unwrap();
+            assert_eq!(content(&other), (i + 1, i * (i + 1) / 2, i + 1));
+        }
+        let collected = COLLECTED_WRITES.load(Ordering::Relaxed) - before;
+        assert!(
+            collected >= u64::try_from(commits).unwrap(),
+            "{collected} collected writes for {commits} commits"
+        );
     }
 }
