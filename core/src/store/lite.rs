@@ -112,28 +112,28 @@ impl LiteConnection {
         // SQLite's own VFS, with a commit's WAL frames written in one call
         // (see `wal`); SQLite's default if it could not be registered. A
         // URL's `vfs=…` still chooses its own.
-        let vfs = match super::wal::register() {
-            Ok(()) => super::wal::NAME.to_str().unwrap_or_default(),
-            Err(_) => "",
-        };
+        let vfs = super::wal::register()
+            .ok()
+            .and_then(|()| super::wal::NAME.to_str().ok());
+        fn open(
+            path: impl AsRef<std::path::Path>,
+            flags: OpenFlags,
+            vfs: Option<&str>,
+        ) -> rusqlite::Result<Connection> {
+            match vfs {
+                Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+                None => Connection::open_with_flags(path, flags),
+            }
+        }
         let conn = match &options.file {
             None => Connection::open_in_memory_with_flags(flags),
-            Some(file) if vfs.is_empty() && file.query.is_empty() => {
-                Connection::open_with_flags(&file.path, flags)
-            }
-            Some(file) if file.query.is_empty() => {
-                Connection::open_with_flags_and_vfs(&file.path, flags, vfs)
-            }
+            Some(file) if file.query.is_empty() => open(&file.path, flags, vfs),
             // The URL's query goes to SQLite as a URI's (mode=…, cache=…, vfs=…).
-            Some(file) => {
-                let uri = format!("file:{}?{}", file.path.display(), file.query);
-                let flags = flags | OpenFlags::SQLITE_OPEN_URI;
-                if vfs.is_empty() {
-                    Connection::open_with_flags(uri, flags)
-                } else {
-                    Connection::open_with_flags_and_vfs(uri, flags, vfs)
-                }
-            }
+            Some(file) => open(
+                format!("file:{}?{}", file.path.display(), file.query),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+                vfs,
+            ),
         }
         .map_err(to_sqlx)?;
         let mut lite = LiteConnection {
@@ -499,6 +499,31 @@ mod tests {
             out.push(row.get::<_, String>(1).unwrap());
         }
         out
+    }
+
+    /// A file's connections open through the `wal` VFS: each commit's
+    /// frames reach the WAL in one collected write.
+    #[tokio::test]
+    async fn a_file_connection_writes_each_commit_in_one_call() {
+        let db = startgate_testkit::TempDb::new("wal-vfs-open");
+        let options = LiteOptions {
+            file: Some(LiteFile {
+                path: db.path.clone(),
+                query: String::new(),
+            }),
+            busy_timeout: Duration::from_secs(1),
+        };
+        let conn = LiteConnection::open(&options).await.unwrap();
+        conn.conn
+            .execute_batch("CREATE TABLE t (v INTEGER NOT NULL); CREATE INDEX t_v ON t (v);")
+            .unwrap();
+        let before = super::super::wal::tests::collected_writes();
+        for v in 0..10 {
+            conn.conn
+                .execute("INSERT INTO t (v) VALUES (?1)", [v])
+                .unwrap();
+        }
+        assert_eq!(super::super::wal::tests::collected_writes() - before, 10);
     }
 
     /// How many temporary b-trees (`OpenEphemeral`) `sql` opens each time it runs.

@@ -193,7 +193,7 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
         return ffi::SQLITE_IOERR_WRITE;
     };
     #[cfg(test)]
-    tests::COLLECTED_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tests::COLLECTED_WRITES.with(|count| count.set(count.get() + 1));
     let code = forward!(file, xWrite, wal.collected.as_ptr().cast(), len, wal.start);
     // Written or not, these bytes are done with: a failed write fails the
     // transaction, and SQLite writes its frames again if it retries.
@@ -207,8 +207,9 @@ unsafe extern "C" fn write(
     amount: c_int,
     offset: i64,
 ) -> c_int {
-    let Ok(len) = usize::try_from(amount) else {
-        return ffi::SQLITE_IOERR_WRITE;
+    let len = match usize::try_from(amount) {
+        Ok(0) | Err(_) => return after_flush!(file, xWrite, data, amount, offset),
+        Ok(len) => len,
     };
     let wal = &mut *file.cast::<WalFile>();
     let rewrite = wal.read_at.take() == Some(offset);
@@ -225,7 +226,7 @@ unsafe extern "C" fn write(
     if !collects {
         #[cfg(test)]
         if len == FRAME_HEADER {
-            tests::HEADERS_WRITTEN_THROUGH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tests::HEADERS_WRITTEN_THROUGH.with(|count| count.set(count.get() + 1));
         }
         return after_flush!(file, xWrite, data, amount, offset);
     }
@@ -359,22 +360,26 @@ static COLLECTING: ffi::sqlite3_io_methods = methods(write);
 static PASSING: ffi::sqlite3_io_methods = methods(write_through);
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
+pub(crate) mod tests {
+    use std::cell::Cell;
 
     use rusqlite::{Connection, OpenFlags};
     use startgate_testkit::TempDb;
 
     use super::*;
 
-    /// Writes of collected frames, in this test process.
-    pub(super) static COLLECTED_WRITES: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        /// Writes of collected frames by this thread (SQLite calls the VFS
+        /// in the thread that runs the statement).
+        pub(crate) static COLLECTED_WRITES: Cell<u64> = const { Cell::new(0) };
+        /// Frame headers written through (SQLite rewriting checksums in place).
+        pub(crate) static HEADERS_WRITTEN_THROUGH: Cell<u64> = const { Cell::new(0) };
+    }
 
-    /// Frame headers written through (SQLite rewriting checksums in place).
-    pub(super) static HEADERS_WRITTEN_THROUGH: AtomicU64 = AtomicU64::new(0);
-
-    /// The tests that count collected writes run one at a time.
-    static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    /// Writes of collected frames so far by this thread.
+    pub(crate) fn collected_writes() -> u64 {
+        COLLECTED_WRITES.with(Cell::get)
+    }
 
     fn writer(path: &std::path::Path, uri_query: &str, settings: &str) -> Connection {
         register().unwrap();
@@ -428,7 +433,6 @@ mod tests {
     /// happened: this is the VFS at work.
     #[test]
     fn every_commit_is_in_the_file_when_it_returns() {
-        let _counting = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
         let db = TempDb::new("wal-vfs");
         let conn = writer(
             &db.path,
@@ -442,8 +446,8 @@ mod tests {
         )
         .unwrap();
         let other = reader(&db.path);
-        let before = COLLECTED_WRITES.load(Ordering::Relaxed);
-        let rewritten = HEADERS_WRITTEN_THROUGH.load(Ordering::Relaxed);
+        let before = collected_writes();
+        let rewritten = HEADERS_WRITTEN_THROUGH.with(Cell::get);
         let mut expected = (0i64, 0i64, 0i64);
         for round in 0..60i64 {
             match round % 4 {
@@ -497,9 +501,9 @@ mod tests {
             conn.execute_batch("PRAGMA wal_autocheckpoint = 20")
                 .unwrap();
         }
-        assert!(COLLECTED_WRITES.load(Ordering::Relaxed) > before + 30);
+        assert!(collected_writes() > before + 30);
         // The transactions that wrote pages twice made SQLite rewrite checksums.
-        assert!(HEADERS_WRITTEN_THROUGH.load(Ordering::Relaxed) > rewritten);
+        assert!(HEADERS_WRITTEN_THROUGH.with(Cell::get) > rewritten);
         drop(conn);
         let fresh = reader(&db.path);
         assert_eq!(content(&fresh), expected);
@@ -514,7 +518,6 @@ mod tests {
     /// such a WAL through), commits are read back the same way.
     #[test]
     fn full_sync_and_padded_commits_are_in_the_file() {
-        let _counting = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
         for (query, settings, collects) in [
             ("", "PRAGMA synchronous = FULL;", true),
             ("?psow=0", "PRAGMA synchronous = FULL;", false),
@@ -526,7 +529,7 @@ mod tests {
             )
             .unwrap();
             let other = reader(&db.path);
-            let before = COLLECTED_WRITES.load(Ordering::Relaxed);
+            let before = collected_writes();
             for i in 0..30i64 {
                 conn.execute(
                     "INSERT INTO t (v, pad) VALUES (?1, printf('%.300c', 'x'))",
@@ -539,7 +542,7 @@ mod tests {
                     "{query}"
                 );
             }
-            let collected = COLLECTED_WRITES.load(Ordering::Relaxed) - before;
+            let collected = collected_writes() - before;
             assert_eq!(
                 collected > 0,
                 collects,
@@ -554,7 +557,6 @@ mod tests {
     /// other restarted the WAL), and a reader reads every commit.
     #[test]
     fn connections_taking_turns_across_restarts_collect_every_commit() {
-        let _counting = COUNTING.lock().unwrap_or_else(|p| p.into_inner());
         let db = TempDb::new("wal-vfs-turns");
         let settings = "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4;";
         let first = writer(&db.path, "", settings);
@@ -565,7 +567,7 @@ mod tests {
             .unwrap();
         let second = writer(&db.path, "", settings);
         let other = reader(&db.path);
-        let before = COLLECTED_WRITES.load(Ordering::Relaxed);
+        let before = collected_writes();
         let commits = 200i64;
         for i in 0..commits {
             let conn = if i % 3 == 0 { &first } else { &second };
@@ -573,7 +575,7 @@ mod tests {
                 .unwrap();
             assert_eq!(content(&other), (i + 1, i * (i + 1) / 2, i + 1));
         }
-        let collected = COLLECTED_WRITES.load(Ordering::Relaxed) - before;
+        let collected = collected_writes() - before;
         assert!(
             collected >= u64::try_from(commits).unwrap(),
             "{collected} collected writes for {commits} commits"
