@@ -104,16 +104,20 @@ unsafe fn inner(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
     file.cast::<u8>().add(INNER_OFFSET).cast()
 }
 
-/// Calls the inner file's method `$name`, or answers `SQLITE_IOERR` if it
-/// has none (the `unix` VFS has every method of version 1).
+/// Calls the inner file's method `$name`, or answers `$none` (by default
+/// `SQLITE_IOERR`) if it has none (the `unix` VFS has every method of
+/// version 1).
 macro_rules! forward {
-    ($file:expr, $name:ident $(, $arg:expr)*) => {{
+    ($file:expr, $name:ident $(, $arg:expr)* ; or $none:expr) => {{
         let inner = inner($file);
         match (*(*inner).pMethods).$name {
             Some(method) => method(inner $(, $arg)*),
-            None => ffi::SQLITE_IOERR,
+            None => $none,
         }
     }};
+    ($file:expr, $name:ident $(, $arg:expr)*) => {
+        forward!($file, $name $(, $arg)* ; or ffi::SQLITE_IOERR)
+    };
 }
 
 /// Writes what is collected, then calls the inner file's method `$name`.
@@ -142,8 +146,10 @@ unsafe extern "C" fn open(
     let Some(unix_open) = (**unix).xOpen else {
         return ffi::SQLITE_ERROR;
     };
-    if flags & ffi::SQLITE_OPEN_WAL == 0 {
-        // Every other file is the `unix` VFS's own, in place: its methods, no cost.
+    if flags & ffi::SQLITE_OPEN_WAL == 0 || !powersafe_database(name) {
+        // Every other file, and the WAL of a database that does not promise
+        // powersafe overwrite, is the `unix` VFS's own, in place: its
+        // methods, no cost.
         return unix_open(*unix, name, file, flags, out_flags);
     }
     (*file).pMethods = ptr::null();
@@ -151,22 +157,11 @@ unsafe extern "C" fn open(
     if code != ffi::SQLITE_OK {
         return code;
     }
-    // SQLite pads a commit to a sector boundary, and splits a frame around
-    // a sync there, unless the database file promises powersafe overwrite.
-    let database = ffi::sqlite3_database_file_object(name);
-    let powersafe = !database.is_null()
-        && !(*database).pMethods.is_null()
-        && match (*(*database).pMethods).xDeviceCharacteristics {
-            Some(characteristics) => {
-                characteristics(database) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0
-            }
-            None => false,
-        };
     ptr::write(
         file.cast::<WalFile>(),
         WalFile {
             base: ffi::sqlite3_file {
-                pMethods: if powersafe { &COLLECTING } else { &PASSING },
+                pMethods: &COLLECTING,
             },
             collected: Vec::new(),
             start: 0,
@@ -176,6 +171,24 @@ unsafe extern "C" fn open(
         },
     );
     ffi::SQLITE_OK
+}
+
+/// Whether the database file whose WAL is `wal_name` promises powersafe
+/// overwrite: without it SQLite pads a commit to a sector boundary and splits
+/// a frame around a sync there.
+///
+/// # Safety
+/// `wal_name` is the name SQLite passed to `xOpen` for a WAL file.
+unsafe fn powersafe_database(wal_name: *const c_char) -> bool {
+    let database = ffi::sqlite3_database_file_object(wal_name);
+    !database.is_null()
+        && !(*database).pMethods.is_null()
+        && match (*(*database).pMethods).xDeviceCharacteristics {
+            Some(characteristics) => {
+                characteristics(database) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0
+            }
+            None => false,
+        }
 }
 
 /// Writes what is collected.
@@ -303,61 +316,36 @@ unsafe extern "C" fn file_control(
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    let inner = inner(file);
-    match (*(*inner).pMethods).xSectorSize {
-        Some(method) => method(inner),
-        None => 4096,
-    }
+    forward!(file, xSectorSize; or 4096)
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    let inner = inner(file);
-    match (*(*inner).pMethods).xDeviceCharacteristics {
-        Some(method) => method(inner),
-        None => 0,
-    }
-}
-
-/// Passes a write straight through (a WAL that is not collected).
-unsafe extern "C" fn write_through(
-    file: *mut ffi::sqlite3_file,
-    data: *const c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    forward!(file, xWrite, data, amount, offset)
+    forward!(file, xDeviceCharacteristics; or 0)
 }
 
 /// Version 1: SQLite calls the shared-memory and memory-map methods on the
 /// database file only, never on its WAL.
-const fn methods(
-    write: unsafe extern "C" fn(*mut ffi::sqlite3_file, *const c_void, c_int, i64) -> c_int,
-) -> ffi::sqlite3_io_methods {
-    ffi::sqlite3_io_methods {
-        iVersion: 1,
-        xClose: Some(close),
-        xRead: Some(read),
-        xWrite: Some(write),
-        xTruncate: Some(truncate),
-        xSync: Some(sync),
-        xFileSize: Some(file_size),
-        xLock: Some(lock),
-        xUnlock: Some(unlock),
-        xCheckReservedLock: Some(check_reserved_lock),
-        xFileControl: Some(file_control),
-        xSectorSize: Some(sector_size),
-        xDeviceCharacteristics: Some(device_characteristics),
-        xShmMap: None,
-        xShmLock: None,
-        xShmBarrier: None,
-        xShmUnmap: None,
-        xFetch: None,
-        xUnfetch: None,
-    }
-}
-
-static COLLECTING: ffi::sqlite3_io_methods = methods(write);
-static PASSING: ffi::sqlite3_io_methods = methods(write_through);
+static COLLECTING: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 1,
+    xClose: Some(close),
+    xRead: Some(read),
+    xWrite: Some(write),
+    xTruncate: Some(truncate),
+    xSync: Some(sync),
+    xFileSize: Some(file_size),
+    xLock: Some(lock),
+    xUnlock: Some(unlock),
+    xCheckReservedLock: Some(check_reserved_lock),
+    xFileControl: Some(file_control),
+    xSectorSize: Some(sector_size),
+    xDeviceCharacteristics: Some(device_characteristics),
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
+};
 
 #[cfg(test)]
 pub(crate) mod tests {
