@@ -6,7 +6,12 @@
 
 mod support;
 
-use startgate::{Actor, Gate, ProviderConnection, Registry, RunFilter, StartRequest};
+use std::time::Duration;
+
+use startgate::{
+    Actor, Clock, Gate, GateOptions, ProviderConnection, Registry, RunFilter, RunStatus,
+    StartRequest, Timestamp,
+};
 use support::TempDb;
 
 const REGISTRY: &str = r#"
@@ -94,4 +99,69 @@ async fn the_db_file_alone_holds_the_schema_and_the_rows() {
         1
     );
     reopened.close().await;
+}
+
+/// A transaction larger than one write to the file (the gate's SQLite VFS
+/// writes a commit's WAL frames together, and SQLite's `unix` VFS takes at
+/// most 128 KiB per write) commits whole: one reap ends a thousand stale
+/// runs, about a quarter of a megabyte of pages, and a copy of the files
+/// recovered by a fresh gate holds every one of them ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reap_of_a_thousand_stale_runs_commits_whole() {
+    const RUNS: usize = 1000;
+    let db = TempDb::new("large-commit");
+    let options = GateOptions {
+        clock: Clock::manual(Timestamp::parse_rfc3339("2026-01-01T09:00:00Z").expect("time")),
+        ..GateOptions::default()
+    };
+    let registry = Registry::from_toml_str(REGISTRY).expect("registry");
+    let gate = Gate::open_with(&db.url(), registry, options)
+        .await
+        .expect("open");
+    gate.migrate().await.expect("migrate");
+    let actor = Actor::member("ops", ["inventory.sync"]);
+    for i in 0..RUNS {
+        let tenant = format!("tenant-{i:04}");
+        gate.upsert_connection(&ProviderConnection::ready(
+            &tenant,
+            "graph",
+            "microsoft_graph",
+        ))
+        .await
+        .expect("upsert");
+        gate.start(&StartRequest::new("inventory.sync", tenant, actor.clone()))
+            .await
+            .expect("start");
+    }
+    gate.advance_clock(Duration::from_secs(24 * 3600))
+        .expect("advance");
+    let reaped = gate
+        .reap_stale()
+        .await
+        .expect("one reap of every stale run");
+    assert_eq!(reaped.reaped.len(), RUNS);
+
+    // What a process starting now would read if this one died here.
+    let copy = TempDb::new("large-commit-copy");
+    std::fs::copy(&db.path, &copy.path).expect("copy the .db file");
+    let wal = |path: &std::path::Path| format!("{}-wal", path.display());
+    std::fs::copy(wal(&db.path), wal(&copy.path)).expect("copy the -wal file");
+    let registry = Registry::from_toml_str(REGISTRY).expect("registry");
+    let recovered = Gate::open(&copy.url(), registry)
+        .await
+        .expect("open the copy");
+    let runs = recovered
+        .list_runs(&RunFilter {
+            limit: Some(10 * RUNS as u32),
+            ..RunFilter::default()
+        })
+        .await
+        .expect("list runs");
+    assert_eq!(runs.len(), RUNS);
+    assert!(
+        runs.iter().all(|run| run.status == RunStatus::Failed),
+        "every run the reap ended is ended in the recovered copy"
+    );
+    recovered.close().await;
+    gate.close().await;
 }

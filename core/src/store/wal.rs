@@ -15,10 +15,18 @@
 //! sync, a truncation, its size, and any other write, which is written
 //! through: the WAL's own header, a page written again in place, and a
 //! frame's header rewritten right after SQLite read that frame (to fix the
-//! checksums of frames a transaction wrote twice). The WAL of a database file
-//! that does not promise powersafe overwrite (where SQLite pads a commit and
-//! splits a frame around a sync) is passed through unchanged, and so is
-//! every other file.
+//! checksums of frames a transaction wrote twice). What is collected goes to
+//! the `unix` file in writes of at most 128 KiB, the most it takes at once.
+//!
+//! Frames a transaction spilled and then rolled back may still be collected
+//! when it ends, and once its write lock is released another connection may
+//! write its own frames where they would go. So the main database file is
+//! this VFS's too: the `unix` file, except that releasing the WAL's write
+//! lock (the end of every write transaction) first drops what its WAL still
+//! collects, which no commit claimed. The WAL of a database file that does
+//! not promise powersafe overwrite (where SQLite pads a commit and splits a
+//! frame around a sync) is passed through unchanged, and so is every other
+//! file.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
@@ -32,6 +40,11 @@ pub(crate) const NAME: &CStr = c"startgate-unix";
 /// More than this many collected bytes are written at once (a large
 /// transaction writes in pieces of about this size).
 const COLLECT_LIMIT: usize = 256 * 1024;
+
+/// The most one write to the `unix` VFS may carry: it keeps only the low 17
+/// bits of a length (`seekAndWriteFd`), so a larger write reaches the file
+/// short and fails as `SQLITE_FULL`.
+const WRITE_LIMIT: usize = 0x1ffff;
 
 /// The size of a WAL frame's header; its bytes 4..8 are non-zero in the
 /// frame that commits a transaction.
@@ -92,14 +105,34 @@ struct WalFile {
     page_next: bool,
     /// That frame commits a transaction.
     commit: bool,
+    /// The database file this WAL belongs to (null once that is closed).
+    database: *mut DatabaseFile,
 }
 
-const INNER_OFFSET: usize = std::mem::size_of::<WalFile>().next_multiple_of(16);
+/// A main database file: SQLite's `sqlite3_file`, then the WAL file opened
+/// for it while that collects (else null), then the `unix` VFS's own file
+/// at `INNER_OFFSET`. Every method is the `unix` file's, except that
+/// releasing the WAL's write lock first drops what its WAL still collects.
+#[repr(C)]
+struct DatabaseFile {
+    base: ffi::sqlite3_file,
+    wal: *mut WalFile,
+}
+
+const INNER_OFFSET: usize = {
+    let wal = std::mem::size_of::<WalFile>();
+    let database = std::mem::size_of::<DatabaseFile>();
+    (if wal > database { wal } else { database }).next_multiple_of(16)
+};
+
+/// The shared-memory lock a writer holds for its whole write transaction
+/// (SQLite's `WAL_WRITE_LOCK`).
+const WAL_WRITE_LOCK: c_int = 0;
 
 /// The `unix` VFS's file inside `file`.
 ///
 /// # Safety
-/// `file` was opened by [`open`] as a WAL file.
+/// `file` was opened by [`open`] as a WAL or main database file.
 unsafe fn inner(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
     file.cast::<u8>().add(INNER_OFFSET).cast()
 }
@@ -146,14 +179,40 @@ unsafe extern "C" fn open(
     let Some(unix_open) = (**unix).xOpen else {
         return ffi::SQLITE_ERROR;
     };
-    if flags & ffi::SQLITE_OPEN_WAL == 0 || !powersafe_database(name) {
+    // The `unix` file inside `file`, which gets this VFS's methods once open
+    // (until then SQLite must see none, and so close nothing on a failure).
+    let open_inside = || {
+        (*file).pMethods = ptr::null();
+        unix_open(*unix, name, inner(file), flags, out_flags)
+    };
+    if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
+        let code = open_inside();
+        if code != ffi::SQLITE_OK {
+            return code;
+        }
+        ptr::write(
+            file.cast::<DatabaseFile>(),
+            DatabaseFile {
+                base: ffi::sqlite3_file {
+                    pMethods: &DATABASE,
+                },
+                wal: ptr::null_mut(),
+            },
+        );
+        return ffi::SQLITE_OK;
+    }
+    let database = if flags & ffi::SQLITE_OPEN_WAL == 0 {
+        None
+    } else {
+        collecting_database(name)
+    };
+    let Some(database) = database else {
         // Every other file, and the WAL of a database that does not promise
         // powersafe overwrite, is the `unix` VFS's own, in place: its
         // methods, no cost.
         return unix_open(*unix, name, file, flags, out_flags);
-    }
-    (*file).pMethods = ptr::null();
-    let code = unix_open(*unix, name, inner(file), flags, out_flags);
+    };
+    let code = open_inside();
     if code != ffi::SQLITE_OK {
         return code;
     }
@@ -168,27 +227,52 @@ unsafe extern "C" fn open(
             read_at: None,
             page_next: false,
             commit: false,
+            database,
         },
     );
+    (*database).wal = file.cast();
     ffi::SQLITE_OK
 }
 
-/// Whether the database file whose WAL is `wal_name` promises powersafe
-/// overwrite: without it SQLite pads a commit to a sector boundary and splits
-/// a frame around a sync there.
+/// The database file of the WAL `wal_name` if its WAL may collect: this VFS
+/// opened it (so the end of each write transaction is seen, see
+/// [`shm_lock`]), and it promises powersafe overwrite (without it SQLite pads
+/// a commit to a sector boundary and splits a frame around a sync there).
 ///
 /// # Safety
 /// `wal_name` is the name SQLite passed to `xOpen` for a WAL file.
-unsafe fn powersafe_database(wal_name: *const c_char) -> bool {
+unsafe fn collecting_database(wal_name: *const c_char) -> Option<*mut DatabaseFile> {
     let database = ffi::sqlite3_database_file_object(wal_name);
-    !database.is_null()
-        && !(*database).pMethods.is_null()
-        && match (*(*database).pMethods).xDeviceCharacteristics {
-            Some(characteristics) => {
-                characteristics(database) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0
-            }
-            None => false,
-        }
+    (!database.is_null()
+        && ptr::eq((*database).pMethods, &DATABASE)
+        && powersafe_database(database))
+    .then(|| database.cast())
+}
+
+/// Whether `database` promises powersafe overwrite.
+///
+/// # Safety
+/// `database` is an open file of this VFS.
+unsafe fn powersafe_database(database: *mut ffi::sqlite3_file) -> bool {
+    device_characteristics(database) & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0
+}
+
+/// Drops what `wal` collected: frames of a transaction that ended without
+/// committing them (a commit writes its frames when its last page arrives).
+/// Once its write lock is released another connection may write frames
+/// where they were, so they must never reach the file.
+///
+/// # Safety
+/// `wal` is a WAL file opened by [`open`].
+unsafe fn discard(wal: *mut WalFile) {
+    let wal = &mut *wal;
+    if !wal.collected.is_empty() {
+        #[cfg(test)]
+        tests::DISCARDS.with(|count| count.set(count.get() + 1));
+        wal.collected.clear();
+    }
+    wal.page_next = false;
+    wal.read_at = None;
 }
 
 /// Writes what is collected.
@@ -201,13 +285,22 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     if wal.collected.is_empty() {
         return ffi::SQLITE_OK;
     }
-    let Ok(len) = c_int::try_from(wal.collected.len()) else {
-        wal.collected.clear();
-        return ffi::SQLITE_IOERR_WRITE;
-    };
     #[cfg(test)]
     tests::COLLECTED_WRITES.with(|count| count.set(count.get() + 1));
-    let code = forward!(file, xWrite, wal.collected.as_ptr().cast(), len, wal.start);
+    let mut code = ffi::SQLITE_OK;
+    let mut offset = wal.start;
+    for piece in wal.collected.chunks(WRITE_LIMIT) {
+        // WRITE_LIMIT fits both: a piece is at most 128 KiB.
+        let (Ok(len), Ok(step)) = (c_int::try_from(piece.len()), i64::try_from(piece.len())) else {
+            code = ffi::SQLITE_IOERR_WRITE;
+            break;
+        };
+        code = forward!(file, xWrite, piece.as_ptr().cast(), len, offset);
+        if code != ffi::SQLITE_OK {
+            break;
+        }
+        offset += step;
+    }
     // Written or not, these bytes are done with: a failed write fails the
     // transaction, and SQLite writes its frames again if it retries.
     wal.collected.clear();
@@ -264,6 +357,10 @@ unsafe extern "C" fn write(
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     let flushed = flush(file);
     let closed = forward!(file, xClose);
+    let database = (*file.cast::<WalFile>()).database;
+    if !database.is_null() {
+        (*database).wal = ptr::null_mut();
+    }
     ptr::drop_in_place(file.cast::<WalFile>());
     (*file).pMethods = ptr::null();
     if flushed != ffi::SQLITE_OK {
@@ -323,6 +420,83 @@ unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_i
     forward!(file, xDeviceCharacteristics; or 0)
 }
 
+unsafe extern "C" fn database_close(file: *mut ffi::sqlite3_file) -> c_int {
+    let wal = (*file.cast::<DatabaseFile>()).wal;
+    if !wal.is_null() {
+        (*wal).database = ptr::null_mut();
+    }
+    let closed = forward!(file, xClose);
+    (*file).pMethods = ptr::null();
+    closed
+}
+
+/// The end of a write transaction releases `WAL_WRITE_LOCK`: what the WAL
+/// still collects then was never committed, and is dropped before another
+/// connection can take the lock and write where it would have gone.
+unsafe extern "C" fn shm_lock(
+    file: *mut ffi::sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
+    if offset == WAL_WRITE_LOCK && flags == ffi::SQLITE_SHM_UNLOCK | ffi::SQLITE_SHM_EXCLUSIVE {
+        let wal = (*file.cast::<DatabaseFile>()).wal;
+        if !wal.is_null() {
+            discard(wal);
+        }
+    }
+    forward!(file, xShmLock, offset, n, flags)
+}
+
+/// Methods that only call the inner file's method of the same name.
+macro_rules! forwarding {
+    ($($name:ident => $method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            forward!(file, $method $(, $arg)*)
+        }
+    )*};
+}
+
+forwarding! {
+    database_read => xRead(data: *mut c_void, amount: c_int, offset: i64);
+    database_write => xWrite(data: *const c_void, amount: c_int, offset: i64);
+    database_truncate => xTruncate(size: i64);
+    database_sync => xSync(flags: c_int);
+    database_file_size => xFileSize(size: *mut i64);
+    database_file_control => xFileControl(op: c_int, arg: *mut c_void);
+    shm_map => xShmMap(region: c_int, size: c_int, extend: c_int, out: *mut *mut c_void);
+    shm_unmap => xShmUnmap(delete: c_int);
+    fetch => xFetch(offset: i64, amount: c_int, out: *mut *mut c_void);
+    unfetch => xUnfetch(offset: i64, page: *mut c_void);
+}
+
+unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
+    forward!(file, xShmBarrier; or ())
+}
+
+/// A main database file's methods: the `unix` file's, but for [`shm_lock`].
+static DATABASE: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xClose: Some(database_close),
+    xRead: Some(database_read),
+    xWrite: Some(database_write),
+    xTruncate: Some(database_truncate),
+    xSync: Some(database_sync),
+    xFileSize: Some(database_file_size),
+    xLock: Some(lock),
+    xUnlock: Some(unlock),
+    xCheckReservedLock: Some(check_reserved_lock),
+    xFileControl: Some(database_file_control),
+    xSectorSize: Some(sector_size),
+    xDeviceCharacteristics: Some(device_characteristics),
+    xShmMap: Some(shm_map),
+    xShmLock: Some(shm_lock),
+    xShmBarrier: Some(shm_barrier),
+    xShmUnmap: Some(shm_unmap),
+    xFetch: Some(fetch),
+    xUnfetch: Some(unfetch),
+};
+
 /// Version 1: SQLite calls the shared-memory and memory-map methods on the
 /// database file only, never on its WAL.
 static COLLECTING: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
@@ -362,6 +536,8 @@ pub(crate) mod tests {
         pub(crate) static COLLECTED_WRITES: Cell<u64> = const { Cell::new(0) };
         /// Frame headers written through (SQLite rewriting checksums in place).
         pub(crate) static HEADERS_WRITTEN_THROUGH: Cell<u64> = const { Cell::new(0) };
+        /// Collections dropped at the end of a transaction that did not commit them.
+        pub(crate) static DISCARDS: Cell<u64> = const { Cell::new(0) };
     }
 
     /// Writes of collected frames so far by this thread.
@@ -398,6 +574,17 @@ pub(crate) mod tests {
         let wal = |p: &std::path::Path| format!("{}-wal", p.display());
         std::fs::copy(wal(path), wal(&copy.path)).unwrap();
         content(&reader(&copy.path))
+    }
+
+    /// Once every writer closed: a fresh reader reads `expected`, and the
+    /// database passes SQLite's integrity check.
+    fn assert_intact(path: &std::path::Path, expected: (i64, i64, i64)) {
+        let fresh = reader(path);
+        assert_eq!(content(&fresh), expected);
+        let check: String = fresh
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
     }
 
     /// (rows, sum of values, total length of the padding), as `conn` reads them.
@@ -493,12 +680,7 @@ pub(crate) mod tests {
         // The transactions that wrote pages twice made SQLite rewrite checksums.
         assert!(HEADERS_WRITTEN_THROUGH.with(Cell::get) > rewritten);
         drop(conn);
-        let fresh = reader(&db.path);
-        assert_eq!(content(&fresh), expected);
-        let check: String = fresh
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
+        assert_intact(&db.path, expected);
     }
 
     /// With `synchronous = FULL` (a sync per commit) and on a device without
@@ -537,6 +719,100 @@ pub(crate) mod tests {
                 "{query}: {collected} collected writes"
             );
         }
+    }
+
+    /// Frames a rolled-back transaction spilled are never written once its
+    /// write lock is gone: after one connection spills pages and rolls back,
+    /// another commits frames where the rolled-back ones were collected, and
+    /// the first then reads the WAL and closes. The other's commit is what a
+    /// reader, a recovering process and the integrity check find.
+    #[test]
+    fn a_rolled_back_spill_never_overwrites_a_later_commit() {
+        let db = TempDb::new("wal-vfs-rollback");
+        let settings = "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
+                        PRAGMA cache_size = 8;";
+        let first = writer(&db.path, "", settings);
+        first
+            .execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+                 INSERT INTO t (v, pad) SELECT i, printf('%.300c', 'a') FROM n; \
+                 PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .unwrap();
+        let second = writer(&db.path, "", settings);
+        let mut expected = content(&first);
+        let discards = DISCARDS.with(Cell::get);
+        for round in 0..5i64 {
+            // Rewrites rows in place in pages read from the database file:
+            // more pages than the cache holds, so some are spilled to the
+            // WAL (collected), and no page SQLite reads back through its
+            // rollback, so nothing writes them before the lock is released.
+            second
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+            let tx = first.unchecked_transaction().unwrap();
+            tx.execute(
+                "UPDATE t SET pad = printf('%.300c', 'r') WHERE id <= 150",
+                [],
+            )
+            .unwrap();
+            tx.rollback().unwrap();
+            second
+                .execute(
+                    "INSERT INTO t (v, pad) VALUES (?1, printf('%.300c', 'c'))",
+                    [round],
+                )
+                .unwrap();
+            expected = (expected.0 + 1, expected.1 + round, expected.2 + 300);
+            assert_eq!(
+                content(&first),
+                expected,
+                "round {round}, as the first reads it"
+            );
+            assert_eq!(content(&reader(&db.path)), expected, "round {round}");
+            assert_eq!(after_a_crash(&db.path), expected, "round {round}");
+        }
+        // Each rollback left frames collected: the VFS dropped them.
+        assert!(DISCARDS.with(Cell::get) > discards);
+        drop(first);
+        assert_eq!(
+            content(&reader(&db.path)),
+            expected,
+            "after the first closed"
+        );
+        assert_eq!(after_a_crash(&db.path), expected, "after the first closed");
+        drop(second);
+        assert_intact(&db.path, expected);
+    }
+
+    /// A commit larger than one write to the `unix` VFS may carry (it keeps
+    /// 17 bits of a length) is written in pieces: a transaction of about a
+    /// megabyte of frames, in a cache that holds it all, commits, and is what
+    /// a reader and a recovering process read.
+    #[test]
+    fn a_commit_larger_than_one_write_is_written_whole() {
+        let db = TempDb::new("wal-vfs-large");
+        let conn = writer(
+            &db.path,
+            "",
+            "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
+        );
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL)",
+        )
+        .unwrap();
+        let before = collected_writes();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             INSERT INTO t (v, pad) SELECT i, printf('%.400c', 'a') FROM n",
+        )
+        .unwrap();
+        let expected = (2000, 2000 * 2001 / 2, 2000 * 400);
+        assert_eq!(content(&reader(&db.path)), expected);
+        assert_eq!(after_a_crash(&db.path), expected);
+        // About 1 MiB of frames: collected, in pieces of at most 256 KiB.
+        assert!(collected_writes() - before >= 4);
     }
 
     /// Two connections of the VFS take turns on one file whose WAL restarts
