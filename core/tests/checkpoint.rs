@@ -104,7 +104,8 @@ async fn the_db_file_alone_holds_the_schema_and_the_rows() {
 /// A transaction larger than one write to the file (the gate's SQLite VFS
 /// writes a commit's WAL frames together, and SQLite's `unix` VFS takes at
 /// most 128 KiB per write) commits whole: one reap ends a thousand stale
-/// runs, about a quarter of a megabyte of pages, and a copy of the files
+/// runs, more than 128 KiB of pages in one commit (it failed as "database or
+/// disk is full" before the VFS wrote in pieces), and a copy of the files
 /// recovered by a fresh gate holds every one of them ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reap_of_a_thousand_stale_runs_commits_whole() {
