@@ -290,8 +290,8 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     let mut code = ffi::SQLITE_OK;
     let mut offset = wal.start;
     for piece in wal.collected.chunks(WRITE_LIMIT) {
-        // WRITE_LIMIT fits both: a piece is at most 128 KiB.
-        let (Ok(len), Ok(step)) = (c_int::try_from(piece.len()), i64::try_from(piece.len())) else {
+        // A piece is at most WRITE_LIMIT, which fits a c_int.
+        let Ok(len) = c_int::try_from(piece.len()) else {
             code = ffi::SQLITE_IOERR_WRITE;
             break;
         };
@@ -299,7 +299,7 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
         if code != ffi::SQLITE_OK {
             break;
         }
-        offset += step;
+        offset += i64::from(len);
     }
     // Written or not, these bytes are done with: a failed write fails the
     // transaction, and SQLite writes its frames again if it retries.
@@ -392,18 +392,6 @@ unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> 
     after_flush!(file, xFileSize, size)
 }
 
-unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    forward!(file, xLock, level)
-}
-
-unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    forward!(file, xUnlock, level)
-}
-
-unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    forward!(file, xCheckReservedLock, out)
-}
-
 unsafe extern "C" fn file_control(
     file: *mut ffi::sqlite3_file,
     op: c_int,
@@ -458,6 +446,9 @@ macro_rules! forwarding {
 }
 
 forwarding! {
+    lock => xLock(level: c_int);
+    unlock => xUnlock(level: c_int);
+    check_reserved_lock => xCheckReservedLock(out: *mut c_int);
     database_read => xRead(data: *mut c_void, amount: c_int, offset: i64);
     database_write => xWrite(data: *const c_void, amount: c_int, offset: i64);
     database_truncate => xTruncate(size: i64);
