@@ -548,6 +548,16 @@ pub(crate) mod tests {
         conn
     }
 
+    /// A writer on `path` whose database has the tests' table `t`.
+    fn writer_with_table(path: &std::path::Path, uri_query: &str, settings: &str) -> Connection {
+        let conn = writer(path, uri_query, settings);
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL)",
+        )
+        .unwrap();
+        conn
+    }
+
     /// A reader on SQLite's own VFS: it sees exactly what is in the files.
     fn reader(path: &std::path::Path) -> Connection {
         let conn = Connection::open(path).unwrap();
@@ -600,17 +610,13 @@ pub(crate) mod tests {
     #[test]
     fn every_commit_is_in_the_file_when_it_returns() {
         let db = TempDb::new("wal-vfs");
-        let conn = writer(
+        let conn = writer_with_table(
             &db.path,
             "",
             "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 20; \
              PRAGMA cache_size = 8; PRAGMA journal_size_limit = 65536;",
         );
-        conn.execute_batch(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL); \
-                            CREATE INDEX t_v ON t (v);",
-        )
-        .unwrap();
+        conn.execute_batch("CREATE INDEX t_v ON t (v)").unwrap();
         let other = reader(&db.path);
         let before = collected_writes();
         let rewritten = HEADERS_WRITTEN_THROUGH.with(Cell::get);
@@ -684,11 +690,7 @@ pub(crate) mod tests {
             ("?psow=0", "PRAGMA synchronous = FULL;", false),
         ] {
             let db = TempDb::new("wal-vfs-sync");
-            let conn = writer(&db.path, query, settings);
-            conn.execute_batch(
-                "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL)",
-            )
-            .unwrap();
+            let conn = writer_with_table(&db.path, query, settings);
             let other = reader(&db.path);
             let before = collected_writes();
             for i in 0..30i64 {
@@ -710,6 +712,59 @@ pub(crate) mod tests {
                 "{query}: {collected} collected writes"
             );
         }
+    }
+
+    /// A savepoint rolled back inside a transaction that commits: the
+    /// frames spilled after the savepoint were collected; SQLite reads the
+    /// WAL to undo them (which writes them) and then writes the rest of the
+    /// transaction over them, from where the savepoint began. Only what the
+    /// transaction finally holds is committed: a reader, a recovering
+    /// process and the integrity check agree with it.
+    #[test]
+    fn a_savepoint_rolled_back_over_collected_frames_commits_what_remains() {
+        let db = TempDb::new("wal-vfs-savepoint");
+        let conn = writer_with_table(
+            &db.path,
+            "",
+            "PRAGMA synchronous = NORMAL; PRAGMA cache_size = 8; PRAGMA wal_autocheckpoint = 0;",
+        );
+        conn.execute_batch("CREATE INDEX t_v ON t (v)").unwrap();
+        let other = reader(&db.path);
+        let before = collected_writes();
+        let mut expected = (0i64, 0i64, 0i64);
+        for round in 0..5i64 {
+            conn.execute_batch(
+                "BEGIN; \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) \
+                 INSERT INTO t (v, pad) SELECT i, printf('%.500c', 'a') FROM n; \
+                 SAVEPOINT s; \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+                 INSERT INTO t (v, pad) SELECT i, printf('%.500c', 'b') FROM n; \
+                 UPDATE t SET v = v + 1000; \
+                 ROLLBACK TO s; \
+                 RELEASE s; \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) \
+                 INSERT INTO t (v, pad) SELECT i, printf('%.300c', 'c') FROM n; \
+                 COMMIT;",
+            )
+            .unwrap();
+            expected = (
+                expected.0 + 70,
+                expected.1 + 50 * 51 / 2 + 20 * 21 / 2,
+                expected.2 + 50 * 500 + 20 * 300,
+            );
+            assert_eq!(content(&conn), expected, "round {round}: the writer");
+            assert_eq!(content(&other), expected, "round {round}: a reader");
+            assert_eq!(
+                after_a_crash(&db.path),
+                expected,
+                "round {round}: recovered"
+            );
+        }
+        // The rolled-back part spilled through the VFS's collection.
+        assert!(collected_writes() > before + 5);
+        drop(conn);
+        assert_intact(&db.path, expected);
     }
 
     /// Frames a rolled-back transaction spilled are never written once its
@@ -784,15 +839,11 @@ pub(crate) mod tests {
     #[test]
     fn a_commit_larger_than_one_write_is_written_whole() {
         let db = TempDb::new("wal-vfs-large");
-        let conn = writer(
+        let conn = writer_with_table(
             &db.path,
             "",
             "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
         );
-        conn.execute_batch(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL)",
-        )
-        .unwrap();
         let before = collected_writes();
         conn.execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
@@ -814,12 +865,7 @@ pub(crate) mod tests {
     fn connections_taking_turns_across_restarts_collect_every_commit() {
         let db = TempDb::new("wal-vfs-turns");
         let settings = "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4;";
-        let first = writer(&db.path, "", settings);
-        first
-            .execute_batch(
-                "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad TEXT NOT NULL)",
-            )
-            .unwrap();
+        let first = writer_with_table(&db.path, "", settings);
         let second = writer(&db.path, "", settings);
         let other = reader(&db.path);
         let before = collected_writes();
