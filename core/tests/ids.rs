@@ -49,12 +49,15 @@ async fn newest_attempt_id(gate: &Gate) -> i64 {
     attempts.first().expect("an attempt").id
 }
 
-/// Runs the case; `delete` runs the given statements outside the gate.
-async fn deleted_ids_never_come_back<F, Fut>(gate: Gate, delete: F)
+/// Runs the case on the gate at `url`, whose tables are named with
+/// `schema` in front; `delete` runs the given statements outside the gate.
+async fn deleted_ids_never_come_back<F, Fut>(url: &str, schema: &str, delete: F)
 where
     F: FnOnce(Vec<String>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let registry = Registry::from_toml_str(REGISTRY).expect("registry");
+    let gate = Gate::open(url, registry).await.expect("open");
     gate.migrate().await.expect("migrate");
     gate.upsert_connection(&ProviderConnection::ready("contoso", "graph-1", "graph"))
         .await
@@ -74,7 +77,10 @@ where
     delete(
         DELETE_NEWEST
             .iter()
-            .map(|sql| sql.replace("{id}", &newest.id.to_string()))
+            .map(|sql| {
+                sql.replace("{schema}", schema)
+                    .replace("{id}", &newest.id.to_string())
+            })
             .collect(),
     )
     .await;
@@ -98,15 +104,11 @@ where
 #[tokio::test]
 async fn sqlite_ids_never_repeat_after_the_newest_rows_are_deleted() {
     let db = TempDb::new("ids");
-    let registry = Registry::from_toml_str(REGISTRY).expect("registry");
-    let gate = Gate::open(&db.url(), registry).await.expect("open");
     let path = db.path.clone();
-    deleted_ids_never_come_back(gate, |statements| async move {
+    deleted_ids_never_come_back(&db.url(), "", |statements| async move {
         let conn = rusqlite::Connection::open(&path).expect("open the file");
         for sql in statements {
-            let deleted = conn
-                .execute(&sql.replace("{schema}", ""), [])
-                .expect("delete");
+            let deleted = conn.execute(&sql, []).expect("delete");
             assert!(deleted >= 1, "{sql}");
         }
     })
@@ -116,17 +118,12 @@ async fn sqlite_ids_never_repeat_after_the_newest_rows_are_deleted() {
 #[tokio::test]
 async fn postgres_ids_never_repeat_after_the_newest_rows_are_deleted() {
     let db = PgTestDb::create("ids").await;
-    let registry = Registry::from_toml_str(REGISTRY).expect("registry");
-    let gate = Gate::open(&db.url(), registry).await.expect("open");
     let url = db.url();
-    deleted_ids_never_come_back(gate, |statements| async move {
+    deleted_ids_never_come_back(&url, "startgate.", |statements| async {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
         for sql in statements {
-            let deleted = sqlx::query(&sql.replace("{schema}", "startgate."))
-                .execute(&mut conn)
-                .await
-                .expect("delete");
+            let deleted = sqlx::query(&sql).execute(&mut conn).await.expect("delete");
             assert!(deleted.rows_affected() >= 1, "{sql}");
         }
     })
